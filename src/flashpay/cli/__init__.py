@@ -1,0 +1,1 @@
+"""The ``flashpay`` command line (typer + rich): thin commands that parse, call, render."""

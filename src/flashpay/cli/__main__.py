@@ -1,0 +1,3 @@
+from flashpay.cli.main import main
+
+main()

@@ -1,0 +1,26 @@
+"""The ``flashpay`` entry point: one typer app with a sub-app per domain."""
+
+from __future__ import annotations
+
+import typer
+
+from flashpay import __version__
+from flashpay.cli import db
+
+app = typer.Typer(
+    name="flashpay",
+    help="flashpay: an open-source mobile payment network.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db.app, name="db")
+
+
+@app.command("version")
+def version() -> None:
+    """Print flashpay's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()
