@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flashpay import __version__
+from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(apikey_cli.app, name="apikey")
 
 
 @app.command("version")

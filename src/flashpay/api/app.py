@@ -1,0 +1,38 @@
+"""The FastAPI application: ``create_app(platform)`` wires routers, errors and idempotency.
+
+Routers are included one line each, below; a domain adds its router by adding its line. Every
+route lives under ``/v1``; the OpenAPI document is served at ``/openapi.json``. The app does not
+own the platform: whoever opened it closes it (``flashpay serve`` does, in the lifespan).
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from flashpay import __version__
+from flashpay.api import health
+from flashpay.api.errors import ErrorResponse, install_error_handlers
+from flashpay.api.idempotency import IdempotencyMiddleware
+from flashpay.auth.service import Runtime
+
+_ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    "4XX": {"model": ErrorResponse, "description": "error object"},
+    "5XX": {"model": ErrorResponse, "description": "error object"},
+}
+
+
+def create_app(platform: Runtime, *, request_hash_key: bytes) -> FastAPI:
+    """The HTTP API over ``platform``; ``request_hash_key`` keys the idempotency request hashes."""
+    app = FastAPI(
+        title="flashpay",
+        version=__version__,
+        description="An open-source mobile payment network. See docs/reference/http-api.md.",
+        openapi_url="/openapi.json",
+        responses=_ERROR_RESPONSES,
+    )
+    app.state.platform = platform
+    install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware, platform=platform, hash_key=request_hash_key)
+
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,66 @@
+"""``Annotated`` dependencies shared by every router: the platform and the authenticated caller.
+
+``CurrentUser``, ``CurrentInstitution`` and ``CurrentMerchant`` resolve the caller (see
+``flashpay.api.security``) and answer 401 ``authentication_required`` for an anonymous request and
+403 ``forbidden`` for a caller of the wrong kind (a merchant key on a wallet endpoint). Access to a
+*resource* of another caller of the right kind is the router's business and is always a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from flashpay.api.errors import ApiError
+from flashpay.api.security import ActorKind, Principal, cached_principal
+from flashpay.auth.service import Runtime
+
+
+def get_platform(request: Request) -> Runtime:
+    platform: Runtime = request.app.state.platform
+    return platform
+
+
+PlatformDep = Annotated[Runtime, Depends(get_platform)]
+
+
+def optional_principal(request: Request, platform: PlatformDep) -> Principal | None:
+    return cached_principal(request.scope, platform)
+
+
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
+
+
+def _require(principal: Principal | None, kind: ActorKind) -> Principal:
+    if principal is None:
+        raise ApiError(
+            status_code=401,
+            code="authentication_required",
+            message="this endpoint needs credentials",
+            headers={"WWW-Authenticate": 'Bearer realm="flashpay", ApiKey realm="flashpay"'},
+        )
+    if principal.kind is not kind:
+        raise ApiError(
+            status_code=403,
+            code="forbidden",
+            message=f"this endpoint is for {kind.value}s, not {principal.kind.value}s",
+        )
+    return principal
+
+
+def require_user(principal: OptionalPrincipal) -> Principal:
+    return _require(principal, ActorKind.USER)
+
+
+def require_institution(principal: OptionalPrincipal) -> Principal:
+    return _require(principal, ActorKind.INSTITUTION)
+
+
+def require_merchant(principal: OptionalPrincipal) -> Principal:
+    return _require(principal, ActorKind.MERCHANT)
+
+
+CurrentUser = Annotated[Principal, Depends(require_user)]
+CurrentInstitution = Annotated[Principal, Depends(require_institution)]
+CurrentMerchant = Annotated[Principal, Depends(require_merchant)]

@@ -1,0 +1,329 @@
+"""Idempotency keys: a POST retried with the same ``Idempotency-Key`` is answered once.
+
+An ASGI middleware in front of every route. For a POST with an ``Idempotency-Key`` header it:
+
+1. reads the body and computes ``request_hash`` = HMAC-SHA256(key, method, path, query, body);
+2. *claims* the key for the caller (``Principal.scope``, or ``anonymous``) with an INSERT into
+   ``api_idempotency`` — the primary key (caller, key) makes the claim atomic across processes
+   and databases (SQLite and PostgreSQL alike);
+3. if the claim wins, runs the route, stores the response (status, content type, body) and sends
+   it; a 5xx is not stored (the claim is released so a retry runs again);
+4. if the key is already taken: a different ``request_hash`` → 422 ``idempotency_key_reused``;
+   a stored response → that response replayed byte for byte (plus ``Idempotent-Replayed: true``);
+   still running → wait for it (polling, up to ``IDEMPOTENCY_WAIT_SECONDS_MAX``), then replay, or
+   409 ``idempotency_request_in_progress`` if it has not finished.
+
+Keys are kept at least ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h); an older row is replaced by the next
+request with that key. A claim whose request died (a crashed worker) is taken over after
+``IDEMPOTENCY_LEASE_SECONDS``. This follows the IETF draft "The Idempotency-Key HTTP Header Field"
+(draft-ietf-httpapi-idempotency-key-header) and Stripe's behaviour.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from anyio import to_thread
+from sqlalchemy.exc import IntegrityError
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flashpay.api.errors import ApiError, error_body
+from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX, idempotency_keys
+from flashpay.api.security import cached_principal
+from flashpay.auth.service import Runtime
+from flashpay.clock import NS_PER_SECOND
+
+IDEMPOTENCY_HEADER = "idempotency-key"
+IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
+IDEMPOTENCY_LEASE_SECONDS = 60
+IDEMPOTENCY_WAIT_SECONDS_MAX = 30.0
+IDEMPOTENCY_POLL_SECONDS = 0.01
+REQUEST_BODY_BYTES_MAX = 1024 * 1024
+ANONYMOUS_SCOPE = "anonymous"
+
+
+class ClaimOutcome(StrEnum):
+    """What claiming a key found, in check order."""
+
+    CLAIMED = "claimed"
+    KEY_REUSED = "key_reused"
+    COMPLETED = "completed"
+    IN_PROGRESS = "in_progress"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    status_code: int
+    content_type: str | None
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    outcome: ClaimOutcome
+    response: StoredResponse | None = None
+
+
+class IdempotencyStore:
+    """The ``api_idempotency`` rows of one database."""
+
+    def __init__(self, platform: Runtime) -> None:
+        self._platform = platform
+
+    def claim(self, *, principal: str, key: str, request_hash: bytes) -> Claim:
+        now_ns = self._platform.clock.now_ns()
+        table = idempotency_keys
+        try:
+            with self._platform.engine.begin() as connection:
+                connection.execute(
+                    table.insert().values(
+                        principal=principal,
+                        idempotency_key=key,
+                        request_hash=request_hash,
+                        created_at_ns=now_ns,
+                        claimed_at_ns=now_ns,
+                    )
+                )
+            return Claim(ClaimOutcome.CLAIMED)
+        except IntegrityError:
+            pass
+        with self._platform.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(table).where(
+                    table.c.principal == principal, table.c.idempotency_key == key
+                )
+            ).first()
+            if row is None:  # removed (expired or released) between the insert and the select
+                return self.claim(principal=principal, key=key, request_hash=request_hash)
+            expired = row.created_at_ns < now_ns - IDEMPOTENCY_KEY_TTL_SECONDS * NS_PER_SECOND
+            abandoned = (
+                row.status_code is None
+                and row.claimed_at_ns < now_ns - IDEMPOTENCY_LEASE_SECONDS * NS_PER_SECOND
+            )
+            if expired or (abandoned and row.request_hash == request_hash):
+                taken_over = connection.execute(
+                    table.update()
+                    .where(
+                        table.c.principal == principal,
+                        table.c.idempotency_key == key,
+                        table.c.claimed_at_ns == row.claimed_at_ns,
+                    )
+                    .values(
+                        request_hash=request_hash,
+                        status_code=None,
+                        content_type=None,
+                        response_body=None,
+                        created_at_ns=now_ns if expired else row.created_at_ns,
+                        claimed_at_ns=now_ns,
+                        completed_at_ns=None,
+                    )
+                ).rowcount
+                if taken_over == 1:
+                    return Claim(ClaimOutcome.CLAIMED)
+                return Claim(ClaimOutcome.IN_PROGRESS)
+        if not hmac.compare_digest(row.request_hash, request_hash):
+            return Claim(ClaimOutcome.KEY_REUSED)
+        if row.status_code is None:
+            return Claim(ClaimOutcome.IN_PROGRESS)
+        return Claim(
+            ClaimOutcome.COMPLETED,
+            StoredResponse(row.status_code, row.content_type, bytes(row.response_body)),
+        )
+
+    def complete(self, *, principal: str, key: str, response: StoredResponse) -> None:
+        with self._platform.engine.begin() as connection:
+            connection.execute(
+                idempotency_keys.update()
+                .where(
+                    idempotency_keys.c.principal == principal,
+                    idempotency_keys.c.idempotency_key == key,
+                )
+                .values(
+                    status_code=response.status_code,
+                    content_type=response.content_type,
+                    response_body=response.body,
+                    completed_at_ns=self._platform.clock.now_ns(),
+                )
+            )
+
+    def release(self, *, principal: str, key: str) -> None:
+        with self._platform.engine.begin() as connection:
+            connection.execute(
+                idempotency_keys.delete().where(
+                    idempotency_keys.c.principal == principal,
+                    idempotency_keys.c.idempotency_key == key,
+                    idempotency_keys.c.status_code.is_(None),
+                )
+            )
+
+
+def request_hash(*, hash_key: bytes, method: str, path: str, query: bytes, body: bytes) -> bytes:
+    """HMAC-SHA256 of the request: keyed, so a stored hash cannot be searched for a card number."""
+    mac = hmac.new(hash_key, digestmod=hashlib.sha256)
+    for part in (method.encode(), path.encode(), query, body):
+        mac.update(len(part).to_bytes(8, "big"))
+        mac.update(part)
+    return mac.digest()
+
+
+class IdempotencyMiddleware:
+    """Pure ASGI middleware (no per-request task or body re-streaming beyond what it needs)."""
+
+    def __init__(self, app: ASGIApp, *, platform: Runtime, hash_key: bytes) -> None:
+        self.app = app
+        self._platform = platform
+        self._store = IdempotencyStore(platform)
+        self._hash_key = hash_key
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        key = Headers(scope=scope).get(IDEMPOTENCY_HEADER)
+        if key is None:
+            await self.app(scope, receive, send)
+            return
+        if not key or len(key) > IDEMPOTENCY_KEY_CHARS_MAX or not key.isprintable():
+            await _send_error(
+                send,
+                422,
+                "invalid_idempotency_key",
+                f"Idempotency-Key must be 1..{IDEMPOTENCY_KEY_CHARS_MAX} printable characters",
+            )
+            return
+        try:
+            body = await _read_body(receive)
+        except _BodyTooLargeError:
+            await _send_error(send, 413, "request_too_large", "the request body is too large")
+            return
+        replay_receive = _replaying(body)
+        try:
+            principal = await to_thread.run_sync(cached_principal, scope, self._platform)
+        except ApiError:
+            # Invalid credentials: nothing to protect; the route answers 401 from the cached error.
+            await self.app(scope, replay_receive, send)
+            return
+        caller = principal.scope if principal is not None else ANONYMOUS_SCOPE
+        digest = request_hash(
+            hash_key=self._hash_key,
+            method=scope["method"],
+            path=scope["path"],
+            query=scope.get("query_string", b""),
+            body=body,
+        )
+        waited_seconds = 0.0
+        while True:
+            claim = await to_thread.run_sync(
+                lambda: self._store.claim(principal=caller, key=key, request_hash=digest)
+            )
+            if claim.outcome is not ClaimOutcome.IN_PROGRESS:
+                break
+            if waited_seconds >= IDEMPOTENCY_WAIT_SECONDS_MAX:
+                await _send_error(
+                    send,
+                    409,
+                    "idempotency_request_in_progress",
+                    "a request with this Idempotency-Key is still being processed; retry later",
+                )
+                return
+            await asyncio.sleep(IDEMPOTENCY_POLL_SECONDS)
+            waited_seconds += IDEMPOTENCY_POLL_SECONDS
+        if claim.outcome is ClaimOutcome.KEY_REUSED:
+            await _send_error(
+                send,
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used with a different request",
+            )
+            return
+        if claim.outcome is ClaimOutcome.COMPLETED:
+            assert claim.response is not None
+            await _send_stored(send, claim.response, replayed=True)
+            return
+        await self._execute(scope, replay_receive, send, caller=caller, key=key)
+
+    async def _execute(
+        self, scope: Scope, receive: Receive, send: Send, *, caller: str, key: str
+    ) -> None:
+        start: Message = {"type": "http.response.start", "status": 500, "headers": []}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            await to_thread.run_sync(lambda: self._store.release(principal=caller, key=key))
+            raise
+        status_code = int(start["status"])
+        content_type = Headers(raw=start.get("headers", [])).get("content-type")
+        response = StoredResponse(status_code, content_type, b"".join(chunks))
+        if status_code >= 500:
+            await to_thread.run_sync(lambda: self._store.release(principal=caller, key=key))
+        else:
+            await to_thread.run_sync(
+                lambda: self._store.complete(principal=caller, key=key, response=response)
+            )
+        await send(start)  # the first answer keeps all its headers; replays keep the content type
+        await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > REQUEST_BODY_BYTES_MAX:
+            raise _BodyTooLargeError
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()  # like a client that stays connected
+        raise AssertionError("unreachable")
+
+    return receive
+
+
+async def _send_stored(send: Send, response: StoredResponse, *, replayed: bool) -> None:
+    headers = [(b"content-length", str(len(response.body)).encode())]
+    if response.content_type is not None:
+        headers.append((b"content-type", response.content_type.encode()))
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body, "more_body": False})
+
+
+async def _send_error(send: Send, status_code: int, code: str, message: str) -> None:
+    response = StoredResponse(status_code, "application/json", error_body(code, message))
+    await _send_stored(send, response, replayed=False)

@@ -1,0 +1,117 @@
+"""Who is calling: users by bearer token, institutions and merchants by API key.
+
+Credentials come in one of three headers:
+
+- ``Authorization: Bearer <token>`` — a wallet user; the token is issued by the wallet's login and
+  verified by the wallet service.
+- ``X-Api-Key: <key>`` or ``Authorization: ApiKey <key>`` — an institution or a merchant
+  (``flashpay.auth``).
+
+No credentials at all is *anonymous* (``None``); credentials that are present but malformed,
+unknown or revoked are a 401 ``invalid_credentials`` — never silently anonymous. The resolved
+principal is cached in the request scope, so the idempotency middleware and the route dependencies
+authenticate a request once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from starlette.datastructures import Headers
+
+from flashpay.api.errors import ApiError
+from flashpay.auth import verify_api_key
+from flashpay.auth.service import PrincipalKind as ApiKeyKind
+from flashpay.auth.service import Runtime
+
+_SCOPE_KEY = "flashpay.principal"
+_UNRESOLVED = object()
+TOKEN_CHARS_MAX = 512
+
+
+class ActorKind(StrEnum):
+    USER = "user"
+    INSTITUTION = "institution"
+    MERCHANT = "merchant"
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """An authenticated caller."""
+
+    kind: ActorKind
+    id: int
+
+    @property
+    def scope(self) -> str:
+        """The namespace of this caller's idempotency keys, e.g. ``user:42``."""
+        return f"{self.kind.value}:{self.id}"
+
+
+def invalid_credentials() -> ApiError:
+    return ApiError(
+        status_code=401,
+        code="invalid_credentials",
+        message="the credentials are malformed, unknown, expired or revoked",
+        headers={"WWW-Authenticate": 'Bearer realm="flashpay", ApiKey realm="flashpay"'},
+    )
+
+
+def _credentials(headers: Headers) -> tuple[str, str] | None:
+    api_key = headers.get("x-api-key")
+    authorization = headers.get("authorization")
+    if api_key is not None:
+        if authorization is not None:
+            raise invalid_credentials()  # two credentials: refuse rather than pick one
+        return "apikey", api_key.strip()
+    if authorization is None:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    scheme = scheme.lower()
+    if scheme not in ("bearer", "apikey") or not value.strip():
+        raise invalid_credentials()
+    return scheme, value.strip()
+
+
+def authenticate(platform: Runtime, headers: Headers) -> Principal | None:
+    """The caller of a request: a principal, ``None`` when anonymous; raises 401 when invalid."""
+    credentials = _credentials(headers)
+    if credentials is None:
+        return None
+    scheme, value = credentials
+    if len(value) > TOKEN_CHARS_MAX:
+        raise invalid_credentials()
+    if scheme == "bearer":
+        user_id = authenticate_user_token(platform, value)
+        if user_id is None:
+            raise invalid_credentials()
+        return Principal(kind=ActorKind.USER, id=user_id)
+    key = verify_api_key(platform=platform, key=value)
+    if key is None:
+        raise invalid_credentials()
+    kind = ActorKind.INSTITUTION if key.kind is ApiKeyKind.INSTITUTION else ActorKind.MERCHANT
+    return Principal(kind=kind, id=key.principal_id)
+
+
+def authenticate_user_token(platform: Runtime, token: str) -> int | None:
+    """The user id of a wallet bearer token, ``None`` if it is not valid."""
+    return None
+
+
+def cached_principal(scope: MutableMapping[str, Any], platform: Runtime) -> Principal | None:
+    """``authenticate`` once per request, remembering the answer (or the 401) in the scope."""
+    state = scope.setdefault("state", {})
+    cached = state.get(_SCOPE_KEY, _UNRESOLVED)
+    if cached is _UNRESOLVED:
+        try:
+            cached = authenticate(platform, Headers(scope=scope))
+        except ApiError as error:
+            cached = error
+        state[_SCOPE_KEY] = cached
+    if isinstance(cached, ApiError):
+        raise cached
+    assert cached is None or isinstance(cached, Principal)
+    return cached

@@ -1,0 +1,168 @@
+"""Create, verify, list and revoke API keys.
+
+Every function takes the runtime (``platform``: anything with an ``engine`` and a ``clock``, such
+as ``flashpay.platform.Platform``) as its first keyword argument. Outcomes are values:
+``verify_api_key`` returns the principal or ``None`` (unknown or revoked key — the caller answers
+401 without saying which), ``revoke_api_key`` a ``RevokeOutcome``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from flashpay.auth.models import KEY_PREFIX_CHARS, api_keys
+from flashpay.clock import Clock
+
+API_KEY_PREFIX = "fpk_"
+API_KEY_RANDOM_BYTES = 32
+API_KEY_CHARS_MAX = 64  # "fpk_" + 43 Base64 characters; anything longer is not one of ours
+
+
+class Runtime(Protocol):
+    """What the auth service needs from ``flashpay.platform.Platform``."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+
+class PrincipalKind(StrEnum):
+    """Who an API key authenticates."""
+
+    INSTITUTION = "institution"
+    MERCHANT = "merchant"
+
+
+class RevokeOutcome(StrEnum):
+    """The result of ``revoke_api_key``, in check order."""
+
+    REVOKED = "revoked"
+    NOT_FOUND = "not_found"
+    ALREADY_REVOKED = "already_revoked"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyPrincipal:
+    """The institution or merchant an API key belongs to."""
+
+    key_id: int
+    kind: PrincipalKind
+    principal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedApiKey:
+    """A new key: ``key`` is the secret, shown once and never stored."""
+
+    key_id: int
+    key: str = field(repr=False)
+    key_prefix: str
+    kind: PrincipalKind
+    principal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """A stored key as listed (never the key itself)."""
+
+    key_id: int
+    key_prefix: str
+    kind: PrincipalKind
+    principal_id: int
+    created_at_ns: int
+    revoked_at_ns: int | None
+
+
+def hash_api_key(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8")).digest()
+
+
+def create_api_key(*, platform: Runtime, kind: PrincipalKind, principal_id: int) -> CreatedApiKey:
+    """Create a key for an institution or a merchant; the returned ``key`` is shown once."""
+    if principal_id <= 0:
+        raise ValueError(f"principal_id must be positive, got {principal_id}")
+    key = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
+    with platform.engine.begin() as connection:
+        key_id = connection.execute(
+            api_keys.insert()
+            .values(
+                key_hash=hash_api_key(key),
+                key_prefix=key[:KEY_PREFIX_CHARS],
+                principal_kind=kind.value,
+                principal_id=principal_id,
+                created_at_ns=platform.clock.now_ns(),
+                revoked_at_ns=None,
+            )
+            .returning(api_keys.c.id)
+        ).scalar_one()
+    return CreatedApiKey(
+        key_id=int(key_id),
+        key=key,
+        key_prefix=key[:KEY_PREFIX_CHARS],
+        kind=kind,
+        principal_id=principal_id,
+    )
+
+
+def verify_api_key(*, platform: Runtime, key: str) -> ApiKeyPrincipal | None:
+    """The principal of an active key; ``None`` for an unknown, malformed or revoked key."""
+    if not key.startswith(API_KEY_PREFIX) or len(key) > API_KEY_CHARS_MAX:
+        return None
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(api_keys.c.id, api_keys.c.principal_kind, api_keys.c.principal_id).where(
+                api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at_ns.is_(None)
+            )
+        ).first()
+    if row is None:
+        return None
+    return ApiKeyPrincipal(
+        key_id=int(row.id), kind=PrincipalKind(row.principal_kind), principal_id=row.principal_id
+    )
+
+
+def revoke_api_key(*, platform: Runtime, key_id: int) -> RevokeOutcome:
+    """Revoke a key by id; later requests with it get 401."""
+    with platform.engine.begin() as connection:
+        revoked = connection.execute(
+            api_keys.update()
+            .where(api_keys.c.id == key_id, api_keys.c.revoked_at_ns.is_(None))
+            .values(revoked_at_ns=platform.clock.now_ns())
+        ).rowcount
+        if revoked == 1:
+            return RevokeOutcome.REVOKED
+        exists = connection.execute(sa.select(api_keys.c.id).where(api_keys.c.id == key_id)).first()
+    return RevokeOutcome.NOT_FOUND if exists is None else RevokeOutcome.ALREADY_REVOKED
+
+
+def list_api_keys(
+    *, platform: Runtime, kind: PrincipalKind | None = None, principal_id: int | None = None
+) -> tuple[ApiKeyRecord, ...]:
+    """Stored keys (prefix and owner only), oldest first, optionally for one principal."""
+    query = sa.select(api_keys).order_by(api_keys.c.id)
+    if kind is not None:
+        query = query.where(api_keys.c.principal_kind == kind.value)
+    if principal_id is not None:
+        query = query.where(api_keys.c.principal_id == principal_id)
+    with platform.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return tuple(
+        ApiKeyRecord(
+            key_id=int(row.id),
+            key_prefix=row.key_prefix,
+            kind=PrincipalKind(row.principal_kind),
+            principal_id=row.principal_id,
+            created_at_ns=row.created_at_ns,
+            revoked_at_ns=row.revoked_at_ns,
+        )
+        for row in rows
+    )
