@@ -81,6 +81,23 @@ def test_create_rejects_a_non_positive_principal(runtime):
         create_api_key(platform=runtime, kind=PrincipalKind.MERCHANT, principal_id=0)
 
 
+def test_only_institution_keys_can_administer_the_network(runtime):
+    with pytest.raises(ValueError, match="only an institution"):
+        create_api_key(
+            platform=runtime, kind=PrincipalKind.MERCHANT, principal_id=1, network_admin=True
+        )
+    admin = create_api_key(
+        platform=runtime, kind=PrincipalKind.INSTITUTION, principal_id=1, network_admin=True
+    )
+    principal = verify_api_key(platform=runtime, key=admin.key)
+    assert principal is not None
+    assert principal.network_admin
+    plain = create_api_key(platform=runtime, kind=PrincipalKind.INSTITUTION, principal_id=1)
+    principal = verify_api_key(platform=runtime, key=plain.key)
+    assert principal is not None
+    assert not principal.network_admin
+
+
 def _flashpay(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "flashpay.cli", *args],

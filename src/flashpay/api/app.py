@@ -2,17 +2,23 @@
 
 Routers are included one line each, below; a domain adds its router by adding its line. Every
 route lives under ``/v1``; the OpenAPI document is served at ``/openapi.json``. The app does not
-own the platform: whoever opened it closes it (``flashpay serve`` does, in the lifespan).
+own the platform: whoever opened it closes it (``create_app_from_environment``, the factory that
+``flashpay serve`` runs in each uvicorn worker, does so in the lifespan).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
 from fastapi import FastAPI
 
-from flashpay import __version__
+from flashpay import __version__, config
 from flashpay.api import health
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
+from flashpay.api.runtime import ApiRuntime, request_hash_key
+from flashpay.auth import router as auth_router
 from flashpay.auth.service import Runtime
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
@@ -20,8 +26,12 @@ _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "5XX": {"model": ErrorResponse, "description": "error object"},
 }
 
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
-def create_app(platform: Runtime, *, request_hash_key: bytes) -> FastAPI:
+
+def create_app(
+    platform: Runtime, *, request_hash_key: bytes, lifespan: Lifespan | None = None
+) -> FastAPI:
     """The HTTP API over ``platform``; ``request_hash_key`` keys the idempotency request hashes."""
     app = FastAPI(
         title="flashpay",
@@ -29,10 +39,24 @@ def create_app(platform: Runtime, *, request_hash_key: bytes) -> FastAPI:
         description="An open-source mobile payment network. See docs/reference/http-api.md.",
         openapi_url="/openapi.json",
         responses=_ERROR_RESPONSES,
+        lifespan=lifespan,
     )
     app.state.platform = platform
     install_error_handlers(app)
     app.add_middleware(IdempotencyMiddleware, platform=platform, hash_key=request_hash_key)
 
     app.include_router(health.router)
+    app.include_router(auth_router.router)
     return app
+
+
+def create_app_from_environment() -> FastAPI:
+    """The app over ``$FLASHPAY_DATABASE_URL`` (uvicorn factory for ``flashpay serve``)."""
+    runtime = ApiRuntime.open(config.database_url())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        runtime.close()
+
+    return create_app(runtime, request_hash_key=request_hash_key(), lifespan=lifespan)

@@ -2,8 +2,10 @@
 
 ``CurrentUser``, ``CurrentInstitution`` and ``CurrentMerchant`` resolve the caller (see
 ``flashpay.api.security``) and answer 401 ``authentication_required`` for an anonymous request and
-403 ``forbidden`` for a caller of the wrong kind (a merchant key on a wallet endpoint). Access to a
-*resource* of another caller of the right kind is the router's business and is always a 404.
+403 ``forbidden`` for a caller of the wrong kind (a merchant key on a wallet endpoint).
+``CurrentNetworkAdmin`` is an institution key flagged ``network_admin`` (the network operator's).
+Access to a *resource* of another caller of the right kind is the router's business and is always
+a 404.
 """
 
 from __future__ import annotations
@@ -61,6 +63,18 @@ def require_merchant(principal: OptionalPrincipal) -> Principal:
     return _require(principal, ActorKind.MERCHANT)
 
 
+def require_network_admin(principal: OptionalPrincipal) -> Principal:
+    institution = _require(principal, ActorKind.INSTITUTION)
+    if not institution.network_admin:
+        raise ApiError(
+            status_code=403,
+            code="forbidden",
+            message="this endpoint is for the network operator's administration key",
+        )
+    return institution
+
+
 CurrentUser = Annotated[Principal, Depends(require_user)]
 CurrentInstitution = Annotated[Principal, Depends(require_institution)]
 CurrentMerchant = Annotated[Principal, Depends(require_merchant)]
+CurrentNetworkAdmin = Annotated[Principal, Depends(require_network_admin)]

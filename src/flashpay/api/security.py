@@ -44,6 +44,7 @@ class Principal:
 
     kind: ActorKind
     id: int
+    network_admin: bool = False
 
     @property
     def scope(self) -> str:
@@ -93,7 +94,7 @@ def authenticate(platform: Runtime, headers: Headers) -> Principal | None:
     if key is None:
         raise invalid_credentials()
     kind = ActorKind.INSTITUTION if key.kind is ApiKeyKind.INSTITUTION else ActorKind.MERCHANT
-    return Principal(kind=kind, id=key.principal_id)
+    return Principal(kind=kind, id=key.principal_id, network_admin=key.network_admin)
 
 
 def authenticate_user_token(platform: Runtime, token: str) -> int | None:

@@ -34,12 +34,21 @@ def create(
         int | None, typer.Option("--institution", help="Institution id.")
     ] = None,
     merchant: Annotated[int | None, typer.Option("--merchant", help="Merchant id.")] = None,
+    network_admin: Annotated[
+        bool,
+        typer.Option(
+            "--network-admin", help="The network operator's key: may administer the network."
+        ),
+    ] = False,
     db: DbOption = None,
     data_dir: DataDirOption = None,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     if (institution is None) == (merchant is None):
         err_console.print("give exactly one of --institution ID or --merchant ID")
+        raise typer.Exit(2)
+    if network_admin and institution is None:
+        err_console.print("--network-admin needs --institution (the network operator)")
         raise typer.Exit(2)
     kind, principal_id = (
         (PrincipalKind.INSTITUTION, institution)
@@ -49,7 +58,9 @@ def create(
     assert principal_id is not None
     runtime = _Runtime(resolve_db(db, data_dir))
     try:
-        created = create_api_key(platform=runtime, kind=kind, principal_id=principal_id)
+        created = create_api_key(
+            platform=runtime, kind=kind, principal_id=principal_id, network_admin=network_admin
+        )
     finally:
         runtime.engine.dispose()
     err_console.print(
@@ -86,7 +97,8 @@ def list_keys(db: DbOption = None, data_dir: DataDirOption = None) -> None:
         runtime.engine.dispose()
     for record in records:
         state = "revoked" if record.revoked_at_ns is not None else "active"
+        admin = "\tnetwork-admin" if record.network_admin else ""
         typer.echo(
             f"{record.key_id}\t{record.key_prefix}…\t{record.kind.value}\t"
-            f"{record.principal_id}\t{state}"
+            f"{record.principal_id}\t{state}{admin}"
         )

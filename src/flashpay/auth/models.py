@@ -17,6 +17,7 @@ api_keys = sa.Table(
     sa.Column("key_prefix", sa.String(KEY_PREFIX_CHARS), nullable=False),
     sa.Column("principal_kind", sa.String(16), nullable=False),
     sa.Column("principal_id", sa.BigInteger, nullable=False),
+    sa.Column("network_admin", sa.Boolean, nullable=False),
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Column("revoked_at_ns", sa.BigInteger, nullable=True),
 )

@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -57,6 +57,7 @@ class ApiKeyPrincipal:
     key_id: int
     kind: PrincipalKind
     principal_id: int
+    network_admin: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +69,7 @@ class CreatedApiKey:
     key_prefix: str
     kind: PrincipalKind
     principal_id: int
+    network_admin: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,7 @@ class ApiKeyRecord:
     key_prefix: str
     kind: PrincipalKind
     principal_id: int
+    network_admin: bool
     created_at_ns: int
     revoked_at_ns: int | None
 
@@ -86,10 +89,18 @@ def hash_api_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
-def create_api_key(*, platform: Runtime, kind: PrincipalKind, principal_id: int) -> CreatedApiKey:
-    """Create a key for an institution or a merchant; the returned ``key`` is shown once."""
+def create_api_key(
+    *, platform: Runtime, kind: PrincipalKind, principal_id: int, network_admin: bool = False
+) -> CreatedApiKey:
+    """Create a key for an institution or a merchant; the returned ``key`` is shown once.
+
+    ``network_admin`` lets the key administer the network (API keys, the network definition); only
+    institution keys (the network operator's) may carry it.
+    """
     if principal_id <= 0:
         raise ValueError(f"principal_id must be positive, got {principal_id}")
+    if network_admin and kind is not PrincipalKind.INSTITUTION:
+        raise ValueError("only an institution key can administer the network")
     key = API_KEY_PREFIX + secrets.token_urlsafe(API_KEY_RANDOM_BYTES)
     with platform.engine.begin() as connection:
         key_id = connection.execute(
@@ -99,6 +110,7 @@ def create_api_key(*, platform: Runtime, kind: PrincipalKind, principal_id: int)
                 key_prefix=key[:KEY_PREFIX_CHARS],
                 principal_kind=kind.value,
                 principal_id=principal_id,
+                network_admin=network_admin,
                 created_at_ns=platform.clock.now_ns(),
                 revoked_at_ns=None,
             )
@@ -110,6 +122,7 @@ def create_api_key(*, platform: Runtime, kind: PrincipalKind, principal_id: int)
         key_prefix=key[:KEY_PREFIX_CHARS],
         kind=kind,
         principal_id=principal_id,
+        network_admin=network_admin,
     )
 
 
@@ -119,14 +132,20 @@ def verify_api_key(*, platform: Runtime, key: str) -> ApiKeyPrincipal | None:
         return None
     with platform.engine.connect() as connection:
         row = connection.execute(
-            sa.select(api_keys.c.id, api_keys.c.principal_kind, api_keys.c.principal_id).where(
-                api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at_ns.is_(None)
-            )
+            sa.select(
+                api_keys.c.id,
+                api_keys.c.principal_kind,
+                api_keys.c.principal_id,
+                api_keys.c.network_admin,
+            ).where(api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at_ns.is_(None))
         ).first()
     if row is None:
         return None
     return ApiKeyPrincipal(
-        key_id=int(row.id), kind=PrincipalKind(row.principal_kind), principal_id=row.principal_id
+        key_id=int(row.id),
+        kind=PrincipalKind(row.principal_kind),
+        principal_id=row.principal_id,
+        network_admin=bool(row.network_admin),
     )
 
 
@@ -144,25 +163,41 @@ def revoke_api_key(*, platform: Runtime, key_id: int) -> RevokeOutcome:
     return RevokeOutcome.NOT_FOUND if exists is None else RevokeOutcome.ALREADY_REVOKED
 
 
+def get_api_key(*, platform: Runtime, key_id: int) -> ApiKeyRecord | None:
+    """One stored key by id (prefix and owner only), ``None`` if there is no such key."""
+    with platform.engine.connect() as connection:
+        row = connection.execute(sa.select(api_keys).where(api_keys.c.id == key_id)).first()
+    return None if row is None else _record(row)
+
+
 def list_api_keys(
-    *, platform: Runtime, kind: PrincipalKind | None = None, principal_id: int | None = None
+    *,
+    platform: Runtime,
+    kind: PrincipalKind | None = None,
+    principal_id: int | None = None,
+    after_key_id: int = 0,
+    limit: int | None = None,
 ) -> tuple[ApiKeyRecord, ...]:
-    """Stored keys (prefix and owner only), oldest first, optionally for one principal."""
-    query = sa.select(api_keys).order_by(api_keys.c.id)
+    """Stored keys (prefix and owner only) in id order, optionally for one principal or a page."""
+    query = sa.select(api_keys).where(api_keys.c.id > after_key_id).order_by(api_keys.c.id)
+    if limit is not None:
+        query = query.limit(limit)
     if kind is not None:
         query = query.where(api_keys.c.principal_kind == kind.value)
     if principal_id is not None:
         query = query.where(api_keys.c.principal_id == principal_id)
     with platform.engine.connect() as connection:
         rows = connection.execute(query).all()
-    return tuple(
-        ApiKeyRecord(
-            key_id=int(row.id),
-            key_prefix=row.key_prefix,
-            kind=PrincipalKind(row.principal_kind),
-            principal_id=row.principal_id,
-            created_at_ns=row.created_at_ns,
-            revoked_at_ns=row.revoked_at_ns,
-        )
-        for row in rows
+    return tuple(_record(row) for row in rows)
+
+
+def _record(row: sa.Row[Any]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        key_id=int(row.id),
+        key_prefix=row.key_prefix,
+        kind=PrincipalKind(row.principal_kind),
+        principal_id=row.principal_id,
+        network_admin=bool(row.network_admin),
+        created_at_ns=row.created_at_ns,
+        revoked_at_ns=row.revoked_at_ns,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from flashpay import __version__
+from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
 
@@ -16,6 +17,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(apikey_cli.app, name="apikey")
+app.command("serve")(serve)
 
 
 @app.command("version")

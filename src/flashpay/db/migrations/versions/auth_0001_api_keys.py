@@ -19,6 +19,7 @@ def upgrade() -> None:
         sa.Column("key_prefix", sa.String(12), nullable=False),
         sa.Column("principal_kind", sa.String(16), nullable=False),
         sa.Column("principal_id", sa.BigInteger(), nullable=False),
+        sa.Column("network_admin", sa.Boolean(), nullable=False),
         sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
         sa.Column("revoked_at_ns", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_auth_api_keys"),

@@ -1,0 +1,63 @@
+"""``/v1/admin/api-keys``: the network operator lists and revokes API keys.
+
+Keys are created only from the command line (``flashpay apikey create``), where the secret is
+printed once: an HTTP response holding it would be stored by the idempotency layer for replay.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from flashpay.api.deps import CurrentNetworkAdmin, PlatformDep
+from flashpay.api.errors import ApiError, not_found
+from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
+from flashpay.auth.schemas import ApiKeyOut
+from flashpay.auth.service import (
+    PrincipalKind,
+    RevokeOutcome,
+    get_api_key,
+    list_api_keys,
+    revoke_api_key,
+)
+
+router = APIRouter(prefix="/v1/admin/api-keys", tags=["admin"])
+
+
+@router.get("", response_model=Page[ApiKeyOut])
+def list_keys(
+    platform: PlatformDep,
+    _admin: CurrentNetworkAdmin,
+    principal_kind: PrincipalKind | None = None,
+    principal_id: int | None = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
+) -> Page[ApiKeyOut]:
+    """API keys in creation order, optionally of one institution or merchant."""
+    records = list_api_keys(
+        platform=platform,
+        kind=principal_kind,
+        principal_id=principal_id,
+        after_key_id=after_id(cursor),
+        limit=limit + 1,
+    )
+    page = records[:limit]
+    more = len(records) > limit
+    return Page[ApiKeyOut](
+        items=[ApiKeyOut.of(record) for record in page],
+        next_cursor=encode_cursor({"after": page[-1].key_id}) if more else None,
+    )
+
+
+@router.post("/{key_id}/revoke", response_model=ApiKeyOut)
+def revoke_key(key_id: int, platform: PlatformDep, _admin: CurrentNetworkAdmin) -> ApiKeyOut:
+    """Revoke a key; requests with it get 401 from now on. A second revoke is 409."""
+    outcome = revoke_api_key(platform=platform, key_id=key_id)
+    if outcome is RevokeOutcome.NOT_FOUND:
+        raise not_found("API key")
+    if outcome is RevokeOutcome.ALREADY_REVOKED:
+        raise ApiError(
+            status_code=409, code="api_key_already_revoked", message="the key is already revoked"
+        )
+    record = get_api_key(platform=platform, key_id=key_id)
+    assert record is not None  # just revoked; keys are never deleted
+    return ApiKeyOut.of(record)

@@ -1,0 +1,82 @@
+"""A real ``flashpay serve`` subprocess on a free TCP port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+STARTUP_SECONDS_MAX = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def start_server(
+    database_url: str, data_dir: Path, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+) -> Server:
+    """Start ``flashpay serve`` and wait until ``/v1/health`` answers."""
+    port = free_port()
+    log_path = data_dir / f"server-{port}.log"
+    env = dict(os.environ)
+    env.pop("FLASHPAY_API_HASH_KEY", None)
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flashpay.cli",
+                "serve",
+                "--db",
+                database_url,
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                *extra_args,
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    deadline = time.monotonic() + STARTUP_SECONDS_MAX
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"flashpay serve exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/v1/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"flashpay serve did not start:\n{server.log()}")
