@@ -40,7 +40,15 @@ class ApiRuntime:
         engine = (
             create_engine(url)
             if url.startswith("sqlite")
-            else create_engine(url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW_MAX)
+            else create_engine(
+                url,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW_MAX,
+                # A pre-ping is one more round trip per checkout (10 % of a POST's time in the
+                # profile, docs/benchmarks.md); a connection broken by a database restart fails
+                # one request with a 500 instead, which the idempotency layer does not store.
+                pool_pre_ping=False,
+            )
         )
         return cls(database_url=url, engine=engine, clock=clock or SystemClock())
 

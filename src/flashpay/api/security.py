@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
 from starlette.datastructures import Headers
 
@@ -28,7 +28,7 @@ from flashpay.auth.service import PrincipalKind as ApiKeyKind
 from flashpay.auth.service import Runtime
 
 _SCOPE_KEY = "flashpay.principal"
-_UNRESOLVED = object()
+UNRESOLVED: Final = object()
 TOKEN_CHARS_MAX = 512
 
 
@@ -102,11 +102,22 @@ def authenticate_user_token(platform: Runtime, token: str) -> int | None:
     return None
 
 
+def resolved_principal(scope: MutableMapping[str, Any]) -> tuple[bool, Principal | None]:
+    """``(True, principal)`` if this request was authenticated already; re-raises a cached 401."""
+    cached = scope.get("state", {}).get(_SCOPE_KEY, UNRESOLVED)
+    if cached is UNRESOLVED:
+        return False, None
+    if isinstance(cached, ApiError):
+        raise cached
+    assert cached is None or isinstance(cached, Principal)
+    return True, cached
+
+
 def cached_principal(scope: MutableMapping[str, Any], platform: Runtime) -> Principal | None:
     """``authenticate`` once per request, remembering the answer (or the 401) in the scope."""
     state = scope.setdefault("state", {})
-    cached = state.get(_SCOPE_KEY, _UNRESOLVED)
-    if cached is _UNRESOLVED:
+    cached = state.get(_SCOPE_KEY, UNRESOLVED)
+    if cached is UNRESOLVED:
         try:
             cached = authenticate(platform, Headers(scope=scope))
         except ApiError as error:

@@ -130,7 +130,9 @@ def verify_api_key(*, platform: Runtime, key: str) -> ApiKeyPrincipal | None:
     """The principal of an active key; ``None`` for an unknown, malformed or revoked key."""
     if not key.startswith(API_KEY_PREFIX) or len(key) > API_KEY_CHARS_MAX:
         return None
+    # One statement in autocommit mode: one round trip, no BEGIN/ROLLBACK around it.
     with platform.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
         row = connection.execute(
             sa.select(
                 api_keys.c.id,
