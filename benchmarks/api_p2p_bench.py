@@ -172,8 +172,9 @@ def _scenarios(admin_key: str, revoke_ids: list[int]) -> dict[str, Request]:
 
 _WRK_SCRIPT = """
 local first_id, threads, admin_key = %d, %d, "%s"
-local counter, tid = 0, 0
+local counter = 0
 local next_tid = 0
+tid = 0  -- a global: setup() sets it per thread with thread:set("tid", n)
 function setup(thread)
   thread:set("tid", next_tid)
   next_tid = next_tid + 1

@@ -25,8 +25,8 @@ from flashpay.db import create_engine
 HASH_KEY_ENV = "FLASHPAY_API_HASH_KEY"
 HASH_KEY_FILE_NAME = "api-request-hash.key"
 HASH_KEY_BYTES = 32
-POOL_SIZE = 20  # per worker; matches the threadpool's concurrent sync routes closely enough
-POOL_OVERFLOW_MAX = 20
+POOL_SIZE = 10  # per worker; PostgreSQL allows 100 connections on this machine
+POOL_OVERFLOW_MAX = 10
 
 
 @dataclass(frozen=True, slots=True)
