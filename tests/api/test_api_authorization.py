@@ -4,9 +4,10 @@ The table is checked against the app's routes (its OpenAPI operations): a route 
 (or an entry without a route) fails the test, so a new endpoint cannot ship without deciding who
 may call it.
 
-Callers: ``anonymous``; ``merchant`` and ``institution`` keys; ``network_admin`` (the network
-operator's institution key). Wallet users (``owner`` / ``other_user`` columns) join the matrix
-with the wallet's routes, which authenticate bearer tokens.
+Callers: ``anonymous``; a wallet ``user`` (bearer token, verified by the function the wallet plugs
+into ``create_app``); ``merchant`` and ``institution`` keys; ``network_admin`` (the network
+operator's institution key). Resource-owning routes (cards, transfers) will split ``user`` into
+``owner`` and ``other_user`` (404) when the wallet's routes land.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ from flashpay.db import create_engine
 
 pytestmark = pytest.mark.anyio
 
-CALLERS = ("anonymous", "merchant", "institution", "network_admin")
+CALLERS = ("anonymous", "user", "merchant", "institution", "network_admin")
 
 # (method, path template) -> expected status per caller, in CALLERS order.
-MATRIX: dict[tuple[str, str], tuple[int, int, int, int]] = {
-    ("GET", "/v1/health"): (200, 200, 200, 200),
-    ("GET", "/v1/ready"): (200, 200, 200, 200),
-    ("GET", "/v1/admin/api-keys"): (401, 403, 403, 200),
-    ("POST", "/v1/admin/api-keys/{key_id}/revoke"): (401, 403, 403, 200),
+MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
+    ("GET", "/v1/health"): (200, 200, 200, 200, 200),
+    ("GET", "/v1/ready"): (200, 200, 200, 200, 200),
+    ("GET", "/v1/admin/api-keys"): (401, 403, 403, 403, 200),
+    ("POST", "/v1/admin/api-keys/{key_id}/revoke"): (401, 403, 403, 403, 200),
 }
+USER_TOKEN = "token-of-a-wallet-user-0123456789"
 
 
 class _Runtime:
@@ -61,9 +63,10 @@ def test_every_route_has_an_entry_and_every_entry_a_route(tmp_path):
 
 async def test_authorization_matrix(database_url):
     runtime = _Runtime(database_url)
-    app = create_app(runtime, request_hash_key=b"k" * 32)
+    app = create_app(runtime, request_hash_key=b"k" * 32, verify_user_token={USER_TOKEN: 3}.get)
     headers = {
         "anonymous": {},
+        "user": {"Authorization": f"Bearer {USER_TOKEN}"},
         "merchant": {
             "X-Api-Key": create_api_key(
                 platform=runtime, kind=PrincipalKind.MERCHANT, principal_id=5

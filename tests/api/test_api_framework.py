@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from conftest import TEST_CARD_NUMBERS
 from flashpay.api.app import create_app
-from flashpay.api.deps import CurrentInstitution, CurrentMerchant, OptionalPrincipal
+from flashpay.api.deps import CurrentInstitution, CurrentMerchant, CurrentUser, OptionalPrincipal
 from flashpay.api.errors import ApiError
 from flashpay.api.idempotency import IDEMPOTENCY_KEY_TTL_SECONDS, IDEMPOTENCY_LEASE_SECONDS
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
@@ -27,7 +28,7 @@ from flashpay.db import create_engine
 
 pytestmark = pytest.mark.anyio
 
-CARD_NUMBER = "6216610200016587"  # Luhn-valid; must never come back in a response
+CARD_NUMBER = TEST_CARD_NUMBERS[0]  # must never come back in a response, log or row
 
 
 class _Runtime:
@@ -69,6 +70,10 @@ def _test_router(executions: list[int], release: asyncio.Event | None = None) ->
     def institution_only(principal: CurrentInstitution) -> dict[str, int]:
         return {"institution_id": principal.id}
 
+    @router.get("/user")
+    def user_only(principal: CurrentUser) -> dict[str, int]:
+        return {"user_id": principal.id}
+
     @router.get("/merchant")
     def merchant_only(principal: CurrentMerchant) -> dict[str, int]:
         return {"merchant_id": principal.id}
@@ -86,8 +91,9 @@ def _test_router(executions: list[int], release: asyncio.Event | None = None) ->
 
 
 @pytest.fixture
-def runtime(database_url):
+def runtime(database_url, leak_guard):
     runtime = _Runtime(database_url)
+    leak_guard.engines.append(runtime.engine)
     yield runtime
     runtime.engine.dispose()
 
@@ -97,17 +103,25 @@ def executions():
     return []
 
 
+# Where the wallet's token verification plugs in: two users' tokens, as the wallet's login issues.
+USER_TOKENS = {"token-of-alice-0123456789": 1, "token-of-bob-0123456789": 2}
+
+
 @pytest.fixture
 def app(runtime, executions):
-    app = create_app(runtime, request_hash_key=b"k" * 32)
+    app = create_app(runtime, request_hash_key=b"k" * 32, verify_user_token=USER_TOKENS.get)
     app.include_router(_test_router(executions))
     return app
 
 
 @pytest.fixture
-async def client(app):
+async def client(app, leak_guard):
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://flashpay.test") as client:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://flashpay.test",
+        event_hooks={"response": [leak_guard.record]},
+    ) as client:
         yield client
 
 
@@ -227,6 +241,45 @@ async def test_api_keys_in_either_header_authenticate(runtime, client):
     assert by_scheme.json() == {"merchant_id": 8}
 
 
+async def test_bearer_tokens_authenticate_users_through_the_wallet_verifier(runtime, client):
+    institution = create_api_key(platform=runtime, kind=PrincipalKind.INSTITUTION, principal_id=9)
+    alice = {"Authorization": "Bearer token-of-alice-0123456789"}
+    assert (await client.get("/v1/test/user", headers=alice)).json() == {"user_id": 1}
+    unknown = await client.get("/v1/test/user", headers={"Authorization": "Bearer forged"})
+    assert unknown.status_code == 401
+    assert _error(unknown)["code"] == "invalid_credentials"
+    user_on_institution = await client.get("/v1/test/institution", headers=alice)
+    institution_on_user = await client.get("/v1/test/user", headers={"X-Api-Key": institution.key})
+    assert user_on_institution.status_code == institution_on_user.status_code == 403
+    anonymous = await client.get("/v1/test/user")
+    assert anonymous.status_code == 401
+    assert _error(anonymous)["code"] == "authentication_required"
+
+
+async def test_without_a_wallet_no_bearer_token_is_valid(runtime):
+    app = create_app(runtime, request_hash_key=b"k" * 32)
+    app.include_router(_test_router([]))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get(
+            "/v1/test/user", headers={"Authorization": "Bearer token-of-alice-0123456789"}
+        )
+    assert response.status_code == 401
+
+
+async def test_idempotency_keys_of_two_users_do_not_collide(client, executions):
+    answers = [
+        await client.post(
+            "/v1/test/echo",
+            json={"value": 1},
+            headers={"Idempotency-Key": "same", "Authorization": f"Bearer {token}"},
+        )
+        for token in USER_TOKENS
+    ]
+    assert [a.json()["caller"] for a in answers] == ["user:1", "user:2"]
+    assert executions == [1, 2]
+
+
 async def test_same_key_same_body_replays_the_first_response(client, executions):
     headers = {"Idempotency-Key": "k-1"}
     first = await client.post("/v1/test/echo", json={"value": 5}, headers=headers)
@@ -236,6 +289,16 @@ async def test_same_key_same_body_replays_the_first_response(client, executions)
     assert second.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     assert executions == [1]
+
+
+async def test_card_numbers_in_idempotent_bodies_are_not_stored(client, executions):
+    for number in TEST_CARD_NUMBERS:
+        body = {"value": 1, "card_number": number}
+        headers = {"Idempotency-Key": f"card-{number[-4:]}"}
+        first = await client.post("/v1/test/echo", json=body, headers=headers)
+        again = await client.post("/v1/test/echo", json=body, headers=headers)
+        assert first.content == again.content
+    assert executions == [1, 2]  # the leak guard then searches responses, logs and every table
 
 
 async def test_same_key_different_body_is_422(client, executions):

@@ -11,14 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from apiserver import start_server
 
+from conftest import TEST_CARD_NUMBERS, dump_database
 from flashpay.auth import PrincipalKind, create_api_key, get_api_key
 from flashpay.clock import SystemClock
 from flashpay.db import create_engine
 
-CARD_NUMBER = "6216610200016587"  # sent in a request body; must be nowhere afterwards
+CARD_NUMBER = TEST_CARD_NUMBERS[1]  # sent in a request body; must be nowhere afterwards
 
 
 class _Runtime:
@@ -39,17 +39,6 @@ def server(database_url, tmp_path):
     server = start_server(database_url, tmp_path, workers=2)
     yield server
     server.stop()
-
-
-def dump_database(engine: sa.Engine) -> bytes:
-    """Every row of every table, text and bytes, as one blob to search for secrets."""
-    parts: list[bytes] = []
-    with engine.connect() as connection:
-        for table in sa.inspect(connection).get_table_names():
-            for row in connection.execute(sa.text(f'SELECT * FROM "{table}"')):
-                for value in row:
-                    parts.append(value if isinstance(value, bytes) else str(value).encode())
-    return b"\n".join(parts)
 
 
 def test_real_server_end_to_end(runtime, server, database_url):

@@ -18,6 +18,7 @@ from flashpay.api import health
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
 from flashpay.api.runtime import ApiRuntime, request_hash_key
+from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
 from flashpay.auth import router as auth_router
 from flashpay.auth.service import Runtime
 
@@ -30,9 +31,18 @@ Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
 
 
 def create_app(
-    platform: Runtime, *, request_hash_key: bytes, lifespan: Lifespan | None = None
+    platform: Runtime,
+    *,
+    request_hash_key: bytes,
+    verify_user_token: UserTokenVerifier = no_user_tokens,
+    lifespan: Lifespan | None = None,
 ) -> FastAPI:
-    """The HTTP API over ``platform``; ``request_hash_key`` keys the idempotency request hashes."""
+    """The HTTP API over ``platform``.
+
+    ``request_hash_key`` keys the idempotency request hashes (the same in every worker);
+    ``verify_user_token`` maps a wallet bearer token to a user id (the wallet service's
+    ``authenticate``; without a wallet, no bearer token is valid).
+    """
     app = FastAPI(
         title="flashpay",
         version=__version__,
@@ -41,9 +51,16 @@ def create_app(
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
     )
+    authenticator = Authenticator(platform=platform, verify_user_token=verify_user_token)
     app.state.platform = platform
+    app.state.authenticator = authenticator
     install_error_handlers(app)
-    app.add_middleware(IdempotencyMiddleware, platform=platform, hash_key=request_hash_key)
+    app.add_middleware(
+        IdempotencyMiddleware,
+        platform=platform,
+        authenticator=authenticator,
+        hash_key=request_hash_key,
+    )
 
     app.include_router(health.router)
     app.include_router(auth_router.router)

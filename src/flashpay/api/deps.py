@@ -22,8 +22,8 @@ from fastapi import Depends, Request
 from flashpay.api.errors import ApiError
 from flashpay.api.security import (
     ActorKind,
+    Authenticator,
     Principal,
-    cached_principal,
     resolved_principal,
 )
 from flashpay.auth.service import Runtime
@@ -37,11 +37,12 @@ async def get_platform(request: Request) -> Runtime:
 PlatformDep = Annotated[Runtime, Depends(get_platform)]
 
 
-async def optional_principal(request: Request, platform: PlatformDep) -> Principal | None:
+async def optional_principal(request: Request) -> Principal | None:
     known, principal = resolved_principal(request.scope)
     if known:
         return principal
-    return await to_thread.run_sync(cached_principal, request.scope, platform)
+    authenticator: Authenticator = request.app.state.authenticator
+    return await to_thread.run_sync(authenticator.cached, request.scope)
 
 
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]

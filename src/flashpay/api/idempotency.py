@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from flashpay.api.errors import ApiError, error_body
 from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX, idempotency_keys
-from flashpay.api.security import cached_principal
+from flashpay.api.security import Authenticator
 from flashpay.auth.service import Runtime
 from flashpay.clock import NS_PER_SECOND
 
@@ -182,9 +182,11 @@ def request_hash(*, hash_key: bytes, method: str, path: str, query: bytes, body:
 class IdempotencyMiddleware:
     """Pure ASGI middleware (no per-request task or body re-streaming beyond what it needs)."""
 
-    def __init__(self, app: ASGIApp, *, platform: Runtime, hash_key: bytes) -> None:
+    def __init__(
+        self, app: ASGIApp, *, platform: Runtime, authenticator: Authenticator, hash_key: bytes
+    ) -> None:
         self.app = app
-        self._platform = platform
+        self._authenticator = authenticator
         self._store = IdempotencyStore(platform)
         self._hash_key = hash_key
 
@@ -211,7 +213,7 @@ class IdempotencyMiddleware:
             return
         replay_receive = _replaying(body)
         try:
-            principal = await to_thread.run_sync(cached_principal, scope, self._platform)
+            principal = await to_thread.run_sync(self._authenticator.cached, scope)
         except ApiError:
             # Invalid credentials: nothing to protect; the route answers 401 from the cached error.
             await self.app(scope, replay_receive, send)

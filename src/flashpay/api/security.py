@@ -3,7 +3,7 @@
 Credentials come in one of three headers:
 
 - ``Authorization: Bearer <token>`` — a wallet user; the token is issued by the wallet's login and
-  verified by the wallet service.
+  verified by the wallet service (the ``verify_user_token`` function given to ``create_app``).
 - ``X-Api-Key: <key>`` or ``Authorization: ApiKey <key>`` — an institution or a merchant
   (``flashpay.auth``).
 
@@ -15,7 +15,7 @@ authenticate a request once.
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
@@ -77,29 +77,56 @@ def _credentials(headers: Headers) -> tuple[str, str] | None:
     return scheme, value.strip()
 
 
-def authenticate(platform: Runtime, headers: Headers) -> Principal | None:
-    """The caller of a request: a principal, ``None`` when anonymous; raises 401 when invalid."""
-    credentials = _credentials(headers)
-    if credentials is None:
-        return None
-    scheme, value = credentials
-    if len(value) > TOKEN_CHARS_MAX:
-        raise invalid_credentials()
-    if scheme == "bearer":
-        user_id = authenticate_user_token(platform, value)
-        if user_id is None:
-            raise invalid_credentials()
-        return Principal(kind=ActorKind.USER, id=user_id)
-    key = verify_api_key(platform=platform, key=value)
-    if key is None:
-        raise invalid_credentials()
-    kind = ActorKind.INSTITUTION if key.kind is ApiKeyKind.INSTITUTION else ActorKind.MERCHANT
-    return Principal(kind=kind, id=key.principal_id, network_admin=key.network_admin)
+UserTokenVerifier = Callable[[str], int | None]
+"""Maps a wallet bearer token to its user id, ``None`` when the token is not valid."""
 
 
-def authenticate_user_token(platform: Runtime, token: str) -> int | None:
-    """The user id of a wallet bearer token, ``None`` if it is not valid."""
+def no_user_tokens(_token: str) -> int | None:
+    """The verifier when no wallet is wired into the app: no bearer token is valid."""
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticator:
+    """Resolves a request's caller: API keys through ``flashpay.auth``, bearer tokens through the
+    wallet's verifier (``verify_user_token``, given to ``create_app``)."""
+
+    platform: Runtime
+    verify_user_token: UserTokenVerifier = no_user_tokens
+
+    def authenticate(self, headers: Headers) -> Principal | None:
+        """The caller: a principal, ``None`` when anonymous; raises 401 when invalid."""
+        credentials = _credentials(headers)
+        if credentials is None:
+            return None
+        scheme, value = credentials
+        if len(value) > TOKEN_CHARS_MAX:
+            raise invalid_credentials()
+        if scheme == "bearer":
+            user_id = self.verify_user_token(value)
+            if user_id is None:
+                raise invalid_credentials()
+            return Principal(kind=ActorKind.USER, id=user_id)
+        key = verify_api_key(platform=self.platform, key=value)
+        if key is None:
+            raise invalid_credentials()
+        kind = ActorKind.INSTITUTION if key.kind is ApiKeyKind.INSTITUTION else ActorKind.MERCHANT
+        return Principal(kind=kind, id=key.principal_id, network_admin=key.network_admin)
+
+    def cached(self, scope: MutableMapping[str, Any]) -> Principal | None:
+        """``authenticate`` once per request, remembering the answer (or the 401) in the scope."""
+        state = scope.setdefault("state", {})
+        cached = state.get(_SCOPE_KEY, UNRESOLVED)
+        if cached is UNRESOLVED:
+            try:
+                cached = self.authenticate(Headers(scope=scope))
+            except ApiError as error:
+                cached = error
+            state[_SCOPE_KEY] = cached
+        if isinstance(cached, ApiError):
+            raise cached
+        assert cached is None or isinstance(cached, Principal)
+        return cached
 
 
 def resolved_principal(scope: MutableMapping[str, Any]) -> tuple[bool, Principal | None]:
@@ -111,19 +138,3 @@ def resolved_principal(scope: MutableMapping[str, Any]) -> tuple[bool, Principal
         raise cached
     assert cached is None or isinstance(cached, Principal)
     return True, cached
-
-
-def cached_principal(scope: MutableMapping[str, Any], platform: Runtime) -> Principal | None:
-    """``authenticate`` once per request, remembering the answer (or the 401) in the scope."""
-    state = scope.setdefault("state", {})
-    cached = state.get(_SCOPE_KEY, UNRESOLVED)
-    if cached is UNRESOLVED:
-        try:
-            cached = authenticate(platform, Headers(scope=scope))
-        except ApiError as error:
-            cached = error
-        state[_SCOPE_KEY] = cached
-    if isinstance(cached, ApiError):
-        raise cached
-    assert cached is None or isinstance(cached, Principal)
-    return cached
