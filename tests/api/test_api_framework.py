@@ -361,6 +361,34 @@ async def test_keys_are_kept_24_hours_then_reusable(runtime, client, executions)
     assert later.json()["execution"] == 2
 
 
+async def test_expired_keys_are_purged_by_the_middleware(runtime, executions):
+    app = create_app(runtime, request_hash_key=b"k" * 32)
+    app.include_router(_test_router(executions))
+    app.user_middleware[0].kwargs["purge_every"] = 3  # sweep after every third stored answer
+    transport = httpx.ASGITransport(app=app)
+
+    def stored_keys() -> list[str]:
+        with runtime.engine.connect() as connection:
+            query = "SELECT idempotency_key FROM api_idempotency ORDER BY idempotency_key"
+            return list(connection.execute(sa.text(query)).scalars())
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+
+        async def post(key: str) -> None:
+            response = await client.post(
+                "/v1/test/echo", json={"value": 1}, headers={"Idempotency-Key": key}
+            )
+            assert response.status_code == 201
+
+        await post("old-1")
+        await post("old-2")
+        runtime.clock.advance(IDEMPOTENCY_KEY_TTL_SECONDS + 1)
+        await post("new-1")  # the third stored answer: sweeps old-1 and old-2
+        assert stored_keys() == ["new-1"]
+        await post("new-2")
+        assert stored_keys() == ["new-1", "new-2"]
+
+
 async def test_concurrent_requests_with_one_key_execute_once(runtime, executions):
     release = asyncio.Event()
     app = create_app(runtime, request_hash_key=b"k" * 32)

@@ -14,8 +14,10 @@ An ASGI middleware in front of every route. For a POST with an ``Idempotency-Key
    409 ``idempotency_request_in_progress`` if it has not finished.
 
 Keys are kept at least ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h); an older row is replaced by the next
-request with that key. A claim whose request died (a crashed worker) is taken over after
-``IDEMPOTENCY_LEASE_SECONDS``. This follows the IETF draft "The Idempotency-Key HTTP Header Field"
+request with that key, and each worker deletes up to ``PURGE_BATCH_MAX`` expired rows after every
+``PURGE_EVERY_COMPLETIONS`` stored responses, so the table stays about one day of POSTs long. A
+claim whose request died (a crashed worker) is taken over after ``IDEMPOTENCY_LEASE_SECONDS``.
+This follows the IETF draft "The Idempotency-Key HTTP Header Field"
 (draft-ietf-httpapi-idempotency-key-header) and Stripe's behaviour.
 """
 
@@ -45,6 +47,8 @@ IDEMPOTENCY_LEASE_SECONDS = 60
 IDEMPOTENCY_WAIT_SECONDS_MAX = 30.0
 IDEMPOTENCY_POLL_SECONDS = 0.01
 REQUEST_BODY_BYTES_MAX = 1024 * 1024
+PURGE_EVERY_COMPLETIONS = 1_000  # each worker sweeps expired keys after this many stored answers
+PURGE_BATCH_MAX = 1_000
 ANONYMOUS_SCOPE = "anonymous"
 
 
@@ -169,6 +173,27 @@ class IdempotencyStore:
                 )
             )
 
+    def purge_expired(self, *, limit: int = PURGE_BATCH_MAX) -> int:
+        """Delete up to ``limit`` keys older than the TTL; returns how many went."""
+        cutoff_ns = self._platform.clock.now_ns() - IDEMPOTENCY_KEY_TTL_SECONDS * NS_PER_SECOND
+        table = idempotency_keys
+        expired = (
+            sa.select(table.c.principal, table.c.idempotency_key)
+            .where(table.c.created_at_ns < cutoff_ns)
+            .limit(limit)
+        )
+        with self._platform.engine.begin() as connection:
+            rows = connection.execute(expired).all()
+            for row in rows:
+                connection.execute(
+                    table.delete().where(
+                        table.c.principal == row.principal,
+                        table.c.idempotency_key == row.idempotency_key,
+                        table.c.created_at_ns < cutoff_ns,
+                    )
+                )
+        return len(rows)
+
 
 def request_hash(*, hash_key: bytes, method: str, path: str, query: bytes, body: bytes) -> bytes:
     """HMAC-SHA256 of the request: keyed, so a stored hash cannot be searched for a card number."""
@@ -183,9 +208,17 @@ class IdempotencyMiddleware:
     """Pure ASGI middleware (no per-request task or body re-streaming beyond what it needs)."""
 
     def __init__(
-        self, app: ASGIApp, *, platform: Runtime, authenticator: Authenticator, hash_key: bytes
+        self,
+        app: ASGIApp,
+        *,
+        platform: Runtime,
+        authenticator: Authenticator,
+        hash_key: bytes,
+        purge_every: int = PURGE_EVERY_COMPLETIONS,
     ) -> None:
         self.app = app
+        self._completed = 0
+        self._purge_every = purge_every
         self._authenticator = authenticator
         self._store = IdempotencyStore(platform)
         self._hash_key = hash_key
@@ -284,6 +317,9 @@ class IdempotencyMiddleware:
             await to_thread.run_sync(
                 lambda: self._store.complete(principal=caller, key=key, response=response)
             )
+            self._completed += 1
+            if self._completed % self._purge_every == 0:
+                await to_thread.run_sync(self._store.purge_expired)
         await send(start)  # the first answer keeps all its headers; replays keep the content type
         await send({"type": "http.response.body", "body": response.body, "more_body": False})
 
