@@ -245,13 +245,6 @@ class IdempotencyMiddleware:
             await _send_error(send, 413, "request_too_large", "the request body is too large")
             return
         replay_receive = _replaying(body)
-        try:
-            principal = await to_thread.run_sync(self._authenticator.cached, scope)
-        except ApiError:
-            # Invalid credentials: nothing to protect; the route answers 401 from the cached error.
-            await self.app(scope, replay_receive, send)
-            return
-        caller = principal.scope if principal is not None else ANONYMOUS_SCOPE
         digest = request_hash(
             hash_key=self._hash_key,
             method=scope["method"],
@@ -259,13 +252,24 @@ class IdempotencyMiddleware:
             query=scope.get("query_string", b""),
             body=body,
         )
+
+        def authenticate_and_claim() -> tuple[str, Claim] | None:
+            """One thread hop for both look-ups; ``None`` when the credentials are invalid."""
+            try:
+                principal = self._authenticator.cached(scope)
+            except ApiError:
+                return None
+            caller = principal.scope if principal is not None else ANONYMOUS_SCOPE
+            return caller, self._store.claim(principal=caller, key=key, request_hash=digest)
+
+        first = await to_thread.run_sync(authenticate_and_claim)
+        if first is None:
+            # Invalid credentials: nothing to protect; the route answers 401 from the cached error.
+            await self.app(scope, replay_receive, send)
+            return
+        caller, claim = first
         waited_seconds = 0.0
-        while True:
-            claim = await to_thread.run_sync(
-                lambda: self._store.claim(principal=caller, key=key, request_hash=digest)
-            )
-            if claim.outcome is not ClaimOutcome.IN_PROGRESS:
-                break
+        while claim.outcome is ClaimOutcome.IN_PROGRESS:
             if waited_seconds >= IDEMPOTENCY_WAIT_SECONDS_MAX:
                 await _send_error(
                     send,
@@ -276,6 +280,9 @@ class IdempotencyMiddleware:
                 return
             await asyncio.sleep(IDEMPOTENCY_POLL_SECONDS)
             waited_seconds += IDEMPOTENCY_POLL_SECONDS
+            claim = await to_thread.run_sync(
+                lambda: self._store.claim(principal=caller, key=key, request_hash=digest)
+            )
         if claim.outcome is ClaimOutcome.KEY_REUSED:
             await _send_error(
                 send,
