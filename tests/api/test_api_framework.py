@@ -13,7 +13,7 @@ import itertools
 import httpx
 import pytest
 import sqlalchemy as sa
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
 from conftest import TEST_CARD_NUMBERS
@@ -69,6 +69,17 @@ def _test_router(executions: list[int], release: asyncio.Event | None = None) ->
     @router.get("/institution")
     def institution_only(principal: CurrentInstitution) -> dict[str, int]:
         return {"institution_id": principal.id}
+
+    @router.post("/secret")
+    def secret(response: Response) -> dict[str, str]:
+        executions.append(next(counter))
+        response.headers["Cache-Control"] = "no-store"
+        return {"token": f"secret-token-{len(executions)}"}
+
+    @router.post("/crash")
+    def crash() -> None:
+        executions.append(next(counter))
+        raise RuntimeError("a bug")
 
     @router.get("/user")
     def user_only(principal: CurrentUser) -> dict[str, int]:
@@ -330,6 +341,33 @@ async def test_a_server_error_is_not_stored_and_the_retry_runs_again(client, exe
     first = await client.post("/v1/test/boom", headers=headers)
     second = await client.post("/v1/test/boom", headers=headers)
     assert first.status_code == second.status_code == 503
+    assert executions == [1, 2]
+
+
+async def test_no_store_responses_are_not_kept_and_retries_run_again(runtime, client, executions):
+    headers = {"Idempotency-Key": "k-secret"}
+    first = await client.post("/v1/test/secret", headers=headers)
+    second = await client.post("/v1/test/secret", headers=headers)
+    assert [first.json()["token"], second.json()["token"]] == ["secret-token-1", "secret-token-2"]
+    with runtime.engine.connect() as connection:
+        rows = connection.execute(sa.text("SELECT COUNT(*) FROM api_idempotency")).scalar()
+    assert rows == 0
+
+
+async def test_an_unhandled_error_is_500_in_the_error_shape_and_not_stored(app, executions):
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        answers = [
+            await client.post("/v1/test/crash", headers={"Idempotency-Key": "k-crash"})
+            for _ in range(2)
+        ]
+    assert [a.status_code for a in answers] == [500, 500]
+    assert _error(answers[0]) == {
+        "code": "internal_error",
+        "message": "internal server error",
+        "details": {},
+    }
+    assert "a bug" not in answers[0].text
     assert executions == [1, 2]
 
 

@@ -7,7 +7,9 @@ An ASGI middleware in front of every route. For a POST with an ``Idempotency-Key
    ``api_idempotency`` — the primary key (caller, key) makes the claim atomic across processes
    and databases (SQLite and PostgreSQL alike);
 3. if the claim wins, runs the route, stores the response (status, content type, body) and sends
-   it; a 5xx is not stored (the claim is released so a retry runs again);
+   it; a 5xx is not stored (the claim is released so a retry runs again), nor is a response marked
+   ``Cache-Control: no-store`` — a route whose answer holds a secret (a login's bearer token) sets
+   it, so the secret never rests in ``api_idempotency``;
 4. if the key is already taken: a different ``request_hash`` → 422 ``idempotency_key_reused``;
    a stored response → that response replayed byte for byte (plus ``Idempotent-Replayed: true``);
    still running → wait for it (polling, up to ``IDEMPOTENCY_WAIT_SECONDS_MAX``), then replay, or
@@ -316,9 +318,10 @@ class IdempotencyMiddleware:
             await to_thread.run_sync(lambda: self._store.release(principal=caller, key=key))
             raise
         status_code = int(start["status"])
-        content_type = Headers(raw=start.get("headers", [])).get("content-type")
-        response = StoredResponse(status_code, content_type, b"".join(chunks))
-        if status_code >= 500:
+        headers = Headers(raw=start.get("headers", []))
+        response = StoredResponse(status_code, headers.get("content-type"), b"".join(chunks))
+        no_store = "no-store" in headers.get("cache-control", "").lower()
+        if status_code >= 500 or no_store:
             await to_thread.run_sync(lambda: self._store.release(principal=caller, key=key))
         else:
             await to_thread.run_sync(
