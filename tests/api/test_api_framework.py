@@ -13,10 +13,10 @@ import itertools
 import httpx
 import pytest
 import sqlalchemy as sa
+from api_testkit import TEST_CARD_NUMBERS
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from conftest import TEST_CARD_NUMBERS
 from flashpay.api.app import create_app
 from flashpay.api.deps import CurrentInstitution, CurrentMerchant, CurrentUser, OptionalPrincipal
 from flashpay.api.errors import ApiError

@@ -11,9 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from apiserver import start_server
+from api_testkit import TEST_CARD_NUMBERS, dump_database, start_server
 
-from conftest import TEST_CARD_NUMBERS, dump_database
 from flashpay.auth import PrincipalKind, create_api_key, get_api_key
 from flashpay.clock import SystemClock
 from flashpay.db import create_engine
