@@ -1,0 +1,31 @@
+"""Ids for accounts and transfers: time-ordered random ids, and deterministic derived ids.
+
+A transfer id is its idempotency key: a client that retries must send the same id. ``new_id``
+gives a fresh id whose high bits are milliseconds (so ids sort roughly by creation, which keeps
+B-tree inserts local); ``derive_id`` gives the same id for the same (namespace, key) every time,
+so a payment can derive its transfers' ids from its own id and a retry can never post twice.
+Both fit a signed 64-bit ``BIGINT`` (1 .. 2**63-1).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+
+_RANDOM_BITS = 22
+_MASK_63 = (1 << 63) - 1
+
+
+def new_id() -> int:
+    """A fresh id: 41 bits of milliseconds since the epoch, 22 random bits."""
+    millis = time.time_ns() // 1_000_000
+    value = ((millis << _RANDOM_BITS) | secrets.randbits(_RANDOM_BITS)) & _MASK_63
+    return value or 1
+
+
+def derive_id(namespace: str, key: str) -> int:
+    """The same 63-bit id for the same (namespace, key), never 0."""
+    digest = hashlib.sha256(f"{namespace}\x00{key}".encode()).digest()
+    value = int.from_bytes(digest[:8], "big") & _MASK_63
+    return value or 1

@@ -1,0 +1,840 @@
+"""``Ledger``: the double-entry engine on SQL storage (SQLite or PostgreSQL).
+
+One call to ``create_transfers`` is one database transaction:
+
+1. allocate a contiguous range of timestamps (``ledger_clock``; on PostgreSQL in a tiny separate
+   transaction with ``synchronous_commit off`` so the row lock is held for microseconds — safe,
+   because any transfer that uses a timestamp commits durably after it);
+2. read the batch's existing transfers (idempotency), lock the referenced pending transfers, and
+   lock, in id order, only the accounts whose limit a transfer could break (the debit side of a
+   ``DEBITS_MUST_NOT_EXCEED_CREDITS`` account, the credit side of a
+   ``CREDITS_MUST_NOT_EXCEED_DEBITS`` one, ``HISTORY`` accounts, balancing transfers);
+3. apply the batch in memory (``engine.TransferBatch``: precedence-ordered checks, linked chains
+   rolled back as a unit);
+4. write transfers, pending states, balances, history, chains and outbox, and commit.
+
+Hot accounts (a big merchant, a clearing account) are credited by nearly every payment but
+rarely have a limit on that side. On PostgreSQL such one-sided, limit-safe changes are appended
+to ``ledger_balance_deltas`` instead of updating the account row, so concurrent payments do not
+queue on its row lock; an account's balance is its row plus the sum of its deltas, and
+``compact_balances`` folds deltas into rows. SQLite has one writer at a time (``BEGIN
+IMMEDIATE``) and always updates rows. Deadlocks, serialization failures and a concurrent insert of
+the same transfer id are retried inside (bounded), never surfaced. See
+docs/decisions/0001-ledger-on-sql.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from psycopg import errors as pg_errors
+
+from flashpay import db
+from flashpay.clock import Clock, SystemClock
+from flashpay.ledger.engine import (
+    AccountState,
+    PendingRecord,
+    TransferBatch,
+    TransferPlan,
+    plan_accounts,
+)
+from flashpay.ledger.errors import BatchTooLargeError, RetriesExhaustedError, invariant
+from flashpay.ledger.types import (
+    Account,
+    AccountBalance,
+    AccountFilter,
+    AccountFlags,
+    CommittedChain,
+    CreateAccountResult,
+    CreateTransferResult,
+    PendingState,
+    Transfer,
+    TransferFlags,
+)
+
+BATCH_EVENTS_MAX = 8190
+RETRIES_MAX = 32
+QUERY_LIMIT_MAX = 8190
+EXPIRY_SWEEP_INTERVAL_NS = 1_000_000_000
+EXPIRY_SWEEP_BATCH_MAX = 1000
+COMPACTION_EVERY_BATCHES = 512
+COMPACTION_DELTAS_MIN = 64
+COMMITMENT_BYTES = 32
+
+_ACCOUNT_COLUMNS = (
+    "id, ledger, code, flags, credit_limit, user_data_128, user_data_64, user_data_32, "
+    "debits_pending, debits_posted, credits_pending, credits_posted, timestamp"
+)
+_TRANSFER_COLUMNS = (
+    "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
+    "user_data_32, timeout_seconds, ledger, code, flags, timestamp"
+)
+_RETRYABLE_PG = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+    pg_errors.UniqueViolation,
+    pg_errors.LockNotAvailable,
+)
+
+
+def _u128_bytes(value: int) -> bytes:
+    return value.to_bytes(16, "big")
+
+
+def _u128_int(value: bytes | memoryview) -> int:
+    return int.from_bytes(bytes(value), "big")
+
+
+def _account_from_row(row: Sequence[Any]) -> Account:
+    return Account(
+        id=row[0],
+        ledger=row[1],
+        code=row[2],
+        flags=AccountFlags(row[3]),
+        credit_limit=row[4],
+        user_data_128=_u128_int(row[5]),
+        user_data_64=row[6],
+        user_data_32=row[7],
+        debits_pending=row[8],
+        debits_posted=row[9],
+        credits_pending=row[10],
+        credits_posted=row[11],
+        timestamp=row[12],
+    )
+
+
+def _transfer_from_row(row: Sequence[Any]) -> Transfer:
+    return Transfer(
+        id=row[0],
+        debit_account_id=row[1],
+        credit_account_id=row[2],
+        amount=row[3],
+        pending_id=row[4],
+        user_data_128=_u128_int(row[5]),
+        user_data_64=row[6],
+        user_data_32=row[7],
+        timeout_seconds=row[8],
+        ledger=row[9],
+        code=row[10],
+        flags=TransferFlags(row[11]),
+        timestamp=row[12],
+    )
+
+
+def _transfer_row(t: Transfer, chain_id: int) -> tuple[Any, ...]:
+    return (
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.pending_id,
+        _u128_bytes(t.user_data_128),
+        t.user_data_64,
+        t.user_data_32,
+        t.timeout_seconds,
+        t.ledger,
+        t.code,
+        int(t.flags),
+        t.timestamp,
+        chain_id,
+    )
+
+
+def _with_balances(account: Account, sums: Sequence[int]) -> Account:
+    if not any(sums):
+        return account
+    return Account(
+        id=account.id,
+        ledger=account.ledger,
+        code=account.code,
+        flags=account.flags,
+        credit_limit=account.credit_limit,
+        user_data_128=account.user_data_128,
+        user_data_64=account.user_data_64,
+        user_data_32=account.user_data_32,
+        debits_pending=account.debits_pending + sums[0],
+        debits_posted=account.debits_posted + sums[1],
+        credits_pending=account.credits_pending + sums[2],
+        credits_posted=account.credits_posted + sums[3],
+        timestamp=account.timestamp,
+    )
+
+
+class Ledger:
+    """The ledger over one database. Thread-safe; many processes may open the same database."""
+
+    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+        self.url = url
+        self.clock: Clock = clock or SystemClock()
+        self.is_postgresql = db.is_postgresql(url)
+        pool = {"pool_size": 16, "max_overflow": 16} if self.is_postgresql else {}
+        self.engine = db.create_engine(url, **pool)
+        self._static: dict[int, Account] = {}
+        self._next_sweep_ns = 0
+        self._batches = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, url: str, *, clock: Clock | None = None) -> Ledger:
+        """Open the ledger at ``url`` (``sqlite:///…`` or ``postgresql://…``), already migrated."""
+        return cls(url, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A raw DBAPI connection (psycopg or sqlite3) with no transaction open."""
+        proxy = self.engine.raw_connection()
+        raw: Any = proxy.driver_connection
+        try:
+            if isinstance(raw, sqlite3.Connection):
+                raw.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+            else:
+                raw.autocommit = True  # likewise BEGIN / COMMIT
+            yield raw
+        finally:
+            # Hand the connection back as SQLAlchemy expects it (drain_outbox uses the engine).
+            if isinstance(raw, sqlite3.Connection):
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raw.isolation_level = ""
+            elif not raw.closed:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raw.execute("ROLLBACK")
+                raw.autocommit = False
+            proxy.close()
+
+    def _sql(self, text: str) -> str:
+        return text if self.is_postgresql else text.replace("%s", "?")
+
+    def _in(self, column: str, values: Sequence[int]) -> tuple[str, list[Any]]:
+        """``column = ANY(%s)`` on PostgreSQL, ``column IN (?, …)`` on SQLite."""
+        if self.is_postgresql:
+            return f"{column} = ANY(%s)", [list(values)]
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
+
+    def _begin(self, conn: Any) -> None:
+        if self.is_postgresql:
+            conn.execute("BEGIN")
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def _retrying(self, work: Callable[[Any], Any]) -> Any:
+        """Run ``work(conn)`` in a transaction, retrying on deadlock / serialization / races."""
+        for attempt in range(RETRIES_MAX):
+            with self._connection() as conn:
+                try:
+                    self._begin(conn)
+                    result = work(conn)
+                    conn.execute("COMMIT")
+                    return result
+                except _RETRYABLE_PG:
+                    conn.execute("ROLLBACK")
+                except sqlite3.OperationalError as exc:
+                    _rollback_quietly(conn)
+                    if "locked" not in str(exc) and "busy" not in str(exc):
+                        raise
+                except BaseException:
+                    _rollback_quietly(conn)
+                    raise
+            time.sleep(random.uniform(0, 0.002 * (2 ** min(attempt, 8))))
+        raise RetriesExhaustedError(f"gave up after {RETRIES_MAX} attempts")
+
+    def _allocate_timestamps(self, conn: Any, count: int) -> int:
+        """The first of ``count`` fresh, unique, increasing timestamps (≥ the clock)."""
+        now = self.clock.now_ns()
+        if self.is_postgresql:
+            cur = conn.execute(
+                "BEGIN; SET LOCAL synchronous_commit TO OFF; "
+                f"UPDATE ledger_clock SET last_timestamp = GREATEST(last_timestamp + {count:d}, "
+                f"{now:d} + {count - 1:d}) WHERE id = 1 RETURNING last_timestamp; COMMIT;"
+            )
+            last = None
+            while True:
+                if cur.description is not None:
+                    last = cur.fetchone()[0]
+                if not cur.nextset():
+                    break
+            invariant(last is not None, "ledger_clock row missing")
+            return int(last or 0) - count + 1
+        row = conn.execute("SELECT last_timestamp FROM ledger_clock WHERE id = 1").fetchone()
+        first = max(now, row[0] + 1)
+        conn.execute(
+            "UPDATE ledger_clock SET last_timestamp = ? WHERE id = 1", (first + count - 1,)
+        )
+        return int(first)
+
+    # -- accounts ----------------------------------------------------------------------------
+    def create_accounts(self, accounts: Sequence[Account]) -> list[CreateAccountResult]:
+        """Create accounts; one result per event (``OK`` or the first failing check)."""
+        if len(accounts) > BATCH_EVENTS_MAX:
+            raise BatchTooLargeError(f"{len(accounts)} > {BATCH_EVENTS_MAX} events")
+        if not accounts:
+            return []
+
+        def work(conn: Any) -> list[CreateAccountResult]:
+            if self.is_postgresql:
+                conn.execute("COMMIT")  # timestamps come from their own small transaction
+                first = self._allocate_timestamps(conn, len(accounts))
+                conn.execute("BEGIN")
+            else:
+                first = self._allocate_timestamps(conn, len(accounts))
+            ids = sorted({a.id for a in accounts if 0 < a.id < 2**63})
+            existing = {a.id: a for a in self._select_accounts(conn, ids)} if ids else {}
+            results, created = plan_accounts(accounts, existing, first)
+            if created:
+                rows = [
+                    (
+                        a.id,
+                        a.ledger,
+                        a.code,
+                        int(a.flags & ~AccountFlags.LINKED),
+                        a.credit_limit,
+                        _u128_bytes(a.user_data_128),
+                        a.user_data_64,
+                        a.user_data_32,
+                        a.timestamp,
+                    )
+                    for a in created
+                ]
+                self._executemany(
+                    conn,
+                    "INSERT INTO ledger_accounts (id, ledger, code, flags, credit_limit, "
+                    "user_data_128, user_data_64, user_data_32, timestamp, debits_pending, "
+                    "debits_posted, credits_pending, credits_posted) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, 0, 0, 0)",
+                    rows,
+                )
+            return results
+
+        results: list[CreateAccountResult] = self._retrying(work)
+        return results
+
+    def _executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.is_postgresql:
+            with conn.cursor() as cur:
+                cur.executemany(sql, rows)
+        else:
+            conn.executemany(self._sql(sql), rows)
+
+    def _select_accounts(
+        self, conn: Any, ids: Sequence[int], *, lock: bool = False
+    ) -> list[Account]:
+        """Accounts with their balances (row plus pending deltas), optionally row-locked."""
+        if not ids:
+            return []
+        where, params = self._in("id", sorted(ids))
+        suffix = " ORDER BY id FOR UPDATE" if (lock and self.is_postgresql) else ""
+        rows = conn.execute(
+            self._sql(f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE {where}{suffix}"),
+            params,
+        ).fetchall()
+        accounts = [_account_from_row(r) for r in rows]
+        if not self.is_postgresql or not accounts:
+            return accounts
+        sums = self._delta_sums(conn, [a.id for a in accounts])
+        return [_with_balances(a, sums.get(a.id, (0, 0, 0, 0))) for a in accounts]
+
+    def _delta_sums(self, conn: Any, ids: Sequence[int]) -> dict[int, tuple[int, int, int, int]]:
+        where, params = self._in("account_id", ids)
+        rows = conn.execute(
+            self._sql(
+                "SELECT account_id, SUM(debits_pending), SUM(debits_posted), "
+                "SUM(credits_pending), SUM(credits_posted) FROM ledger_balance_deltas "
+                f"WHERE {where} GROUP BY account_id"
+            ),
+            params,
+        ).fetchall()
+        return {r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+
+    def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
+        """The accounts that exist among ``ids``, in the order asked, with current balances."""
+        if len(ids) > QUERY_LIMIT_MAX:
+            raise BatchTooLargeError(f"{len(ids)} > {QUERY_LIMIT_MAX} ids")
+        self._maybe_expire()
+        wanted = [i for i in ids if 0 < i < 2**63]
+        if not wanted:
+            return []
+        with self._connection() as conn:
+            if self.is_postgresql:
+                conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            found = {a.id: a for a in self._select_accounts(conn, wanted)}
+            if self.is_postgresql:
+                conn.execute("COMMIT")
+        return [found[i] for i in ids if i in found]
+
+    # -- transfers ---------------------------------------------------------------------------
+    def create_transfers(
+        self,
+        transfers: Sequence[Transfer],
+        *,
+        commitments: Mapping[int, bytes] | None = None,
+    ) -> list[CreateTransferResult]:
+        """Post a batch; one result per event. See the module docstring for the steps.
+
+        ``commitments`` maps the id of a chain's first transfer to a 32-byte commitment to the
+        business record, stored with the chain for the audit log.
+        """
+        if len(transfers) > BATCH_EVENTS_MAX:
+            raise BatchTooLargeError(f"{len(transfers)} > {BATCH_EVENTS_MAX} events")
+        if not transfers:
+            return []
+        for value in (commitments or {}).values():
+            if len(value) != COMMITMENT_BYTES:
+                raise ValueError(f"a commitment is {COMMITMENT_BYTES} bytes, not {len(value)}")
+        self._maybe_expire()
+
+        def work(conn: Any) -> list[CreateTransferResult]:
+            if self.is_postgresql:
+                conn.execute("COMMIT")
+                first = self._allocate_timestamps(conn, len(transfers))
+                conn.execute("BEGIN")
+            else:
+                first = self._allocate_timestamps(conn, len(transfers))
+            plan, lock_set = self._plan(conn, transfers, first)
+            self._write(conn, plan, lock_set, commitments or {})
+            return plan.results
+
+        results: list[CreateTransferResult] = self._retrying(work)
+        self._after_batch()
+        return results
+
+    def _static_accounts(self, conn: Any, ids: set[int]) -> dict[int, Account]:
+        """Accounts' immutable fields (ledger, code, flags, limit), cached per process."""
+        missing = [i for i in ids if i not in self._static and 0 < i < 2**63]
+        if missing:
+            for account in self._select_accounts(conn, missing):
+                with self._lock:
+                    self._static[account.id] = account
+        return {i: self._static[i] for i in ids if i in self._static}
+
+    def _plan(
+        self, conn: Any, transfers: Sequence[Transfer], first_timestamp: int
+    ) -> tuple[TransferPlan, set[int]]:
+        ids = {t.id for t in transfers if 0 < t.id < 2**63}
+        pending_ids = {
+            t.pending_id
+            for t in transfers
+            if t.flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER)
+            and 0 < t.pending_id < 2**63
+        }
+        existing: dict[int, Transfer] = {}
+        lookup = sorted(ids | pending_ids)
+        if lookup:
+            where, params = self._in("id", lookup)
+            for row in conn.execute(
+                self._sql(f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers WHERE {where}"),
+                params,
+            ).fetchall():
+                transfer = _transfer_from_row(row)
+                existing[transfer.id] = transfer
+        pendings: dict[int, PendingRecord] = {}
+        in_db_pending = sorted(p for p in pending_ids if p in existing)
+        if in_db_pending:
+            where, params = self._in("id", in_db_pending)
+            suffix = " ORDER BY id FOR UPDATE" if self.is_postgresql else ""
+            for pid, state, expires_at in conn.execute(
+                self._sql(
+                    f"SELECT id, state, expires_at FROM ledger_pending WHERE {where}{suffix}"
+                ),
+                params,
+            ).fetchall():
+                pendings[pid] = PendingRecord(existing[pid], PendingState(state), expires_at)
+
+        account_ids: set[int] = set()
+        for t in transfers:
+            account_ids.update((t.debit_account_id, t.credit_account_id))
+        for record in pendings.values():
+            account_ids.update(
+                (record.transfer.debit_account_id, record.transfer.credit_account_id)
+            )
+        account_ids.discard(0)
+        static = self._static_accounts(conn, account_ids)
+        lock_set = self._lock_set(transfers, static)
+        states = {aid: AccountState.of(a) for aid, a in static.items()}
+        for account in self._select_accounts(conn, sorted(lock_set), lock=True):
+            states[account.id] = AccountState.of(account)
+        batch = TransferBatch(
+            accounts=states,
+            existing=existing,
+            pendings=pendings,
+            now_ns=self.clock.now_ns(),
+            first_timestamp=first_timestamp,
+        )
+        return batch.plan(transfers), lock_set
+
+    def _lock_set(self, transfers: Sequence[Transfer], static: Mapping[int, Account]) -> set[int]:
+        """Accounts whose exact balance the batch must read: every one on SQLite; on PostgreSQL
+        those a transfer could push past their limit, HISTORY accounts and balancing sides."""
+        if not self.is_postgresql:
+            return set(static)
+        lock: set[int] = set()
+        for aid, account in static.items():
+            if account.flags & AccountFlags.HISTORY:
+                lock.add(aid)
+        for t in transfers:
+            flags = t.flags
+            if flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
+                continue  # posting or voiding never raises a total past a limit
+            dr = static.get(t.debit_account_id)
+            cr = static.get(t.credit_account_id)
+            if dr is not None and (
+                dr.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
+                or flags & TransferFlags.BALANCING_DEBIT
+            ):
+                lock.add(dr.id)
+            if cr is not None and (
+                cr.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
+                or flags & TransferFlags.BALANCING_CREDIT
+            ):
+                lock.add(cr.id)
+        return lock
+
+    def _write(
+        self,
+        conn: Any,
+        plan: TransferPlan,
+        lock_set: set[int],
+        commitments: Mapping[int, bytes],
+    ) -> None:
+        chain_of: dict[int, int] = {}
+        chain_rows: list[tuple[int, bytes | None]] = []
+        for chain in plan.chains:
+            chain_id = chain[0].timestamp
+            chain_rows.append((chain_id, commitments.get(chain[0].id)))
+            for transfer in chain:
+                chain_of[transfer.id] = chain_id
+        self._executemany(
+            conn,
+            f"INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS}, chain_id) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [_transfer_row(t, chain_of[t.id]) for t in plan.created],
+        )
+        self._executemany(
+            conn,
+            "INSERT INTO ledger_pending (id, state, expires_at) VALUES (%s, %s, %s)",
+            [
+                (r.transfer.id, int(r.state), r.expires_at)
+                for r in plan.new_pendings
+                if r.state == PendingState.PENDING or r.transfer.id in chain_of
+            ],
+        )
+        self._executemany(
+            conn,
+            "UPDATE ledger_pending SET state = %s WHERE id = %s",
+            [(int(state), pid) for pid, state in sorted(plan.resolved_pendings.items())],
+        )
+        updates = []
+        deltas = []
+        for aid, d in sorted(plan.deltas.items()):
+            if aid in lock_set:
+                updates.append((*d, aid))
+            else:
+                deltas.append((aid, *d))
+        self._executemany(
+            conn,
+            "UPDATE ledger_accounts SET debits_pending = debits_pending + %s, "
+            "debits_posted = debits_posted + %s, credits_pending = credits_pending + %s, "
+            "credits_posted = credits_posted + %s WHERE id = %s",
+            updates,
+        )
+        self._executemany(
+            conn,
+            "INSERT INTO ledger_balance_deltas (account_id, debits_pending, debits_posted, "
+            "credits_pending, credits_posted) VALUES (%s, %s, %s, %s, %s)",
+            deltas,
+        )
+        self._executemany(
+            conn,
+            "INSERT INTO ledger_account_history (account_id, timestamp, debits_pending, "
+            "debits_posted, credits_pending, credits_posted) VALUES (%s, %s, %s, %s, %s, %s)",
+            plan.history,
+        )
+        self._executemany(
+            conn, "INSERT INTO ledger_chains (chain_id, commitment) VALUES (%s, %s)", chain_rows
+        )
+        self._executemany(
+            conn, "INSERT INTO ledger_outbox (chain_id) VALUES (%s)", [(c,) for c, _ in chain_rows]
+        )
+
+    def _after_batch(self) -> None:
+        with self._lock:
+            self._batches += 1
+            due = self.is_postgresql and self._batches % COMPACTION_EVERY_BATCHES == 0
+        if due:
+            self.compact_balances()
+
+    def lookup_transfers(self, ids: Sequence[int]) -> list[Transfer]:
+        """The transfers that exist among ``ids``, in the order asked."""
+        if len(ids) > QUERY_LIMIT_MAX:
+            raise BatchTooLargeError(f"{len(ids)} > {QUERY_LIMIT_MAX} ids")
+        wanted = sorted({i for i in ids if 0 < i < 2**63})
+        if not wanted:
+            return []
+        where, params = self._in("id", wanted)
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._sql(f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers WHERE {where}"),
+                params,
+            ).fetchall()
+            _end_read(conn)
+        found = {r[0]: _transfer_from_row(r) for r in rows}
+        return [found[i] for i in ids if i in found]
+
+    def _window(self, f: AccountFilter) -> tuple[str, list[Any]]:
+        clauses = []
+        params: list[Any] = []
+        if f.timestamp_min:
+            clauses.append("timestamp >= %s")
+            params.append(f.timestamp_min)
+        if f.timestamp_max:
+            clauses.append("timestamp <= %s")
+            params.append(f.timestamp_max)
+        return "".join(f" AND {c}" for c in clauses), params
+
+    def get_account_transfers(self, f: AccountFilter) -> list[Transfer]:
+        """The account's transfers in timestamp order (``reversed`` for newest first)."""
+        limit = max(1, min(f.limit, QUERY_LIMIT_MAX))
+        window, window_params = self._window(f)
+        order = "DESC" if f.reversed else "ASC"
+        parts = []
+        params: list[Any] = []
+        if f.debits:
+            parts.append(
+                f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers "
+                f"WHERE debit_account_id = %s{window}"
+            )
+            params += [f.account_id, *window_params]
+        if f.credits:
+            parts.append(
+                f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers "
+                f"WHERE credit_account_id = %s{window}"
+            )
+            params += [f.account_id, *window_params]
+        if not parts:
+            return []
+        sql = (
+            f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS t ORDER BY timestamp {order} LIMIT %s"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(self._sql(sql), [*params, limit]).fetchall()
+            _end_read(conn)
+        return [_transfer_from_row(r) for r in rows]
+
+    def get_account_balances(self, f: AccountFilter) -> list[AccountBalance]:
+        """Balances after each transfer of a ``HISTORY`` account, in timestamp order."""
+        limit = max(1, min(f.limit, QUERY_LIMIT_MAX))
+        window, window_params = self._window(f)
+        order = "DESC" if f.reversed else "ASC"
+        sql = (
+            "SELECT timestamp, debits_pending, debits_posted, credits_pending, credits_posted "
+            f"FROM ledger_account_history WHERE account_id = %s{window} "
+            f"ORDER BY timestamp {order} LIMIT %s"
+        )
+        with self._connection() as conn:
+            rows = conn.execute(self._sql(sql), [f.account_id, *window_params, limit]).fetchall()
+            _end_read(conn)
+        return [AccountBalance(*r) for r in rows]
+
+    # -- expiry and compaction ------------------------------------------------------------------
+    def _maybe_expire(self) -> None:
+        now = self.clock.now_ns()
+        if now < self._next_sweep_ns:
+            return
+        self._next_sweep_ns = now + EXPIRY_SWEEP_INTERVAL_NS
+        self.expire_pending_transfers()
+
+    def expire_pending_transfers(self) -> int:
+        """Void every pending transfer whose timeout has passed; returns how many expired.
+
+        Runs by itself at most once a second (of the ledger's clock) before reads and batches;
+        a post or void of a transfer past its timeout is rejected ``PENDING_TRANSFER_EXPIRED``
+        and expires it in the same batch, so expiry never waits for the sweep.
+        """
+        total = 0
+        while True:
+            count: int = self._retrying(self._expire_some)
+            total += count
+            if count < EXPIRY_SWEEP_BATCH_MAX:
+                return total
+
+    def _expire_some(self, conn: Any) -> int:
+        now = self.clock.now_ns()
+        lock = " FOR UPDATE OF p SKIP LOCKED" if self.is_postgresql else ""
+        rows = conn.execute(
+            self._sql(
+                "SELECT p.id, t.debit_account_id, t.credit_account_id, t.amount "
+                "FROM ledger_pending p JOIN ledger_transfers t ON t.id = p.id "
+                "WHERE p.state = %s AND p.expires_at > 0 AND p.expires_at <= %s "
+                f"ORDER BY p.expires_at LIMIT %s{lock}"
+            ),
+            [int(PendingState.PENDING), now, EXPIRY_SWEEP_BATCH_MAX],
+        ).fetchall()
+        if not rows:
+            return 0
+        self._executemany(
+            conn,
+            "UPDATE ledger_pending SET state = %s WHERE id = %s",
+            [(int(PendingState.EXPIRED), r[0]) for r in rows],
+        )
+        releases: dict[int, list[int]] = {}
+        for _pid, debit_id, credit_id, amount in rows:
+            releases.setdefault(debit_id, [0, 0, 0, 0])[0] -= amount
+            releases.setdefault(credit_id, [0, 0, 0, 0])[2] -= amount
+        if self.is_postgresql:  # releasing a hold never breaks a limit: append deltas
+            self._executemany(
+                conn,
+                "INSERT INTO ledger_balance_deltas (account_id, debits_pending, debits_posted, "
+                "credits_pending, credits_posted) VALUES (%s, %s, %s, %s, %s)",
+                [(aid, *d) for aid, d in sorted(releases.items())],
+            )
+        else:
+            self._executemany(
+                conn,
+                "UPDATE ledger_accounts SET debits_pending = debits_pending + %s, "
+                "credits_pending = credits_pending + %s WHERE id = %s",
+                [(d[0], d[2], aid) for aid, d in sorted(releases.items())],
+            )
+        return len(rows)
+
+    def compact_balances(self, *, deltas_min: int = COMPACTION_DELTAS_MIN) -> int:
+        """Fold balance deltas into account rows (PostgreSQL); returns accounts compacted."""
+        if not self.is_postgresql:
+            return 0
+        with self._connection() as conn:
+            ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT account_id FROM ledger_balance_deltas GROUP BY account_id "
+                    "HAVING COUNT(*) >= %s",
+                    [deltas_min],
+                ).fetchall()
+            ]
+        for account_id in ids:
+            self._retrying(functools.partial(self._compact_one, account_id=account_id))
+        return len(ids)
+
+    def _compact_one(self, conn: Any, *, account_id: int) -> None:
+        conn.execute("SELECT id FROM ledger_accounts WHERE id = %s FOR UPDATE", [account_id])
+        row = conn.execute(
+            "WITH moved AS (DELETE FROM ledger_balance_deltas WHERE account_id = %s "
+            "RETURNING debits_pending, debits_posted, credits_pending, credits_posted) "
+            "SELECT COALESCE(SUM(debits_pending), 0), COALESCE(SUM(debits_posted), 0), "
+            "COALESCE(SUM(credits_pending), 0), COALESCE(SUM(credits_posted), 0) FROM moved",
+            [account_id],
+        ).fetchone()
+        conn.execute(
+            "UPDATE ledger_accounts SET debits_pending = debits_pending + %s, "
+            "debits_posted = debits_posted + %s, credits_pending = credits_pending + %s, "
+            "credits_posted = credits_posted + %s WHERE id = %s",
+            [*row, account_id],
+        )
+
+    # -- the outbox of committed chains (consumed by the audit log) ---------------------------
+    def drain_outbox(
+        self,
+        consume: Callable[[sa.Connection, Sequence[CommittedChain]], None],
+        *,
+        limit: int = 1000,
+    ) -> int:
+        """Hand up to ``limit`` committed, not yet consumed chains to ``consume`` and delete them
+        from the outbox, all in one transaction; returns how many were consumed."""
+        limit = max(1, min(limit, QUERY_LIMIT_MAX))
+        with self.engine.begin() as connection:
+            lock = " FOR UPDATE SKIP LOCKED" if self.is_postgresql else ""
+            chain_ids = [
+                r[0]
+                for r in connection.execute(
+                    sa.text(f"SELECT chain_id FROM ledger_outbox ORDER BY chain_id LIMIT :n{lock}"),
+                    {"n": limit},
+                )
+            ]
+            if not chain_ids:
+                return 0
+            chains = self._load_chains(connection, chain_ids)
+            consume(connection, chains)
+            connection.execute(
+                sa.text("DELETE FROM ledger_outbox WHERE chain_id IN :ids").bindparams(
+                    sa.bindparam("ids", expanding=True)
+                ),
+                {"ids": chain_ids},
+            )
+            return len(chains)
+
+    def _load_chains(
+        self, connection: sa.Connection, chain_ids: Sequence[int]
+    ) -> list[CommittedChain]:
+        if not chain_ids:
+            return []
+        expanding: sa.BindParameter[list[int]] = sa.bindparam("ids", expanding=True)
+        commitments = {
+            r[0]: (bytes(r[1]) if r[1] is not None else None)
+            for r in connection.execute(
+                sa.text(
+                    "SELECT chain_id, commitment FROM ledger_chains WHERE chain_id IN :ids"
+                ).bindparams(expanding),
+                {"ids": list(chain_ids)},
+            )
+        }
+        members: dict[int, list[Transfer]] = {c: [] for c in commitments}
+        for row in connection.execute(
+            sa.text(
+                f"SELECT {_TRANSFER_COLUMNS}, chain_id FROM ledger_transfers "
+                "WHERE chain_id IN :ids ORDER BY timestamp"
+            ).bindparams(expanding),
+            {"ids": list(chain_ids)},
+        ):
+            members.setdefault(row[13], []).append(_transfer_from_row(row))
+        return [
+            CommittedChain(chain_id=c, commitment=commitments.get(c), transfers=tuple(members[c]))
+            for c in sorted(members)
+        ]
+
+    def iter_chains(self, *, after_chain_id: int = 0, limit: int = 1000) -> list[CommittedChain]:
+        """Committed chains in chain_id order, after ``after_chain_id`` (for audits)."""
+        limit = max(1, min(limit, QUERY_LIMIT_MAX))
+        with self.engine.connect() as connection:
+            ids = [
+                r[0]
+                for r in connection.execute(
+                    sa.text(
+                        "SELECT chain_id FROM ledger_chains WHERE chain_id > :after "
+                        "ORDER BY chain_id LIMIT :n"
+                    ),
+                    {"after": after_chain_id, "n": limit},
+                )
+            ]
+            return self._load_chains(connection, ids)
+
+    def lookup_chains(self, chain_ids: Sequence[int]) -> list[CommittedChain]:
+        """The committed chains among ``chain_ids`` (a chain with no row is left out)."""
+        with self.engine.connect() as connection:
+            return self._load_chains(connection, list(chain_ids))
+
+
+def _rollback_quietly(conn: Any) -> None:
+    with suppress(psycopg.Error, sqlite3.Error):
+        conn.execute("ROLLBACK")
+
+
+def _end_read(conn: Any) -> None:
+    """Reads run in autocommit mode on both drivers: nothing to close."""
