@@ -8,6 +8,7 @@ from flashpay import __version__
 from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
+from flashpay.ledger import cli as ledger_cli
 
 app = typer.Typer(
     name="flashpay",
@@ -16,6 +17,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(apikey_cli.app, name="apikey")
 app.command("serve")(serve)
 

@@ -214,7 +214,7 @@ class Ledger:
             if isinstance(raw, sqlite3.Connection):
                 if raw.in_transaction:
                     raw.execute("ROLLBACK")
-                raw.isolation_level = ""
+                raw.isolation_level = "DEFERRED"
             elif not raw.closed:
                 if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                     raw.execute("ROLLBACK")
