@@ -336,35 +336,34 @@ class Ledger:
         else:
             conn.executemany(self._sql(sql), rows)
 
-    def _select_accounts(
-        self, conn: Any, ids: Sequence[int], *, lock: bool = False
-    ) -> list[Account]:
-        """Accounts with their balances (row plus pending deltas), optionally row-locked."""
+    def _select_accounts(self, conn: Any, ids: Sequence[int]) -> list[Account]:
+        """Accounts with their balances: the row plus its not yet compacted deltas."""
         if not ids:
             return []
-        where, params = self._in("id", sorted(ids))
-        suffix = " ORDER BY id FOR UPDATE" if (lock and self.is_postgresql) else ""
+        ordered = sorted(ids)
+        if not self.is_postgresql:
+            where, params = self._in("id", ordered)
+            rows = conn.execute(
+                f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE {where}", params
+            ).fetchall()
+            return [_account_from_row(r) for r in rows]
         rows = conn.execute(
-            self._sql(f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE {where}{suffix}"),
-            params,
+            f"SELECT {_ACCOUNT_COLUMNS}, d.dp, d.dpo, d.cp, d.cpo FROM ledger_accounts a "
+            "LEFT JOIN (SELECT account_id, SUM(debits_pending) AS dp, SUM(debits_posted) AS dpo, "
+            "SUM(credits_pending) AS cp, SUM(credits_posted) AS cpo FROM ledger_balance_deltas "
+            "WHERE account_id = ANY(%s) GROUP BY account_id) d ON d.account_id = a.id "
+            "WHERE a.id = ANY(%s)",
+            [ordered, ordered],
         ).fetchall()
-        accounts = [_account_from_row(r) for r in rows]
-        if not self.is_postgresql or not accounts:
-            return accounts
-        sums = self._delta_sums(conn, [a.id for a in accounts])
-        return [_with_balances(a, sums.get(a.id, (0, 0, 0, 0))) for a in accounts]
+        return [_with_balances(_account_from_row(r), [int(x or 0) for x in r[13:17]]) for r in rows]
 
-    def _delta_sums(self, conn: Any, ids: Sequence[int]) -> dict[int, tuple[int, int, int, int]]:
-        where, params = self._in("account_id", ids)
-        rows = conn.execute(
-            self._sql(
-                "SELECT account_id, SUM(debits_pending), SUM(debits_posted), "
-                "SUM(credits_pending), SUM(credits_posted) FROM ledger_balance_deltas "
-                f"WHERE {where} GROUP BY account_id"
-            ),
-            params,
-        ).fetchall()
-        return {r[0]: (int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows}
+    def _lock_accounts(self, conn: Any, ids: Sequence[int]) -> None:
+        """Row-lock accounts in id order (PostgreSQL), so concurrent batches cannot deadlock."""
+        if ids and self.is_postgresql:
+            conn.execute(
+                "SELECT id FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                [sorted(ids)],
+            ).fetchall()
 
     def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
         """The accounts that exist among ``ids``, in the order asked, with current balances."""
@@ -470,9 +469,10 @@ class Ledger:
         account_ids.discard(0)
         static = self._static_accounts(conn, account_ids)
         lock_set = self._lock_set(transfers, static)
-        states = {aid: AccountState.of(a) for aid, a in static.items()}
-        for account in self._select_accounts(conn, sorted(lock_set), lock=True):
-            states[account.id] = AccountState.of(account)
+        self._lock_accounts(conn, sorted(lock_set))
+        # Read every account's balances after locking: exact for the locked ones, a fresh lower
+        # bound for the others (whose changes cannot break a limit; read for overflow checks).
+        states = {a.id: AccountState.of(a) for a in self._select_accounts(conn, sorted(static))}
         batch = TransferBatch(
             accounts=states,
             existing=existing,
