@@ -300,9 +300,10 @@ class TransferBatch:
             raise _RejectedError(R.PENDING_TRANSFER_ALREADY_POSTED)
         if record.state == PendingState.VOIDED:
             raise _RejectedError(R.PENDING_TRANSFER_ALREADY_VOIDED)
-        if record.state == PendingState.EXPIRED or (
-            record.expires_at and record.expires_at <= self.now_ns
-        ):
+        if record.state == PendingState.EXPIRED:
+            raise _RejectedError(R.PENDING_TRANSFER_EXPIRED)
+        if record.expires_at and record.expires_at <= self.now_ns:
+            self._expire(record)
             raise _RejectedError(R.PENDING_TRANSFER_EXPIRED)
         dr = self.accounts[p.debit_account_id]
         cr = self.accounts[p.credit_account_id]
@@ -323,6 +324,14 @@ class TransferBatch:
         )
         self._remember(stored)
         return stored
+
+    def _expire(self, record: PendingRecord) -> None:
+        """Release a pending transfer past its timeout. Not undone by a failing chain: expiry
+        is a fact of time, not part of the chain."""
+        p = record.transfer
+        self.accounts[p.debit_account_id].debits_pending -= p.amount
+        self.accounts[p.credit_account_id].credits_pending -= p.amount
+        record.state = PendingState.EXPIRED
 
     # -- the batch ---------------------------------------------------------------------------
     def plan(self, transfers: Sequence[Transfer]) -> TransferPlan:
