@@ -226,3 +226,15 @@ def test_hot_account_deltas_compact_to_the_same_balance(ledger, database_url):
     assert ledger.lookup_accounts([7, 8]) == before
     assert before[1].credits_posted == 1_000
     assert check(database_url).ok
+
+
+def test_retrying_a_committed_chain_answers_exists_for_each_event(books, database_url):
+    chain = [
+        Transfer(110, CARD, SHOP, 100, CNY, 1, flags=F.LINKED),
+        Transfer(111, CARD, SHOP, 200, CNY, 1, flags=F.LINKED),
+        Transfer(112, SOURCE, SHOP, 300, CNY, 1),
+    ]
+    assert books.create_transfers(chain) == [R.OK, R.OK, R.OK]
+    assert books.create_transfers(chain) == [R.EXISTS, R.EXISTS, R.EXISTS]
+    assert balances(books, SHOP)[3] == 600
+    assert check(database_url).ok

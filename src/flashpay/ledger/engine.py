@@ -167,6 +167,13 @@ def validate_transfer_shape(t: Transfer) -> CreateTransferResult | None:
     return None
 
 
+class _ExistsSignal(Exception):  # noqa: N818 - a control-flow signal, not an error
+    """The event was already applied with the same fields: a retry, answered ``EXISTS``.
+
+    Unlike TigerBeetle, ``EXISTS`` does not fail a linked chain: retrying a whole committed
+    chain answers ``EXISTS`` for each event, so a client can retry chains blindly."""
+
+
 class _RejectedError(Exception):
     def __init__(self, result: CreateTransferResult) -> None:
         self.result = result
@@ -218,7 +225,10 @@ class TransferBatch:
             raise _RejectedError(shape)
         old = self.existing.get(t.id)
         if old is not None:
-            raise _RejectedError(_exists_result(t, old))
+            result = _exists_result(t, old)
+            if result == R.EXISTS:
+                raise _ExistsSignal
+            raise _RejectedError(result)
         flags = t.flags
         if flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
             return self._apply_post_or_void(t, timestamp, plan)
@@ -352,9 +362,16 @@ class TransferBatch:
                 try:
                     if linked and index == len(transfers) - 1:
                         raise _RejectedError(R.LINKED_EVENT_CHAIN_OPEN)
-                    stored = self._apply(transfer, timestamp, plan)
-                    chain_stored.append((index, stored))
-                    for aid in (stored.debit_account_id, stored.credit_account_id):
+                    try:
+                        stored = self._apply(transfer, timestamp, plan)
+                    except _ExistsSignal:
+                        plan.results[index] = R.EXISTS
+                        stored = None
+                    if stored is not None:
+                        chain_stored.append((index, stored))
+                    for aid in (
+                        (stored.debit_account_id, stored.credit_account_id) if stored else ()
+                    ):
                         state = self.accounts[aid]
                         if state.account.flags & AccountFlags.HISTORY:
                             chain_history.append((aid, timestamp, *_balances(state)))
@@ -362,7 +379,8 @@ class TransferBatch:
                     plan.results[index] = failure.result
                     self._rollback_to(chain_mark)
                     for earlier in range(chain_start, index):
-                        plan.results[earlier] = R.LINKED_EVENT_FAILED
+                        if plan.results[earlier] != R.EXISTS:
+                            plan.results[earlier] = R.LINKED_EVENT_FAILED
                     chain_stored.clear()
                     chain_history.clear()
                     failed_chain = linked
@@ -471,14 +489,17 @@ def plan_accounts(
                 result = A.LINKED_EVENT_CHAIN_OPEN
             if result is None and account.id in seen:
                 result = account_exists_result(account, seen[account.id])
-            if result is None:
+            if result == A.EXISTS:  # a retry: answered, and the chain goes on
+                results[index] = result
+            elif result is None:
                 stored = replace(account, timestamp=first_timestamp + index)
                 seen[account.id] = stored
                 chain.append((index, stored))
             else:
                 results[index] = result
                 for earlier in range(chain_start, index):
-                    results[earlier] = A.LINKED_EVENT_FAILED
+                    if results[earlier] != A.EXISTS:
+                        results[earlier] = A.LINKED_EVENT_FAILED
                 for _, undone in chain:
                     seen.pop(undone.id, None)
                 chain = []
