@@ -9,6 +9,7 @@ from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
 from flashpay.ledger import cli as ledger_cli
+from flashpay.sim import cli as sim_cli
 
 app = typer.Typer(
     name="flashpay",
@@ -18,6 +19,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(ledger_cli.app, name="ledger")
+app.command("demo")(sim_cli.demo)
 app.add_typer(apikey_cli.app, name="apikey")
 app.command("serve")(serve)
 

@@ -33,6 +33,19 @@ R = CreateTransferResult
 A = CreateAccountResult
 NS_PER_SECOND = 1_000_000_000
 
+
+# Plain-int flag bits: IntFlag arithmetic costs microseconds per operation on the hot path.
+_LINKED = int(TransferFlags.LINKED)
+_PENDING = int(TransferFlags.PENDING)
+_POST = int(TransferFlags.POST_PENDING_TRANSFER)
+_VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
+_BALANCING_DEBIT = int(TransferFlags.BALANCING_DEBIT)
+_BALANCING_CREDIT = int(TransferFlags.BALANCING_CREDIT)
+_D_LIMIT = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
+_C_LIMIT = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
+_HISTORY = int(AccountFlags.HISTORY)
+_CLOSED = int(AccountFlags.CLOSED)
+
 _BALANCE_FIELDS = ("debits_pending", "debits_posted", "credits_pending", "credits_posted")
 
 
@@ -45,6 +58,7 @@ class AccountState:
     debits_posted: int
     credits_pending: int
     credits_posted: int
+    flags: int = 0
 
     @classmethod
     def of(cls, account: Account) -> AccountState:
@@ -54,6 +68,7 @@ class AccountState:
             account.debits_posted,
             account.credits_pending,
             account.credits_posted,
+            int(account.flags),
         )
 
 
@@ -125,11 +140,11 @@ def validate_transfer_shape(t: Transfer) -> CreateTransferResult | None:
         return R.ID_MUST_NOT_BE_ZERO
     if not 0 < t.id <= INT64_MAX:
         return R.ID_OUT_OF_RANGE
-    flags = t.flags
-    post = bool(flags & TransferFlags.POST_PENDING_TRANSFER)
-    void = bool(flags & TransferFlags.VOID_PENDING_TRANSFER)
-    pending = bool(flags & TransferFlags.PENDING)
-    balancing = bool(flags & (TransferFlags.BALANCING_DEBIT | TransferFlags.BALANCING_CREDIT))
+    flags = int(t.flags)
+    post = bool(flags & _POST)
+    void = bool(flags & _VOID)
+    pending = bool(flags & _PENDING)
+    balancing = bool(flags & (_BALANCING_DEBIT | _BALANCING_CREDIT))
     if (pending + post + void) > 1 or (balancing and (post or void)):
         return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
     if not (post or void):
@@ -229,8 +244,8 @@ class TransferBatch:
             if result == R.EXISTS:
                 raise _ExistsSignal
             raise _RejectedError(result)
-        flags = t.flags
-        if flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
+        flags = int(t.flags)
+        if flags & (_POST | _VOID):
             return self._apply_post_or_void(t, timestamp, plan)
         dr = self.accounts.get(t.debit_account_id)
         if dr is None:
@@ -242,41 +257,55 @@ class TransferBatch:
             raise _RejectedError(R.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER)
         if t.ledger != dr.account.ledger:
             raise _RejectedError(R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS)
-        if dr.account.flags & AccountFlags.CLOSED:
+        if dr.flags & _CLOSED:
             raise _RejectedError(R.DEBIT_ACCOUNT_CLOSED)
-        if cr.account.flags & AccountFlags.CLOSED:
+        if cr.flags & _CLOSED:
             raise _RejectedError(R.CREDIT_ACCOUNT_CLOSED)
         amount = t.amount
-        if flags & TransferFlags.BALANCING_DEBIT:
+        if flags & _BALANCING_DEBIT:
             available = (
                 dr.credits_posted + dr.account.credit_limit - dr.debits_posted - dr.debits_pending
             )
             amount = min(amount, max(0, available))
-        if flags & TransferFlags.BALANCING_CREDIT:
+        if flags & _BALANCING_CREDIT:
             available = (
                 cr.debits_posted + cr.account.credit_limit - cr.credits_posted - cr.credits_pending
             )
             amount = min(amount, max(0, available))
-        pending = bool(flags & TransferFlags.PENDING)
+        pending = bool(flags & _PENDING)
         dr_field = "debits_pending" if pending else "debits_posted"
         cr_field = "credits_pending" if pending else "credits_posted"
         if dr.debits_pending + dr.debits_posted + amount > INT64_MAX:
             raise _RejectedError(R.OVERFLOWS_DEBITS)
         if cr.credits_pending + cr.credits_posted + amount > INT64_MAX:
             raise _RejectedError(R.OVERFLOWS_CREDITS)
-        if dr.account.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS and (
+        if dr.flags & _D_LIMIT and (
             dr.debits_pending + dr.debits_posted + amount
             > dr.credits_posted + dr.account.credit_limit
         ):
             raise _RejectedError(R.EXCEEDS_CREDITS)
-        if cr.account.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS and (
+        if cr.flags & _C_LIMIT and (
             cr.credits_pending + cr.credits_posted + amount
             > cr.debits_posted + cr.account.credit_limit
         ):
             raise _RejectedError(R.EXCEEDS_DEBITS)
         self._add(dr, dr_field, amount)
         self._add(cr, cr_field, amount)
-        stored = replace(t, amount=amount, timestamp=timestamp)
+        stored = Transfer(
+            t.id,
+            t.debit_account_id,
+            t.credit_account_id,
+            amount,
+            t.ledger,
+            t.code,
+            t.flags,
+            t.pending_id,
+            t.timeout_seconds,
+            t.user_data_128,
+            t.user_data_64,
+            t.user_data_32,
+            timestamp,
+        )
         if pending:
             expires_at = timestamp + t.timeout_seconds * NS_PER_SECOND if t.timeout_seconds else 0
             record = PendingRecord(stored, PendingState.PENDING, expires_at)
@@ -300,7 +329,7 @@ class TransferBatch:
             raise _RejectedError(R.PENDING_TRANSFER_HAS_DIFFERENT_LEDGER)
         if t.code not in (0, p.code):
             raise _RejectedError(R.PENDING_TRANSFER_HAS_DIFFERENT_CODE)
-        post = bool(t.flags & TransferFlags.POST_PENDING_TRANSFER)
+        post = bool(int(t.flags) & _POST)
         amount = t.amount if (post and t.amount) else p.amount
         if amount > p.amount:
             raise _RejectedError(R.EXCEEDS_PENDING_TRANSFER_AMOUNT)
@@ -356,7 +385,7 @@ class TransferBatch:
         history: list[tuple[int, int, int, int, int, int]] = []
         chain_history: list[tuple[int, int, int, int, int, int]] = []
         for index, transfer in enumerate(transfers):
-            linked = bool(transfer.flags & TransferFlags.LINKED)
+            linked = bool(int(transfer.flags) & _LINKED)
             timestamp = self.first_timestamp + index
             if not failed_chain:
                 try:
@@ -373,7 +402,7 @@ class TransferBatch:
                         (stored.debit_account_id, stored.credit_account_id) if stored else ()
                     ):
                         state = self.accounts[aid]
-                        if state.account.flags & AccountFlags.HISTORY:
+                        if state.flags & _HISTORY:
                             chain_history.append((aid, timestamp, *_balances(state)))
                 except _RejectedError as failure:
                     plan.results[index] = failure.result
