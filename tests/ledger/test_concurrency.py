@@ -81,6 +81,8 @@ def _worker(url: str, worker: int, queue: multiprocessing.Queue) -> None:  # typ
                 if first == CreateTransferResult.OK:
                     assert second == CreateTransferResult.EXISTS, (t.id, second)
                     retried.append(t.id)
+                elif second == CreateTransferResult.OK:  # declined before, funds arrived since
+                    posted[t.id] = t.amount
     ledger.close()
     queue.put((posted, retried))
 
@@ -187,3 +189,22 @@ def test_sigkill_mid_batch_leaves_books_balanced(database_url):
     assert CreateTransferResult.OK not in second  # nothing posts twice
     ledger.close()
     assert check(database_url).ok
+
+
+def test_same_transfer_from_many_threads_posts_once(postgres_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    _open_bank(postgres_url)
+    ledger = Ledger.open(postgres_url)
+    chain = [
+        Transfer(42, PROTECTED[0], HOT, 100, CNY, 1, flags=1),
+        Transfer(43, PROTECTED[1], HOT, 100, CNY, 1),
+    ]
+    with ThreadPoolExecutor(10) as pool:
+        outcomes = list(pool.map(lambda _: ledger.create_transfers(chain), range(10)))
+    assert outcomes.count([CreateTransferResult.OK] * 2) == 1
+    assert outcomes.count([CreateTransferResult.EXISTS] * 2) == 9
+    (hot,) = ledger.lookup_accounts([HOT])
+    assert hot.credits_posted == 200
+    ledger.close()
+    assert check(postgres_url).ok

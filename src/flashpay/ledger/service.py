@@ -236,12 +236,16 @@ class Ledger:
         else:
             conn.execute("BEGIN IMMEDIATE")
 
-    def _retrying(self, work: Callable[[Any], Any]) -> Any:
-        """Run ``work(conn)`` in a transaction, retrying on deadlock / serialization / races."""
+    def _retrying(self, work: Callable[[Any], Any], *, begin: bool = True) -> Any:
+        """Run ``work(conn)`` in a transaction, retrying on deadlock / serialization / races.
+
+        With ``begin=False`` on PostgreSQL, ``work`` opens the transaction itself (after
+        allocating timestamps in their own short transaction)."""
         for attempt in range(RETRIES_MAX):
             with self._connection() as conn:
                 try:
-                    self._begin(conn)
+                    if begin or not self.is_postgresql:
+                        self._begin(conn)
                     result = work(conn)
                     conn.execute("COMMIT")
                     return result
@@ -290,8 +294,7 @@ class Ledger:
             return []
 
         def work(conn: Any) -> list[CreateAccountResult]:
-            if self.is_postgresql:
-                conn.execute("COMMIT")  # timestamps come from their own small transaction
+            if self.is_postgresql:  # timestamps come from their own small transaction
                 first = self._allocate_timestamps(conn, len(accounts))
                 conn.execute("BEGIN")
             else:
@@ -324,7 +327,7 @@ class Ledger:
                 )
             return results
 
-        results: list[CreateAccountResult] = self._retrying(work)
+        results: list[CreateAccountResult] = self._retrying(work, begin=False)
         return results
 
     def _executemany(self, conn: Any, sql: str, rows: Sequence[Sequence[Any]]) -> None:
@@ -404,16 +407,19 @@ class Ledger:
 
         def work(conn: Any) -> list[CreateTransferResult]:
             if self.is_postgresql:
-                conn.execute("COMMIT")
                 first = self._allocate_timestamps(conn, len(transfers))
                 conn.execute("BEGIN")
             else:
                 first = self._allocate_timestamps(conn, len(transfers))
             plan, lock_set = self._plan(conn, transfers, first)
-            self._write(conn, plan, lock_set, commitments or {})
+            if self.is_postgresql:
+                with conn.pipeline():  # every write in one round trip
+                    self._write(conn, plan, lock_set, commitments or {})
+            else:
+                self._write(conn, plan, lock_set, commitments or {})
             return plan.results
 
-        results: list[CreateTransferResult] = self._retrying(work)
+        results: list[CreateTransferResult] = self._retrying(work, begin=False)
         self._after_batch()
         return results
 
