@@ -25,6 +25,7 @@ docs/decisions/0001-ledger-on-sql.md.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import sqlite3
@@ -150,22 +151,15 @@ def _transfer_row(t: Transfer, chain_id: int) -> tuple[Any, ...]:
 
 
 def _with_balances(account: Account, sums: Sequence[int]) -> Account:
+    """The account with its not yet compacted balance deltas added."""
     if not any(sums):
         return account
-    return Account(
-        id=account.id,
-        ledger=account.ledger,
-        code=account.code,
-        flags=account.flags,
-        credit_limit=account.credit_limit,
-        user_data_128=account.user_data_128,
-        user_data_64=account.user_data_64,
-        user_data_32=account.user_data_32,
+    return dataclasses.replace(
+        account,
         debits_pending=account.debits_pending + sums[0],
         debits_posted=account.debits_posted + sums[1],
         credits_pending=account.credits_pending + sums[2],
         credits_posted=account.credits_posted + sums[3],
-        timestamp=account.timestamp,
     )
 
 

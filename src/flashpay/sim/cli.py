@@ -91,6 +91,18 @@ def demo(
         raise typer.Exit(1)
 
 
+def _table(
+    title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], *, text_columns: int = 1
+) -> Table:
+    """A table: the first ``text_columns`` columns are text, the rest right-aligned figures."""
+    table = Table(title=title)
+    for n, column in enumerate(columns):
+        table.add_column(column, justify="left" if n < text_columns else "right")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
 def _print_summary(s: dict[str, Any], timing: dict[str, float]) -> None:
     p = s["payments"]
     console.print(
@@ -99,30 +111,31 @@ def _print_summary(s: dict[str, Any], timing: dict[str, float]) -> None:
         f"{s['transfers_posted']:,} ledger transfers in {timing['traffic_seconds']:.1f} s "
         f"({timing['payments_per_second']:,.0f} payments/s)"
     )
-    scenes = Table(title="payments per scene")
-    for column in ("scene", "payments", "volume"):
-        scenes.add_column(column, justify="left" if column == "scene" else "right")
-    for scene, (count, volume) in s["by_scene"].items():
-        scenes.add_row(scene, f"{count:,}", _yuan(volume))
-    console.print(scenes)
-    banks = Table(title="payments per issuing bank")
-    for column in ("issuer", "payments", "volume"):
-        banks.add_column(column, justify="left" if column == "issuer" else "right")
-    for issuer, (count, volume) in s["by_issuer"].items():
-        banks.add_row(issuer, f"{count:,}", _yuan(volume))
-    console.print(banks)
-    declines = Table(title="declines")
-    declines.add_column("reason")
-    declines.add_column("count", justify="right")
-    for reason, count in s["declines"].items():
-        declines.add_row(reason, f"{count:,}")
-    console.print(declines)
-    positions = Table(title="net position with the network (+ = the network owes it)")
-    for column in ("institution", "role", "net"):
-        positions.add_column(column, justify="right" if column == "net" else "left")
-    for row in s["net_positions"]:
-        positions.add_row(row["institution"], row["role"], _yuan(row["net_fen"]))
-    console.print(positions)
+    console.print(
+        _table(
+            "payments per scene",
+            ("scene", "payments", "volume"),
+            [(k, f"{n:,}", _yuan(v)) for k, (n, v) in s["by_scene"].items()],
+        )
+    )
+    console.print(
+        _table(
+            "payments per issuing bank",
+            ("issuer", "payments", "volume"),
+            [(k, f"{n:,}", _yuan(v)) for k, (n, v) in s["by_issuer"].items()],
+        )
+    )
+    console.print(
+        _table("declines", ("reason", "count"), [(k, f"{n:,}") for k, n in s["declines"].items()])
+    )
+    console.print(
+        _table(
+            "net position with the network (+ = the network owes it)",
+            ("institution", "role", "net"),
+            [(r["institution"], r["role"], _yuan(r["net_fen"])) for r in s["net_positions"]],
+            text_columns=2,
+        )
+    )
     fees = s["fees_fen"]
     console.print(
         f"fees: interchange {_yuan(fees['interchange'])}, network {_yuan(fees['network'])}, "
