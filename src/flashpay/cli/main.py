@@ -9,6 +9,7 @@ from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
 from flashpay.ledger import cli as ledger_cli
+from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
 
 app = typer.Typer(
@@ -19,6 +20,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(ledger_cli.app, name="ledger")
+app.add_typer(qr_cli.app, name="qr")
 app.command("demo")(sim_cli.demo)
 app.add_typer(apikey_cli.app, name="apikey")
 app.command("serve")(serve)
