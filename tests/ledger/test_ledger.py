@@ -238,3 +238,67 @@ def test_retrying_a_committed_chain_answers_exists_for_each_event(books, databas
     assert books.create_transfers(chain) == [R.EXISTS, R.EXISTS, R.EXISTS]
     assert balances(books, SHOP)[3] == 600
     assert check(database_url).ok
+
+
+def closed(ledger, account_id):
+    (a,) = ledger.lookup_accounts([account_id])
+    return bool(a.flags & AccountFlags.CLOSED)
+
+
+def test_closing_transfer_closes_and_posting_it_keeps_the_account_closed(books, database_url):
+    close = Transfer(20, SHOP, SOURCE, 0, CNY, 1, flags=F.PENDING | F.CLOSING_DEBIT)
+    assert books.create_transfers([close]) == [R.OK]
+    assert closed(books, SHOP)
+    assert not closed(books, SOURCE)
+    assert books.create_transfers(
+        [Transfer(21, SHOP, SOURCE, 5, CNY, 1), Transfer(22, CARD, SHOP, 5, CNY, 1)]
+    ) == [R.DEBIT_ACCOUNT_CLOSED, R.CREDIT_ACCOUNT_CLOSED]
+    post = Transfer(23, 0, 0, 0, 0, 0, flags=F.POST_PENDING_TRANSFER, pending_id=20)
+    assert books.create_transfers([post]) == [R.OK]
+    assert closed(books, SHOP)
+    assert books.create_transfers([Transfer(24, CARD, SHOP, 5, CNY, 1)]) == [
+        R.CREDIT_ACCOUNT_CLOSED
+    ]
+    assert check(database_url).ok
+
+
+def test_voiding_a_closing_transfer_reopens_the_account(books, database_url):
+    close = Transfer(30, SOURCE, SHOP, 7, CNY, 1, flags=F.PENDING | F.CLOSING_CREDIT)
+    assert books.create_transfers([close]) == [R.OK]
+    assert closed(books, SHOP)
+    void = Transfer(31, 0, 0, 0, 0, 0, flags=F.VOID_PENDING_TRANSFER, pending_id=30)
+    assert books.create_transfers([void]) == [R.OK]
+    assert not closed(books, SHOP)
+    assert books.create_transfers([Transfer(32, CARD, SHOP, 5, CNY, 1)]) == [R.OK]
+    assert check(database_url).ok
+
+
+def test_a_failing_chain_undoes_its_closing(books, database_url):
+    results = books.create_transfers(
+        [
+            Transfer(40, SHOP, SOURCE, 0, CNY, 1, flags=F.PENDING | F.CLOSING_DEBIT | F.LINKED),
+            Transfer(41, CARD, SOURCE, 99_999, CNY, 1),
+        ]
+    )
+    assert results == [R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS]
+    assert not closed(books, SHOP)
+    assert check(database_url).ok
+
+
+def test_an_expired_closing_transfer_reopens_the_account(books, clock, database_url):
+    close = Transfer(
+        50, SHOP, SOURCE, 0, CNY, 1, flags=F.PENDING | F.CLOSING_DEBIT, timeout_seconds=5
+    )
+    assert books.create_transfers([close]) == [R.OK]
+    assert closed(books, SHOP)
+    clock.advance(6)
+    assert books.expire_pending_transfers() == 1
+    assert not closed(books, SHOP)
+    assert books.create_transfers([Transfer(51, SHOP, SOURCE, 5, CNY, 1)]) == [R.OK]
+    assert check(database_url).ok
+
+
+def test_derive_id_bytes_and_str_namespaces_agree():
+    assert derive_id(b"payment", "abc") == derive_id("payment", "abc")
+    assert derive_id(b"payment", "abc") != derive_id(b"refund", "abc")
+    assert 0 < derive_id(b"payment", "abc") < 2**63

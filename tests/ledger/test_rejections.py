@@ -18,7 +18,7 @@ R = CreateTransferResult
 F = TransferFlags
 CNY, USD = 156, 840
 INT64_MAX = 2**63 - 1
-PLAIN, PROTECTED, OTHER, CAPPED, DOLLARS, CLOSED, BIG, BIG2, CREDIT_LINE = range(1, 10)
+PLAIN, PROTECTED, OTHER, CAPPED, DOLLARS, CLOSED, BIG, BIG2, CREDIT_LINE, CLOSED2 = range(1, 11)
 
 
 def _setup(ledger, clock):
@@ -36,9 +36,10 @@ def _setup(ledger, clock):
                 Account(BIG, CNY, 1),
                 Account(BIG2, CNY, 1),
                 Account(CREDIT_LINE, CNY, 1, flags=D, credit_limit=1_000),
+                Account(CLOSED2, CNY, 1, flags=AccountFlags.CLOSED),
             ]
         )
-        == [CreateAccountResult.OK] * 9
+        == [CreateAccountResult.OK] * 10
     )
     assert (
         ledger.create_transfers(
@@ -70,6 +71,62 @@ CASES = [
     ("id_must_not_be_zero", T(tid=0, dr=PLAIN, cr=PLAIN), R.ID_MUST_NOT_BE_ZERO),
     ("id_out_of_range", T(tid=2**63, cr=PLAIN), R.ID_OUT_OF_RANGE),
     (
+        "exists_with_different_flags",
+        T(tid=1, flags=F.PENDING | F.VOID_PENDING_TRANSFER, dr=0),
+        R.EXISTS_WITH_DIFFERENT_FLAGS,
+    ),
+    (
+        "exists_with_different_pending_id",
+        T(tid=4, flags=F.POST_PENDING_TRANSFER, pending_id=2, amount=0, dr=0, cr=0, code=9),
+        R.EXISTS_WITH_DIFFERENT_PENDING_ID,
+    ),
+    (
+        "exists_with_different_timeout",
+        T(tid=2, flags=F.PENDING, amount=500, timeout_seconds=9, dr=OTHER),
+        R.EXISTS_WITH_DIFFERENT_TIMEOUT,
+    ),
+    (
+        "exists_with_different_debit_account_id",
+        T(tid=1, dr=OTHER, cr=OTHER, amount=1),
+        R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID,
+    ),
+    (
+        "exists_with_different_credit_account_id",
+        T(tid=1, cr=OTHER, amount=1),
+        R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID,
+    ),
+    (
+        "exists_with_different_amount",
+        T(tid=1, cr=PROTECTED, amount=999, user_data_32=3),
+        R.EXISTS_WITH_DIFFERENT_AMOUNT,
+    ),
+    (
+        "exists_with_different_user_data_128",
+        T(tid=1, cr=PROTECTED, amount=1_000, user_data_128=1, user_data_32=3),
+        R.EXISTS_WITH_DIFFERENT_USER_DATA_128,
+    ),
+    (
+        "exists_with_different_user_data_64",
+        T(tid=9, amount=100, code=2),
+        R.EXISTS_WITH_DIFFERENT_USER_DATA_64,
+    ),
+    (
+        "exists_with_different_user_data_32",
+        T(tid=1, cr=PROTECTED, amount=1_000, user_data_32=3, ledger=USD),
+        R.EXISTS_WITH_DIFFERENT_USER_DATA_32,
+    ),
+    (
+        "exists_with_different_ledger",
+        T(tid=1, cr=PROTECTED, amount=1_000, ledger=USD, code=2),
+        R.EXISTS_WITH_DIFFERENT_LEDGER,
+    ),
+    (
+        "exists_with_different_code",
+        T(tid=1, cr=PROTECTED, amount=1_000, code=2),
+        R.EXISTS_WITH_DIFFERENT_CODE,
+    ),
+    ("exists", T(tid=1, cr=PROTECTED, amount=1_000), R.EXISTS),
+    (
         "flags_are_mutually_exclusive",
         T(flags=F.PENDING | F.VOID_PENDING_TRANSFER, dr=0),
         R.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
@@ -93,63 +150,16 @@ CASES = [
         T(timeout_seconds=5, amount=0),
         R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER,
     ),
+    (
+        "closing_transfer_must_be_pending",
+        T(flags=F.CLOSING_DEBIT, amount=-1),
+        R.CLOSING_TRANSFER_MUST_BE_PENDING,
+    ),
     ("amount_out_of_range", T(amount=-1, ledger=0), R.AMOUNT_OUT_OF_RANGE),
     ("amount_must_not_be_zero", T(amount=0, ledger=0), R.AMOUNT_MUST_NOT_BE_ZERO),
     ("user_data_out_of_range", T(user_data_32=2**32, ledger=0), R.USER_DATA_OUT_OF_RANGE),
     ("ledger_must_not_be_zero", T(ledger=0, code=0), R.LEDGER_MUST_NOT_BE_ZERO),
     ("code_must_not_be_zero", T(code=0, dr=99), R.CODE_MUST_NOT_BE_ZERO),
-    ("exists_with_different_flags", T(tid=1, flags=F.PENDING), R.EXISTS_WITH_DIFFERENT_FLAGS),
-    (
-        "exists_with_different_pending_id",
-        T(tid=4, flags=F.POST_PENDING_TRANSFER, pending_id=2, amount=0, dr=0, cr=0),
-        R.EXISTS_WITH_DIFFERENT_PENDING_ID,
-    ),
-    (
-        "exists_with_different_timeout",
-        T(tid=2, flags=F.PENDING, amount=500, timeout_seconds=9),
-        R.EXISTS_WITH_DIFFERENT_TIMEOUT,
-    ),
-    (
-        "exists_with_different_debit_account_id",
-        T(tid=1, dr=OTHER, cr=PROTECTED, amount=1),
-        R.EXISTS_WITH_DIFFERENT_DEBIT_ACCOUNT_ID,
-    ),
-    (
-        "exists_with_different_credit_account_id",
-        T(tid=1, cr=OTHER, amount=1),
-        R.EXISTS_WITH_DIFFERENT_CREDIT_ACCOUNT_ID,
-    ),
-    (
-        "exists_with_different_amount",
-        T(tid=1, cr=PROTECTED, amount=999),
-        R.EXISTS_WITH_DIFFERENT_AMOUNT,
-    ),
-    (
-        "exists_with_different_user_data_128",
-        T(tid=1, cr=PROTECTED, amount=1_000, user_data_128=1),
-        R.EXISTS_WITH_DIFFERENT_USER_DATA_128,
-    ),
-    (
-        "exists_with_different_user_data_64",
-        T(tid=9, amount=100),
-        R.EXISTS_WITH_DIFFERENT_USER_DATA_64,
-    ),
-    (
-        "exists_with_different_user_data_32",
-        T(tid=1, cr=PROTECTED, amount=1_000, user_data_32=3),
-        R.EXISTS_WITH_DIFFERENT_USER_DATA_32,
-    ),
-    (
-        "exists_with_different_ledger",
-        T(tid=1, cr=PROTECTED, amount=1_000, ledger=USD),
-        R.EXISTS_WITH_DIFFERENT_LEDGER,
-    ),
-    (
-        "exists_with_different_code",
-        T(tid=1, cr=PROTECTED, amount=1_000, code=2),
-        R.EXISTS_WITH_DIFFERENT_CODE,
-    ),
-    ("exists", T(tid=1, cr=PROTECTED, amount=1_000), R.EXISTS),
     ("debit_account_not_found", T(dr=99, cr=98), R.DEBIT_ACCOUNT_NOT_FOUND),
     ("credit_account_not_found", T(cr=98, ledger=USD), R.CREDIT_ACCOUNT_NOT_FOUND),
     (
@@ -159,11 +169,9 @@ CASES = [
     ),
     (
         "transfer_must_have_the_same_ledger_as_accounts",
-        T(ledger=USD),
+        T(dr=CLOSED, ledger=USD),
         R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS,
     ),
-    ("debit_account_closed", T(dr=CLOSED), R.DEBIT_ACCOUNT_CLOSED),
-    ("credit_account_closed", T(cr=CLOSED), R.CREDIT_ACCOUNT_CLOSED),
     (
         "pending_transfer_not_found",
         T(flags=F.POST_PENDING_TRANSFER, pending_id=777, dr=0, cr=0),
@@ -191,39 +199,41 @@ CASES = [
     ),
     (
         "pending_transfer_has_different_code",
-        T(flags=F.POST_PENDING_TRANSFER, pending_id=2, dr=0, cr=0, code=5, amount=501),
+        T(flags=F.POST_PENDING_TRANSFER, pending_id=3, dr=0, cr=0, code=5, amount=501),
         R.PENDING_TRANSFER_HAS_DIFFERENT_CODE,
     ),
     (
-        "exceeds_pending_transfer_amount",
-        T(flags=F.POST_PENDING_TRANSFER, pending_id=3, dr=0, cr=0, amount=501),
-        R.EXCEEDS_PENDING_TRANSFER_AMOUNT,
-    ),
-    (
-        "pending_transfer_has_different_amount",
-        T(flags=F.VOID_PENDING_TRANSFER, pending_id=3, dr=0, cr=0, amount=499),
-        R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT,
-    ),
-    (
         "pending_transfer_already_posted",
-        T(flags=F.VOID_PENDING_TRANSFER, pending_id=3, dr=0, cr=0, amount=0),
+        T(flags=F.VOID_PENDING_TRANSFER, pending_id=3, dr=0, cr=0, amount=499),
         R.PENDING_TRANSFER_ALREADY_POSTED,
     ),
     (
         "pending_transfer_already_voided",
-        T(flags=F.POST_PENDING_TRANSFER, pending_id=5, dr=0, cr=0, amount=0),
+        T(flags=F.POST_PENDING_TRANSFER, pending_id=5, dr=0, cr=0, amount=501),
         R.PENDING_TRANSFER_ALREADY_VOIDED,
     ),
     (
         "pending_transfer_expired",
-        T(flags=F.POST_PENDING_TRANSFER, pending_id=7, dr=0, cr=0, amount=0),
+        T(flags=F.POST_PENDING_TRANSFER, pending_id=7, dr=0, cr=0, amount=501),
         R.PENDING_TRANSFER_EXPIRED,
     ),
-    ("overflows_debits", T(dr=BIG, cr=PLAIN, amount=1), R.OVERFLOWS_DEBITS),
-    ("overflows_credits", T(dr=PLAIN, cr=BIG2, amount=1), R.OVERFLOWS_CREDITS),
+    (
+        "exceeds_pending_transfer_amount",
+        T(flags=F.POST_PENDING_TRANSFER, pending_id=2, dr=0, cr=0, amount=501),
+        R.EXCEEDS_PENDING_TRANSFER_AMOUNT,
+    ),
+    (
+        "pending_transfer_has_different_amount",
+        T(flags=F.VOID_PENDING_TRANSFER, pending_id=2, dr=0, cr=0, amount=499),
+        R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT,
+    ),
+    ("overflows_debits", T(dr=BIG, cr=CLOSED, amount=1), R.OVERFLOWS_DEBITS),
+    ("overflows_credits", T(dr=CLOSED, cr=BIG2, amount=1), R.OVERFLOWS_CREDITS),
     ("exceeds_credits", T(dr=PROTECTED, cr=CAPPED, amount=1_001), R.EXCEEDS_CREDITS),
     ("exceeds_credits_past_credit_limit", T(dr=CREDIT_LINE, amount=1_001), R.EXCEEDS_CREDITS),
-    ("exceeds_debits", T(dr=PLAIN, cr=CAPPED, amount=1), R.EXCEEDS_DEBITS),
+    ("exceeds_debits", T(dr=CLOSED, cr=CAPPED, amount=1), R.EXCEEDS_DEBITS),
+    ("debit_account_closed", T(dr=CLOSED, cr=CLOSED2), R.DEBIT_ACCOUNT_CLOSED),
+    ("credit_account_closed", T(cr=CLOSED), R.CREDIT_ACCOUNT_CLOSED),
     ("within_credit_limit", T(dr=CREDIT_LINE, amount=1_000), R.OK),
     ("balancing_debit_clamps", T(dr=PROTECTED, amount=5_000, flags=F.BALANCING_DEBIT), R.OK),
 ]
@@ -250,9 +260,9 @@ def test_cases_follow_precedence_order():
 @pytest.mark.parametrize(("name", "transfer", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_rejection(ledger, clock, database_url, name, transfer, expected):
     _setup(ledger, clock)
-    before = {a.id: a for a in ledger.lookup_accounts(list(range(1, 10)))}
+    before = {a.id: a for a in ledger.lookup_accounts(list(range(1, 11)))}
     assert ledger.create_transfers([transfer]) == [expected]
-    after = {a.id: a for a in ledger.lookup_accounts(list(range(1, 10)))}
+    after = {a.id: a for a in ledger.lookup_accounts(list(range(1, 11)))}
     if expected != R.OK and expected != R.PENDING_TRANSFER_EXPIRED:
         assert after == before  # a rejected event changes nothing
     if name == "balancing_debit_clamps":
@@ -270,9 +280,23 @@ def test_expired_pending_released_its_hold(ledger, clock, database_url):
 
 
 ACCOUNT_CASES = [
-    (Account(1, CNY, 1, timestamp=1), CreateAccountResult.TIMESTAMP_MUST_BE_ZERO),
-    (Account(0, CNY, 1), CreateAccountResult.ID_MUST_NOT_BE_ZERO),
-    (Account(2**63, CNY, 1), CreateAccountResult.ID_OUT_OF_RANGE),
+    (Account(1, CNY, 1, timestamp=1, credit_limit=-1), CreateAccountResult.TIMESTAMP_MUST_BE_ZERO),
+    (Account(0, CNY, 0), CreateAccountResult.ID_MUST_NOT_BE_ZERO),
+    (Account(2**63, CNY, 1, debits_posted=1), CreateAccountResult.ID_OUT_OF_RANGE),
+    (
+        Account(7, CNY, 1, flags=AccountFlags.HISTORY, credit_limit=5),
+        CreateAccountResult.EXISTS_WITH_DIFFERENT_FLAGS,
+    ),
+    (
+        Account(7, CNY, 1, credit_limit=5, user_data_64=1),
+        CreateAccountResult.EXISTS_WITH_DIFFERENT_CREDIT_LIMIT,
+    ),
+    (Account(7, CNY, 1, user_data_128=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_128),
+    (Account(7, CNY, 1, user_data_64=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_64),
+    (Account(7, CNY, 1, user_data_32=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_32),
+    (Account(7, USD, 1), CreateAccountResult.EXISTS_WITH_DIFFERENT_LEDGER),
+    (Account(7, CNY, 2), CreateAccountResult.EXISTS_WITH_DIFFERENT_CODE),
+    (Account(7, CNY, 1), CreateAccountResult.EXISTS),
     (
         Account(
             1,
@@ -280,6 +304,7 @@ ACCOUNT_CASES = [
             1,
             flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
             | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS,
+            debits_pending=1,
         ),
         CreateAccountResult.FLAGS_ARE_MUTUALLY_EXCLUSIVE,
     ),
@@ -288,21 +313,16 @@ ACCOUNT_CASES = [
     (Account(1, CNY, 1, credits_pending=1), CreateAccountResult.CREDITS_PENDING_MUST_BE_ZERO),
     (Account(1, CNY, 1, credits_posted=1), CreateAccountResult.CREDITS_POSTED_MUST_BE_ZERO),
     (Account(1, CNY, 1, credit_limit=-1), CreateAccountResult.CREDIT_LIMIT_OUT_OF_RANGE),
-    (Account(1, CNY, 1, user_data_64=-1), CreateAccountResult.USER_DATA_OUT_OF_RANGE),
-    (Account(1, 0, 1), CreateAccountResult.LEDGER_MUST_NOT_BE_ZERO),
+    (Account(1, 0, 1, user_data_64=-1), CreateAccountResult.USER_DATA_OUT_OF_RANGE),
+    (Account(1, 0, 0), CreateAccountResult.LEDGER_MUST_NOT_BE_ZERO),
     (Account(1, CNY, 0), CreateAccountResult.CODE_MUST_NOT_BE_ZERO),
-    (
-        Account(7, CNY, 1, flags=AccountFlags.HISTORY),
-        CreateAccountResult.EXISTS_WITH_DIFFERENT_FLAGS,
-    ),
-    (Account(7, CNY, 1, credit_limit=5), CreateAccountResult.EXISTS_WITH_DIFFERENT_CREDIT_LIMIT),
-    (Account(7, CNY, 1, user_data_128=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_128),
-    (Account(7, CNY, 1, user_data_64=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_64),
-    (Account(7, CNY, 1, user_data_32=1), CreateAccountResult.EXISTS_WITH_DIFFERENT_USER_DATA_32),
-    (Account(7, USD, 1), CreateAccountResult.EXISTS_WITH_DIFFERENT_LEDGER),
-    (Account(7, CNY, 2), CreateAccountResult.EXISTS_WITH_DIFFERENT_CODE),
-    (Account(7, CNY, 1), CreateAccountResult.EXISTS),
 ]
+
+
+def test_account_cases_follow_precedence_order():
+    order = list(CreateAccountResult)
+    positions = [order.index(e) for _, e in ACCOUNT_CASES]
+    assert positions == sorted(positions)
 
 
 @pytest.mark.parametrize(

@@ -41,6 +41,8 @@ _POST = int(TransferFlags.POST_PENDING_TRANSFER)
 _VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
 _BALANCING_DEBIT = int(TransferFlags.BALANCING_DEBIT)
 _BALANCING_CREDIT = int(TransferFlags.BALANCING_CREDIT)
+_CLOSING_DEBIT = int(TransferFlags.CLOSING_DEBIT)
+_CLOSING_CREDIT = int(TransferFlags.CLOSING_CREDIT)
 _D_LIMIT = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
 _C_LIMIT = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
 _HISTORY = int(AccountFlags.HISTORY)
@@ -91,6 +93,8 @@ class TransferPlan:
     deltas: dict[int, list[int]] = field(default_factory=dict)
     history: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
     chains: list[list[Transfer]] = field(default_factory=list)
+    # account id -> its new flags, for accounts a closing transfer closed or a void reopened
+    flag_updates: dict[int, int] = field(default_factory=dict)
 
 
 def _exists_result(new: Transfer, old: Transfer) -> CreateTransferResult:
@@ -132,14 +136,19 @@ def _exists_result(new: Transfer, old: Transfer) -> CreateTransferResult:
     return R.EXISTS
 
 
-def validate_transfer_shape(t: Transfer) -> CreateTransferResult | None:
-    """Checks that need nothing but the event itself, in precedence order."""
+def validate_transfer_id(t: Transfer) -> CreateTransferResult | None:
+    """The checks before the idempotency look-up: the event must name a valid id."""
     if t.timestamp != 0:
         return R.TIMESTAMP_MUST_BE_ZERO
     if t.id == 0:
         return R.ID_MUST_NOT_BE_ZERO
     if not 0 < t.id <= INT64_MAX:
         return R.ID_OUT_OF_RANGE
+    return None
+
+
+def validate_transfer_shape(t: Transfer) -> CreateTransferResult | None:
+    """Checks that need nothing but the event itself (after the id and the retry checks)."""
     flags = int(t.flags)
     post = bool(flags & _POST)
     void = bool(flags & _VOID)
@@ -165,9 +174,12 @@ def validate_transfer_shape(t: Transfer) -> CreateTransferResult | None:
         return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
     if not 0 <= t.timeout_seconds <= UINT32_MAX:
         return R.TIMEOUT_RESERVED_FOR_PENDING_TRANSFER
+    closing = bool(flags & (_CLOSING_DEBIT | _CLOSING_CREDIT))
+    if closing and not pending:
+        return R.CLOSING_TRANSFER_MUST_BE_PENDING
     if not 0 <= t.amount <= INT64_MAX:
         return R.AMOUNT_OUT_OF_RANGE
-    if t.amount == 0 and not (post or void or balancing):
+    if t.amount == 0 and not (post or void or balancing or closing):
         return R.AMOUNT_MUST_NOT_BE_ZERO
     if not (
         0 <= t.user_data_128 <= UINT128_MAX
@@ -219,6 +231,11 @@ class TransferBatch:
         setattr(state, name, old + delta)
         self._undo.append(lambda: setattr(state, name, old))
 
+    def _set_flags(self, state: AccountState, flags: int) -> None:
+        old = state.flags
+        state.flags = flags
+        self._undo.append(lambda: setattr(state, "flags", old))
+
     def _set_pending(self, record: PendingRecord, new_state: PendingState) -> None:
         old = record.state
         record.state = new_state
@@ -235,15 +252,18 @@ class TransferBatch:
     # -- one event ---------------------------------------------------------------------------
     def _apply(self, t: Transfer, timestamp: int, plan: TransferPlan) -> Transfer:
         """Apply one event or raise ``_RejectedError``; returns the transfer as stored."""
-        shape = validate_transfer_shape(t)
-        if shape is not None:
-            raise _RejectedError(shape)
+        invalid = validate_transfer_id(t)
+        if invalid is not None:
+            raise _RejectedError(invalid)
         old = self.existing.get(t.id)
         if old is not None:
             result = _exists_result(t, old)
             if result == R.EXISTS:
                 raise _ExistsSignal
             raise _RejectedError(result)
+        invalid = validate_transfer_shape(t)
+        if invalid is not None:
+            raise _RejectedError(invalid)
         flags = int(t.flags)
         if flags & (_POST | _VOID):
             return self._apply_post_or_void(t, timestamp, plan)
@@ -257,10 +277,6 @@ class TransferBatch:
             raise _RejectedError(R.ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER)
         if t.ledger != dr.account.ledger:
             raise _RejectedError(R.TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS)
-        if dr.flags & _CLOSED:
-            raise _RejectedError(R.DEBIT_ACCOUNT_CLOSED)
-        if cr.flags & _CLOSED:
-            raise _RejectedError(R.CREDIT_ACCOUNT_CLOSED)
         amount = t.amount
         if flags & _BALANCING_DEBIT:
             available = (
@@ -289,8 +305,16 @@ class TransferBatch:
             > cr.debits_posted + cr.account.credit_limit
         ):
             raise _RejectedError(R.EXCEEDS_DEBITS)
+        if dr.flags & _CLOSED:
+            raise _RejectedError(R.DEBIT_ACCOUNT_CLOSED)
+        if cr.flags & _CLOSED:
+            raise _RejectedError(R.CREDIT_ACCOUNT_CLOSED)
         self._add(dr, dr_field, amount)
         self._add(cr, cr_field, amount)
+        if flags & _CLOSING_DEBIT:
+            self._set_flags(dr, dr.flags | _CLOSED)
+        if flags & _CLOSING_CREDIT:
+            self._set_flags(cr, cr.flags | _CLOSED)
         stored = Transfer(
             t.id,
             t.debit_account_id,
@@ -330,11 +354,6 @@ class TransferBatch:
         if t.code not in (0, p.code):
             raise _RejectedError(R.PENDING_TRANSFER_HAS_DIFFERENT_CODE)
         post = bool(int(t.flags) & _POST)
-        amount = t.amount if (post and t.amount) else p.amount
-        if amount > p.amount:
-            raise _RejectedError(R.EXCEEDS_PENDING_TRANSFER_AMOUNT)
-        if not post and t.amount not in (0, p.amount):
-            raise _RejectedError(R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT)
         if record.state == PendingState.POSTED:
             raise _RejectedError(R.PENDING_TRANSFER_ALREADY_POSTED)
         if record.state == PendingState.VOIDED:
@@ -344,13 +363,29 @@ class TransferBatch:
         if record.expires_at and record.expires_at <= self.now_ns:
             self._expire(record)
             raise _RejectedError(R.PENDING_TRANSFER_EXPIRED)
+        amount = t.amount if (post and t.amount) else p.amount
+        if amount > p.amount:
+            raise _RejectedError(R.EXCEEDS_PENDING_TRANSFER_AMOUNT)
+        if not post and t.amount not in (0, p.amount):
+            raise _RejectedError(R.PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT)
         dr = self.accounts[p.debit_account_id]
         cr = self.accounts[p.credit_account_id]
+        pending_flags = int(p.flags)
+        if post:  # a void always goes through: it only releases a hold (and reopens)
+            if dr.flags & _CLOSED and not pending_flags & _CLOSING_DEBIT:
+                raise _RejectedError(R.DEBIT_ACCOUNT_CLOSED)
+            if cr.flags & _CLOSED and not pending_flags & _CLOSING_CREDIT:
+                raise _RejectedError(R.CREDIT_ACCOUNT_CLOSED)
         self._add(dr, "debits_pending", -p.amount)
         self._add(cr, "credits_pending", -p.amount)
         if post:
             self._add(dr, "debits_posted", amount)
             self._add(cr, "credits_posted", amount)
+        else:
+            if pending_flags & _CLOSING_DEBIT:
+                self._set_flags(dr, dr.flags & ~_CLOSED)
+            if pending_flags & _CLOSING_CREDIT:
+                self._set_flags(cr, cr.flags & ~_CLOSED)
         self._set_pending(record, PendingState.POSTED if post else PendingState.VOIDED)
         stored = replace(
             t,
@@ -368,14 +403,21 @@ class TransferBatch:
         """Release a pending transfer past its timeout. Not undone by a failing chain: expiry
         is a fact of time, not part of the chain."""
         p = record.transfer
-        self.accounts[p.debit_account_id].debits_pending -= p.amount
-        self.accounts[p.credit_account_id].credits_pending -= p.amount
+        dr = self.accounts[p.debit_account_id]
+        cr = self.accounts[p.credit_account_id]
+        dr.debits_pending -= p.amount
+        cr.credits_pending -= p.amount
+        if int(p.flags) & _CLOSING_DEBIT:
+            dr.flags &= ~_CLOSED
+        if int(p.flags) & _CLOSING_CREDIT:
+            cr.flags &= ~_CLOSED
         record.state = PendingState.EXPIRED
 
     # -- the batch ---------------------------------------------------------------------------
     def plan(self, transfers: Sequence[Transfer]) -> TransferPlan:
         plan = TransferPlan(results=[R.OK] * len(transfers))
         before = {aid: _balances(s) for aid, s in self.accounts.items()}
+        flags_before = {aid: s.flags for aid, s in self.accounts.items()}
         pending_before = {pid: r.state for pid, r in self.pendings.items()}
         chain_start = 0
         chain_mark = len(self._undo)
@@ -433,6 +475,8 @@ class TransferBatch:
             old = before[aid]
             if after != old:
                 plan.deltas[aid] = [a - b for a, b in zip(after, old, strict=True)]
+            if state.flags != flags_before[aid]:
+                plan.flag_updates[aid] = state.flags
         for pid, record in self.pendings.items():
             if pid not in pending_before:
                 plan.new_pendings.append(record)
@@ -445,13 +489,19 @@ def _balances(state: AccountState) -> tuple[int, int, int, int]:
     return (state.debits_pending, state.debits_posted, state.credits_pending, state.credits_posted)
 
 
-def validate_account(a: Account) -> CreateAccountResult | None:
+def validate_account_id(a: Account) -> CreateAccountResult | None:
+    """The checks before the idempotency look-up."""
     if a.timestamp != 0:
         return A.TIMESTAMP_MUST_BE_ZERO
     if a.id == 0:
         return A.ID_MUST_NOT_BE_ZERO
     if not 0 < a.id <= INT64_MAX:
         return A.ID_OUT_OF_RANGE
+    return None
+
+
+def validate_account(a: Account) -> CreateAccountResult | None:
+    """The account's own shape (after the id and the retry checks)."""
     both = AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS | AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
     if a.flags & both == both:
         return A.FLAGS_ARE_MUTUALLY_EXCLUSIVE
@@ -513,11 +563,13 @@ def plan_accounts(
     for index, account in enumerate(accounts):
         linked = bool(account.flags & AccountFlags.LINKED)
         if not failed:
-            result = validate_account(account)
-            if result is None and linked and index == len(accounts) - 1:
-                result = A.LINKED_EVENT_CHAIN_OPEN
+            result = A.LINKED_EVENT_CHAIN_OPEN if linked and index == len(accounts) - 1 else None
+            if result is None:
+                result = validate_account_id(account)
             if result is None and account.id in seen:
                 result = account_exists_result(account, seen[account.id])
+            if result is None:
+                result = validate_account(account)
             if result == A.EXISTS:  # a retry: answered, and the chain goes on
                 results[index] = result
             elif result is None:

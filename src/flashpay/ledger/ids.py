@@ -24,8 +24,13 @@ def new_id() -> int:
     return value or 1
 
 
-def derive_id(namespace: str, key: str) -> int:
-    """The same 63-bit id for the same (namespace, key), never 0."""
-    digest = hashlib.sha256(f"{namespace}\x00{key}".encode()).digest()
+def derive_id(namespace: bytes | str, key: str) -> int:
+    """The same 63-bit id for the same (namespace, key), never 0.
+
+    ``namespace`` names the kind of record the ids are derived from (``b"payment"``); a ``str``
+    namespace is the same as its UTF-8 bytes. The id is the first 8 bytes of
+    SHA-256(namespace || 0x00 || key), big-endian, with the top bit cleared."""
+    prefix = namespace.encode() if isinstance(namespace, str) else bytes(namespace)
+    digest = hashlib.sha256(prefix + b"\x00" + key.encode()).digest()
     value = int.from_bytes(digest[:8], "big") & _MASK_63
     return value or 1

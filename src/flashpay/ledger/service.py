@@ -366,13 +366,26 @@ class Ledger:
         ).fetchall()
         return [_with_balances(_account_from_row(r), [int(x or 0) for x in r[13:17]]) for r in rows]
 
-    def _lock_accounts(self, conn: Any, ids: Sequence[int]) -> None:
-        """Row-lock accounts in id order (PostgreSQL), so concurrent batches cannot deadlock."""
-        if ids and self.is_postgresql:
-            conn.execute(
-                "SELECT id FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
-                [sorted(ids)],
-            ).fetchall()
+    def _lock_accounts(self, conn: Any, locks: _Locks) -> None:
+        """Row-lock accounts in id order (PostgreSQL), so concurrent batches cannot deadlock.
+
+        Three strengths: ``FOR UPDATE`` for an account a closing transfer closes or a void
+        reopens (excludes everyone); ``FOR NO KEY UPDATE`` for an account whose limit a transfer
+        could break (excludes the other limit-checkers, not one-sided writers); ``FOR KEY SHARE``
+        for every other account (one-sided, limit-safe changes: shared, so a hot account never
+        queues, yet a concurrent closing waits for them and they for it)."""
+        if not self.is_postgresql:
+            return
+        for strength, ids in (
+            ("UPDATE", locks.exclusive),
+            ("NO KEY UPDATE", locks.limited - locks.exclusive),
+            ("KEY SHARE", locks.shared - locks.limited - locks.exclusive),
+        ):
+            if ids:
+                conn.execute(
+                    f"SELECT id FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR {strength}",
+                    [sorted(ids)],
+                ).fetchall()
 
     def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
         """The accounts that exist among ``ids``, in the order asked, with current balances."""
@@ -480,8 +493,8 @@ class Ledger:
             )
         account_ids.discard(0)
         static = self._static_accounts(conn, account_ids)
-        lock_set = self._lock_set(transfers, static)
-        self._lock_accounts(conn, sorted(lock_set))
+        locks = self._lock_set(transfers, static, pendings)
+        self._lock_accounts(conn, locks)
         # Read every account's balances after locking: exact for the locked ones, a fresh lower
         # bound for the others (whose changes cannot break a limit; read for overflow checks).
         states = {a.id: AccountState.of(a) for a in self._select_accounts(conn, sorted(static))}
@@ -492,34 +505,53 @@ class Ledger:
             now_ns=self.clock.now_ns(),
             first_timestamp=first_timestamp,
         )
-        return batch.plan(transfers), lock_set
+        return batch.plan(transfers), locks.limited | locks.exclusive
 
-    def _lock_set(self, transfers: Sequence[Transfer], static: Mapping[int, Account]) -> set[int]:
-        """Accounts whose exact balance the batch must read: every one on SQLite; on PostgreSQL
-        those a transfer could push past their limit, HISTORY accounts and balancing sides."""
+    def _lock_set(
+        self,
+        transfers: Sequence[Transfer],
+        static: Mapping[int, Account],
+        pendings: Mapping[int, PendingRecord],
+    ) -> _Locks:
+        """Which accounts the batch locks, and how (see ``_lock_accounts``). On SQLite the
+        whole database is locked (``BEGIN IMMEDIATE``) and every account is written in place."""
         if not self.is_postgresql:
-            return set(static)
-        lock: set[int] = set()
+            return _Locks(limited=set(static), exclusive=set(), shared=set())
+        limited: set[int] = set()
+        exclusive: set[int] = set()
         for aid, account in static.items():
             if account.flags & AccountFlags.HISTORY:
-                lock.add(aid)
+                limited.add(aid)
         for t in transfers:
             flags = t.flags
             if flags & (TransferFlags.POST_PENDING_TRANSFER | TransferFlags.VOID_PENDING_TRANSFER):
-                continue  # posting or voiding never raises a total past a limit
+                # Posting or voiding never raises a total past a limit; voiding a closing
+                # transfer reopens its account, and posting one must see whether it is closed.
+                record = pendings.get(t.pending_id)
+                if record is not None:
+                    if record.transfer.flags & TransferFlags.CLOSING_DEBIT:
+                        exclusive.add(record.transfer.debit_account_id)
+                    if record.transfer.flags & TransferFlags.CLOSING_CREDIT:
+                        exclusive.add(record.transfer.credit_account_id)
+                continue
+            if flags & TransferFlags.CLOSING_DEBIT:
+                exclusive.add(t.debit_account_id)
+            if flags & TransferFlags.CLOSING_CREDIT:
+                exclusive.add(t.credit_account_id)
             dr = static.get(t.debit_account_id)
             cr = static.get(t.credit_account_id)
             if dr is not None and (
                 dr.flags & AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS
                 or flags & TransferFlags.BALANCING_DEBIT
             ):
-                lock.add(dr.id)
+                limited.add(dr.id)
             if cr is not None and (
                 cr.flags & AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS
                 or flags & TransferFlags.BALANCING_CREDIT
             ):
-                lock.add(cr.id)
-        return lock
+                limited.add(cr.id)
+        exclusive &= set(static)
+        return _Locks(limited=limited, exclusive=exclusive, shared=set(static))
 
     def _write(
         self,
@@ -574,6 +606,11 @@ class Ledger:
             "INSERT INTO ledger_balance_deltas (account_id, debits_pending, debits_posted, "
             "credits_pending, credits_posted) VALUES (%s, %s, %s, %s, %s)",
             deltas,
+        )
+        self._executemany(
+            conn,
+            "UPDATE ledger_accounts SET flags = %s WHERE id = %s",
+            [(flags, aid) for aid, flags in sorted(plan.flag_updates.items())],
         )
         self._executemany(
             conn,
@@ -694,7 +731,7 @@ class Ledger:
         lock = " FOR UPDATE OF p SKIP LOCKED" if self.is_postgresql else ""
         rows = conn.execute(
             self._sql(
-                "SELECT p.id, t.debit_account_id, t.credit_account_id, t.amount "
+                "SELECT p.id, t.debit_account_id, t.credit_account_id, t.amount, t.flags "
                 "FROM ledger_pending p JOIN ledger_transfers t ON t.id = p.id "
                 "WHERE p.state = %s AND p.expires_at > 0 AND p.expires_at <= %s "
                 f"ORDER BY p.expires_at LIMIT %s{lock}"
@@ -709,9 +746,24 @@ class Ledger:
             [(int(PendingState.EXPIRED), r[0]) for r in rows],
         )
         releases: dict[int, list[int]] = {}
-        for _pid, debit_id, credit_id, amount in rows:
+        reopened: set[int] = set()
+        for _pid, debit_id, credit_id, amount, flags in rows:
             releases.setdefault(debit_id, [0, 0, 0, 0])[0] -= amount
             releases.setdefault(credit_id, [0, 0, 0, 0])[2] -= amount
+            if flags & TransferFlags.CLOSING_DEBIT:
+                reopened.add(debit_id)
+            if flags & TransferFlags.CLOSING_CREDIT:
+                reopened.add(credit_id)
+        if reopened:  # an expired closing transfer reopens its account, as a void does
+            where, params = self._in("id", sorted(reopened))
+            lock = " ORDER BY id FOR UPDATE" if self.is_postgresql else ""
+            conn.execute(
+                self._sql(f"SELECT id FROM ledger_accounts WHERE {where}{lock}"), params
+            ).fetchall()
+            conn.execute(
+                self._sql(f"UPDATE ledger_accounts SET flags = flags & %s WHERE {where}"),
+                [~int(AccountFlags.CLOSED) & 0x7FFFFFFF, *params],
+            )
         if self.is_postgresql:  # releasing a hold never breaks a limit: append deltas
             self._executemany(
                 conn,
@@ -746,7 +798,7 @@ class Ledger:
         return len(ids)
 
     def _compact_one(self, conn: Any, *, account_id: int) -> None:
-        conn.execute("SELECT id FROM ledger_accounts WHERE id = %s FOR UPDATE", [account_id])
+        conn.execute("SELECT id FROM ledger_accounts WHERE id = %s FOR NO KEY UPDATE", [account_id])
         row = conn.execute(
             "WITH moved AS (DELETE FROM ledger_balance_deltas WHERE account_id = %s "
             "RETURNING debits_pending, debits_posted, credits_pending, credits_posted) "
@@ -841,6 +893,16 @@ class Ledger:
         """The committed chains among ``chain_ids`` (a chain with no row is left out)."""
         with self.engine.connect() as connection:
             return self._load_chains(connection, list(chain_ids))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Locks:
+    """Account ids a batch locks: ``limited`` (limit-checked), ``exclusive`` (closed or reopened),
+    ``shared`` (every account the batch touches)."""
+
+    limited: set[int]
+    exclusive: set[int]
+    shared: set[int]
 
 
 def _rollback_quietly(conn: Any) -> None:

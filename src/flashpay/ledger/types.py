@@ -16,7 +16,7 @@ Width: ids, amounts and balances are stored as SQL ``BIGINT``, so they are ints 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntFlag, StrEnum
+from enum import IntEnum, IntFlag, StrEnum
 
 INT64_MAX = 2**63 - 1
 UINT128_MAX = 2**128 - 1
@@ -40,9 +40,11 @@ class TransferFlags(IntFlag):
     VOID_PENDING_TRANSFER = 8
     BALANCING_DEBIT = 16
     BALANCING_CREDIT = 32
+    CLOSING_DEBIT = 64  # a pending transfer that closes its debit account (void/expiry reopens)
+    CLOSING_CREDIT = 128  # likewise its credit account
 
 
-class PendingState(IntFlag):
+class PendingState(IntEnum):
     """What became of a pending transfer (stored in ``ledger_pending.state``)."""
 
     PENDING = 1
@@ -102,6 +104,14 @@ class CreateAccountResult(StrEnum):
     TIMESTAMP_MUST_BE_ZERO = "timestamp_must_be_zero"
     ID_MUST_NOT_BE_ZERO = "id_must_not_be_zero"
     ID_OUT_OF_RANGE = "id_out_of_range"
+    EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
+    EXISTS_WITH_DIFFERENT_CREDIT_LIMIT = "exists_with_different_credit_limit"
+    EXISTS_WITH_DIFFERENT_USER_DATA_128 = "exists_with_different_user_data_128"
+    EXISTS_WITH_DIFFERENT_USER_DATA_64 = "exists_with_different_user_data_64"
+    EXISTS_WITH_DIFFERENT_USER_DATA_32 = "exists_with_different_user_data_32"
+    EXISTS_WITH_DIFFERENT_LEDGER = "exists_with_different_ledger"
+    EXISTS_WITH_DIFFERENT_CODE = "exists_with_different_code"
+    EXISTS = "exists"
     FLAGS_ARE_MUTUALLY_EXCLUSIVE = "flags_are_mutually_exclusive"
     DEBITS_PENDING_MUST_BE_ZERO = "debits_pending_must_be_zero"
     DEBITS_POSTED_MUST_BE_ZERO = "debits_posted_must_be_zero"
@@ -111,14 +121,6 @@ class CreateAccountResult(StrEnum):
     USER_DATA_OUT_OF_RANGE = "user_data_out_of_range"
     LEDGER_MUST_NOT_BE_ZERO = "ledger_must_not_be_zero"
     CODE_MUST_NOT_BE_ZERO = "code_must_not_be_zero"
-    EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
-    EXISTS_WITH_DIFFERENT_CREDIT_LIMIT = "exists_with_different_credit_limit"
-    EXISTS_WITH_DIFFERENT_USER_DATA_128 = "exists_with_different_user_data_128"
-    EXISTS_WITH_DIFFERENT_USER_DATA_64 = "exists_with_different_user_data_64"
-    EXISTS_WITH_DIFFERENT_USER_DATA_32 = "exists_with_different_user_data_32"
-    EXISTS_WITH_DIFFERENT_LEDGER = "exists_with_different_ledger"
-    EXISTS_WITH_DIFFERENT_CODE = "exists_with_different_code"
-    EXISTS = "exists"
 
 
 class CreateTransferResult(StrEnum):
@@ -128,19 +130,7 @@ class CreateTransferResult(StrEnum):
     TIMESTAMP_MUST_BE_ZERO = "timestamp_must_be_zero"
     ID_MUST_NOT_BE_ZERO = "id_must_not_be_zero"
     ID_OUT_OF_RANGE = "id_out_of_range"
-    FLAGS_ARE_MUTUALLY_EXCLUSIVE = "flags_are_mutually_exclusive"
-    DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = "debit_account_id_must_not_be_zero"
-    CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = "credit_account_id_must_not_be_zero"
-    ACCOUNTS_MUST_BE_DIFFERENT = "accounts_must_be_different"
-    PENDING_ID_MUST_BE_ZERO = "pending_id_must_be_zero"
-    PENDING_ID_MUST_NOT_BE_ZERO = "pending_id_must_not_be_zero"
-    PENDING_ID_MUST_BE_DIFFERENT = "pending_id_must_be_different"
-    TIMEOUT_RESERVED_FOR_PENDING_TRANSFER = "timeout_reserved_for_pending_transfer"
-    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
-    AMOUNT_MUST_NOT_BE_ZERO = "amount_must_not_be_zero"
-    USER_DATA_OUT_OF_RANGE = "user_data_out_of_range"
-    LEDGER_MUST_NOT_BE_ZERO = "ledger_must_not_be_zero"
-    CODE_MUST_NOT_BE_ZERO = "code_must_not_be_zero"
+    # A retry is recognised before anything else about the event is judged.
     EXISTS_WITH_DIFFERENT_FLAGS = "exists_with_different_flags"
     EXISTS_WITH_DIFFERENT_PENDING_ID = "exists_with_different_pending_id"
     EXISTS_WITH_DIFFERENT_TIMEOUT = "exists_with_different_timeout"
@@ -153,14 +143,28 @@ class CreateTransferResult(StrEnum):
     EXISTS_WITH_DIFFERENT_LEDGER = "exists_with_different_ledger"
     EXISTS_WITH_DIFFERENT_CODE = "exists_with_different_code"
     EXISTS = "exists"
+    # The event's own shape.
+    FLAGS_ARE_MUTUALLY_EXCLUSIVE = "flags_are_mutually_exclusive"
+    DEBIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = "debit_account_id_must_not_be_zero"
+    CREDIT_ACCOUNT_ID_MUST_NOT_BE_ZERO = "credit_account_id_must_not_be_zero"
+    ACCOUNTS_MUST_BE_DIFFERENT = "accounts_must_be_different"
+    PENDING_ID_MUST_BE_ZERO = "pending_id_must_be_zero"
+    PENDING_ID_MUST_NOT_BE_ZERO = "pending_id_must_not_be_zero"
+    PENDING_ID_MUST_BE_DIFFERENT = "pending_id_must_be_different"
+    TIMEOUT_RESERVED_FOR_PENDING_TRANSFER = "timeout_reserved_for_pending_transfer"
+    CLOSING_TRANSFER_MUST_BE_PENDING = "closing_transfer_must_be_pending"
+    AMOUNT_OUT_OF_RANGE = "amount_out_of_range"
+    AMOUNT_MUST_NOT_BE_ZERO = "amount_must_not_be_zero"
+    USER_DATA_OUT_OF_RANGE = "user_data_out_of_range"
+    LEDGER_MUST_NOT_BE_ZERO = "ledger_must_not_be_zero"
+    CODE_MUST_NOT_BE_ZERO = "code_must_not_be_zero"
+    # Against the stored accounts and pending transfers.
     DEBIT_ACCOUNT_NOT_FOUND = "debit_account_not_found"
     CREDIT_ACCOUNT_NOT_FOUND = "credit_account_not_found"
     ACCOUNTS_MUST_HAVE_THE_SAME_LEDGER = "accounts_must_have_the_same_ledger"
     TRANSFER_MUST_HAVE_THE_SAME_LEDGER_AS_ACCOUNTS = (
         "transfer_must_have_the_same_ledger_as_accounts"
     )
-    DEBIT_ACCOUNT_CLOSED = "debit_account_closed"
-    CREDIT_ACCOUNT_CLOSED = "credit_account_closed"
     PENDING_TRANSFER_NOT_FOUND = "pending_transfer_not_found"
     PENDING_TRANSFER_NOT_PENDING = "pending_transfer_not_pending"
     PENDING_TRANSFER_HAS_DIFFERENT_DEBIT_ACCOUNT_ID = (
@@ -171,15 +175,18 @@ class CreateTransferResult(StrEnum):
     )
     PENDING_TRANSFER_HAS_DIFFERENT_LEDGER = "pending_transfer_has_different_ledger"
     PENDING_TRANSFER_HAS_DIFFERENT_CODE = "pending_transfer_has_different_code"
-    EXCEEDS_PENDING_TRANSFER_AMOUNT = "exceeds_pending_transfer_amount"
-    PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT = "pending_transfer_has_different_amount"
     PENDING_TRANSFER_ALREADY_POSTED = "pending_transfer_already_posted"
     PENDING_TRANSFER_ALREADY_VOIDED = "pending_transfer_already_voided"
     PENDING_TRANSFER_EXPIRED = "pending_transfer_expired"
+    EXCEEDS_PENDING_TRANSFER_AMOUNT = "exceeds_pending_transfer_amount"
+    PENDING_TRANSFER_HAS_DIFFERENT_AMOUNT = "pending_transfer_has_different_amount"
+    # Balances and account state.
     OVERFLOWS_DEBITS = "overflows_debits"
     OVERFLOWS_CREDITS = "overflows_credits"
     EXCEEDS_CREDITS = "exceeds_credits"
     EXCEEDS_DEBITS = "exceeds_debits"
+    DEBIT_ACCOUNT_CLOSED = "debit_account_closed"
+    CREDIT_ACCOUNT_CLOSED = "credit_account_closed"
 
 
 @dataclass(frozen=True, slots=True)
