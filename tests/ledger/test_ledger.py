@@ -302,3 +302,20 @@ def test_derive_id_bytes_and_str_namespaces_agree():
     assert derive_id(b"payment", "abc") == derive_id("payment", "abc")
     assert derive_id(b"payment", "abc") != derive_id(b"refund", "abc")
     assert 0 < derive_id(b"payment", "abc") < 2**63
+
+
+def test_a_retry_that_would_now_be_declined_still_answers_exists(books, database_url):
+    spend_all = Transfer(60, CARD, SHOP, 10_000, CNY, 1)
+    assert books.create_transfers([spend_all]) == [R.OK]
+    # Planned afresh, the retry would exceed CARD's credits; it must be recognised first.
+    assert books.create_transfers([spend_all]) == [R.EXISTS]
+    assert books.create_transfers([Transfer(61, CARD, SHOP, 1, CNY, 1), spend_all]) == [
+        R.EXCEEDS_CREDITS,
+        R.EXISTS,
+    ]
+    # A retry that would still go through hits the primary key and is answered EXISTS too.
+    fund = Transfer(62, SOURCE, SHOP, 5, CNY, 1)
+    assert books.create_transfers([fund]) == [R.OK]
+    assert books.create_transfers([fund]) == [R.EXISTS]
+    assert balances(books, SHOP)[3] == 10_005
+    assert check(database_url).ok

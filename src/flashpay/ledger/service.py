@@ -276,8 +276,16 @@ class Ledger:
         self.is_postgresql = db.is_postgresql(url)
         # Every ledger call ends its own transaction, so the pool need not ping or roll back on
         # each checkout: two round trips saved per call (retries cover a dropped connection).
+        # No server-side prepared statements: psycopg forgets its cache on ROLLBACK and flushes
+        # the server's later, which in pipeline mode can drop a statement it has just prepared
+        # ("prepared statement _pg3_N does not exist" on the next batch after a retry).
         pool: dict[str, Any] = (
-            {"pool_size": 16, "max_overflow": 16, "pool_pre_ping": False}
+            {
+                "pool_size": 16,
+                "max_overflow": 16,
+                "pool_pre_ping": False,
+                "connect_args": {"prepare_threshold": None},
+            }
             if self.is_postgresql
             else {}
         )
@@ -286,6 +294,7 @@ class Ledger:
         self._next_sweep_ns = 0
         self._batches = 0
         self._lock = threading.Lock()
+        self._held: dict[int, list[tuple[str, list[str]]]] = {}  # per connection, see _bulk
 
     @classmethod
     def open(cls, url: str, *, clock: Clock | None = None) -> Ledger:
@@ -354,7 +363,8 @@ class Ledger:
                     if begin or not self.is_postgresql:
                         self._begin(conn)
                     result = work(conn)
-                    conn.execute("COMMIT")
+                    if _in_transaction(conn):  # unless work committed in its last round trip
+                        conn.execute("COMMIT")
                     return result
                 except _RETRYABLE_PG:
                     conn.execute("ROLLBACK")
@@ -372,13 +382,15 @@ class Ledger:
         raise RetriesExhaustedError(f"gave up after {RETRIES_MAX} attempts")
 
     def _allocate_timestamps(self, conn: Any, count: int) -> int:
-        """The first of ``count`` fresh, unique, increasing timestamps (≥ the clock)."""
+        """The first of ``count`` fresh, unique, increasing timestamps (≥ the clock).
+
+        On PostgreSQL the same round trip then opens the batch's own transaction (``BEGIN``)."""
         now = self.clock.now_ns()
         if self.is_postgresql:
             cur = conn.execute(
                 "BEGIN; SET LOCAL synchronous_commit TO OFF; "
                 f"UPDATE ledger_clock SET last_timestamp = GREATEST(last_timestamp + {count:d}, "
-                f"{now:d} + {count - 1:d}) WHERE id = 1 RETURNING last_timestamp; COMMIT;"
+                f"{now:d} + {count - 1:d}) WHERE id = 1 RETURNING last_timestamp; COMMIT; BEGIN;"
             )
             last = None
             while True:
@@ -404,11 +416,8 @@ class Ledger:
             return []
 
         def work(conn: Any) -> list[CreateAccountResult]:
-            if self.is_postgresql:  # timestamps come from their own small transaction
-                first = self._allocate_timestamps(conn, len(accounts))
-                conn.execute("BEGIN")
-            else:
-                first = self._allocate_timestamps(conn, len(accounts))
+            # PostgreSQL: timestamps from their own small transaction, then BEGIN (one trip)
+            first = self._allocate_timestamps(conn, len(accounts))
             ids = sorted({a.id for a in accounts if 0 < a.id < 2**63})
             existing = {a.id: a for a in self._select_accounts(conn, ids)} if ids else {}
             results, created = plan_accounts(accounts, existing, first)
@@ -470,17 +479,17 @@ class Ledger:
         ).fetchall()
         return [_with_balances(_account_from_row(r), [int(x or 0) for x in r[13:17]]) for r in rows]
 
-    def _select_states(self, conn: Any, static: Mapping[int, Account]) -> dict[int, AccountState]:
-        """The batch's view of its accounts: cached static fields, fresh flags, and balances
-        (the row plus its not yet compacted deltas). Read after locking: exact for the locked
-        accounts; for the others a fresh value that only the batch's own one-sided changes
-        move (the overflow checks need it exact too)."""
+    def _select_states(self, conn: Any, static: Mapping[int, Account]) -> Any:
+        """A cursor over the batch's accounts' flags and balances (the row plus its not yet
+        compacted deltas), for ``_states``. Read after locking: exact for the locked accounts;
+        for the others a fresh value that only one-sided, limit-safe changes move (the overflow
+        checks need it exact too)."""
         if not static:
-            return {}
+            return None
         ordered = sorted(static)
         if self.is_postgresql:
             ids = _array(ordered)
-            rows = conn.execute(
+            return conn.execute(
                 "SELECT a.id, a.flags, "
                 "(a.debits_pending + COALESCE(d.dp, 0))::int8, "
                 "(a.debits_posted + COALESCE(d.dpo, 0))::int8, "
@@ -492,15 +501,13 @@ class Ledger:
                 "WHERE account_id = ANY(%s::int8[]) GROUP BY account_id) d "
                 "ON d.account_id = a.id WHERE a.id = ANY(%s::int8[])",
                 [ids, ids],
-            ).fetchall()
-        else:
-            where, params = self._in("id", ordered)
-            rows = conn.execute(
-                "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
-                f"FROM ledger_accounts WHERE {where}",
-                params,
-            ).fetchall()
-        return {r[0]: AccountState(static[r[0]], r[2], r[3], r[4], r[5], r[1]) for r in rows}
+            )
+        where, params = self._in("id", ordered)
+        return conn.execute(
+            "SELECT id, flags, debits_pending, debits_posted, credits_pending, credits_posted "
+            f"FROM ledger_accounts WHERE {where}",
+            params,
+        )
 
     def _lock_accounts(self, conn: Any, locks: _Locks) -> None:
         """Row-lock accounts in id order (PostgreSQL), so concurrent batches cannot deadlock.
@@ -519,9 +526,10 @@ class Ledger:
         ):
             if ids:
                 conn.execute(
-                    f"SELECT id FROM ledger_accounts WHERE id = ANY(%s) ORDER BY id FOR {strength}",
-                    [sorted(ids)],
-                ).fetchall()
+                    "SELECT id FROM ledger_accounts WHERE id = ANY(%s::int8[]) "
+                    f"ORDER BY id FOR {strength}",
+                    [_array(sorted(ids))],
+                )
 
     def lookup_accounts(self, ids: Sequence[int]) -> list[Account]:
         """The accounts that exist among ``ids``, in the order asked, with current balances."""
@@ -560,23 +568,45 @@ class Ledger:
                 raise ValueError(f"a commitment is {COMMITMENT_BYTES} bytes, not {len(value)}")
         self._maybe_expire()
 
+        # A batch without posts or voids skips the idempotency read on PostgreSQL (one statement
+        # less on every first attempt). Planned as if none of its ids existed, it is right unless
+        # one does: then either the insert hits the primary key (the transaction is retried, and
+        # the retry reads), or the event was rejected and inserted nothing (so when any event is
+        # rejected the ids are read in the same transaction, and the batch planned again).
+        resolves = any(t.flags & (_POST | _VOID) for t in transfers)
+        read_existing = [resolves or not self.is_postgresql]
+
         def work(conn: Any) -> list[CreateTransferResult]:
-            if self.is_postgresql:
-                first = self._allocate_timestamps(conn, len(transfers))
-                conn.execute("BEGIN")
-            else:
-                first = self._allocate_timestamps(conn, len(transfers))
-            plan, lock_set = self._plan(conn, transfers, first)
-            if self.is_postgresql:
-                with conn.pipeline():  # every write in one round trip
-                    self._write(conn, plan, lock_set, commitments or {})
-            else:
+            first = self._allocate_timestamps(conn, len(transfers))
+            plan, lock_set = self._plan(conn, transfers, first, read_existing=read_existing[0])
+            if not read_existing[0] and any(r != CreateTransferResult.OK for r in plan.results):
+                read_existing[0] = True
+                if self._any_transfer_exists(conn, [t.id for t in transfers]):
+                    plan, lock_set = self._plan(conn, transfers, first)
+            if not self.is_postgresql:
                 self._write(conn, plan, lock_set, commitments or {})
+                return plan.results
+            try:
+                with conn.pipeline():  # the writes (one statement) and COMMIT: one round trip
+                    with self._writes_combined(conn):
+                        self._write(conn, plan, lock_set, commitments or {})
+                    conn.execute("COMMIT")
+            except pg_errors.UniqueViolation:
+                read_existing[0] = True
+                raise
             return plan.results
 
         results: list[CreateTransferResult] = self._retrying(work, begin=False)
         self._after_batch()
         return results
+
+    def _any_transfer_exists(self, conn: Any, ids: Sequence[int]) -> bool:
+        wanted = sorted({i for i in ids if 0 < i < 2**63})
+        if not wanted:
+            return False
+        where, params = self._in("id", wanted)
+        sql = self._sql(f"SELECT 1 FROM ledger_transfers WHERE {where} LIMIT 1")
+        return conn.execute(sql, params).fetchone() is not None
 
     def _static_accounts(self, conn: Any, ids: set[int]) -> dict[int, Account]:
         """Accounts' immutable fields (ledger, code, flags, limit), cached per process."""
@@ -588,7 +618,12 @@ class Ledger:
         return {i: self._static[i] for i in ids if i in self._static}
 
     def _plan(
-        self, conn: Any, transfers: Sequence[Transfer], first_timestamp: int
+        self,
+        conn: Any,
+        transfers: Sequence[Transfer],
+        first_timestamp: int,
+        *,
+        read_existing: bool = True,
     ) -> tuple[TransferPlan, set[int]]:
         ids = {t.id for t in transfers if 0 < t.id < 2**63}
         pending_ids = {
@@ -598,7 +633,7 @@ class Ledger:
             and 0 < t.pending_id < 2**63
         }
         existing: dict[int, Transfer] = {}
-        lookup = sorted(ids | pending_ids)
+        lookup = sorted(ids | pending_ids if read_existing else pending_ids)
         if lookup:
             where, params = self._in("id", lookup)
             for row in conn.execute(
@@ -630,10 +665,16 @@ class Ledger:
         account_ids.discard(0)
         static = self._static_accounts(conn, account_ids)
         locks = self._lock_set(transfers, static, pendings)
-        self._lock_accounts(conn, locks)
+        # Balances are read after locking: a later statement sees what the locks waited for.
+        if self.is_postgresql:
+            with conn.pipeline():  # the locks and the read in one round trip
+                self._lock_accounts(conn, locks)
+                cursor = self._select_states(conn, static)
+        else:
+            cursor = self._select_states(conn, static)
+        states = _states(static, cursor.fetchall() if cursor is not None else [])
         # Read every account's balances after locking: exact for the locked ones, a fresh lower
         # bound for the others (whose changes cannot break a limit; read for overflow checks).
-        states = self._select_states(conn, static)
         batch = TransferBatch(
             accounts=states,
             existing=existing,
@@ -733,20 +774,33 @@ class Ledger:
     def _bulk(self, conn: Any, statement: _Bulk, rows: Sequence[Sequence[Any]]) -> None:
         """One statement for many rows. PostgreSQL gets each column as one array literal
         (``{1,2,3}``; bytes as hex, decoded in SQL), which the server parses in C: far cheaper
-        than one bound statement per row through the driver."""
+        than one bound statement per row through the driver. Inside ``_writes_combined`` the
+        statement is held and sent as part of one combined statement."""
         if not rows:
             return
         if not self.is_postgresql:
             conn.executemany(statement.sqlite, rows)
             return
-        columns = []
-        for index, column in enumerate(zip(*rows, strict=True)):
-            if index in statement.hex_columns:
-                body = ",".join("NULL" if v is None else v.hex() for v in column)
-            else:
-                body = ",".join(map(str, column))
-            columns.append("{" + body + "}")
-        conn.execute(statement.postgresql, columns)
+        held = self._held.get(id(conn))
+        if held is not None:
+            held.append((statement.postgresql, _columns(statement, rows)))
+            return
+        conn.execute(statement.postgresql, _columns(statement, rows))
+
+    @contextmanager
+    def _writes_combined(self, conn: Any) -> Iterator[None]:
+        """Send the ``_bulk`` writes made inside as ONE statement of data-modifying CTEs
+        (``WITH w0 AS (INSERT …), w1 AS (UPDATE …) SELECT 1``): PostgreSQL runs every one of
+        them, and client and server pay the per-statement cost once."""
+        held: list[tuple[str, list[str]]] = []
+        self._held[id(conn)] = held
+        try:
+            yield
+        finally:
+            del self._held[id(conn)]
+        if held:
+            sql = "WITH " + ", ".join(f"w{i} AS ({q})" for i, (q, _) in enumerate(held))
+            conn.execute(sql + " SELECT 1", [p for _, params in held for p in params])
 
     def _after_batch(self) -> None:
         with self._lock:
@@ -1026,6 +1080,31 @@ class _Locks:
     limited: set[int]
     exclusive: set[int]
     shared: set[int]
+
+
+def _columns(statement: _Bulk, rows: Sequence[Sequence[Any]]) -> list[str]:
+    """Each column of ``rows`` as a PostgreSQL array literal (bytes as hex)."""
+    columns = []
+    for index, column in enumerate(zip(*rows, strict=True)):
+        if index in statement.hex_columns:
+            body = ",".join("NULL" if v is None else v.hex() for v in column)
+        else:
+            body = ",".join(map(str, column))
+        columns.append("{" + body + "}")
+    return columns
+
+
+def _states(
+    static: Mapping[int, Account], rows: Sequence[Sequence[Any]]
+) -> dict[int, AccountState]:
+    """Planner states from ``(id, flags, dp, dpo, cp, cpo)`` rows and the cached static fields."""
+    return {r[0]: AccountState(static[r[0]], r[2], r[3], r[4], r[5], r[1]) for r in rows}
+
+
+def _in_transaction(conn: Any) -> bool:
+    if isinstance(conn, sqlite3.Connection):
+        return conn.in_transaction
+    return bool(conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE)
 
 
 def _rollback_quietly(conn: Any) -> None:
