@@ -208,3 +208,56 @@ def test_same_transfer_from_many_threads_posts_once(postgres_url):
     assert hot.credits_posted == 200
     ledger.close()
     assert check(postgres_url).ok
+
+
+GROUP_THREADS = 8
+GROUP_CALLS_PER_THREAD = 60
+
+
+def test_group_commit_from_threads_matches_serial_semantics(database_url):
+    """8 threads share one Ledger: their calls are merged into shared transactions, yet each
+    call gets the results of posting it alone: duplicates across threads post once, overdrafts
+    are declined, an open chain fails by itself, and the books check out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    _open_bank(database_url)
+    ledger = Ledger.open(database_url)
+    batches_before = ledger._batches
+
+    def client(worker: int) -> list[tuple[list[Transfer], list[CreateTransferResult]]]:
+        rng = random.Random(worker)
+        calls = []
+        for n in range(GROUP_CALLS_PER_THREAD):
+            # every id is also sent by the neighbouring thread: one of the two posts it
+            transfer_id = 50_000_000 + ((worker // 2) * 1_000 + n)
+            debit = PROTECTED[(worker // 2 * 7 + n) % len(PROTECTED)]
+            batch = [Transfer(transfer_id, debit, HOT, 900 + (n % 7) * 100, CNY, 5)]
+            if n % 15 == 14:  # a chain left open: rejected on its own, never merged
+                batch = [Transfer(transfer_id, debit, HOT, 1, CNY, 5, flags=1)]
+            calls.append((batch, ledger.create_transfers(batch)))
+            if rng.random() < 0.3:
+                time.sleep(0.001)
+        return calls
+
+    with ThreadPoolExecutor(GROUP_THREADS) as pool:
+        outcomes = [call for calls in pool.map(client, range(GROUP_THREADS)) for call in calls]
+    calls = len(outcomes)
+    assert ledger._batches - batches_before < calls  # some calls shared a transaction
+    posted: dict[int, int] = {}
+    for batch, results in outcomes:
+        (transfer,) = batch
+        (result,) = results
+        if transfer.flags:
+            assert result == CreateTransferResult.LINKED_EVENT_CHAIN_OPEN
+        elif result == CreateTransferResult.OK:
+            assert transfer.id not in posted  # only one of the two senders posts it
+            posted[transfer.id] = transfer.amount
+        else:
+            assert result in (CreateTransferResult.EXISTS, CreateTransferResult.EXCEEDS_CREDITS)
+    stored = {t.id: t for t in ledger.lookup_transfers(list(range(50_000_000, 50_004_000)))}
+    assert {tid: t.amount for tid, t in stored.items()} == posted
+    accounts = ledger.lookup_accounts(PROTECTED)
+    assert all(a.credit_balance >= 0 for a in accounts)
+    assert any(a.credit_balance < 900 for a in accounts)  # the overdraft checks were reached
+    ledger.close()
+    assert check(database_url).ok

@@ -5,8 +5,12 @@ scratch PostgreSQL database on the local server):
 
 - ``batched``: one client posting batches of 1,000 transfers (customer deposit accounts with
   ``DEBITS_MUST_NOT_EXCEED_CREDITS`` paying 100 merchants);
-- ``single_8_clients``: 8 processes, one transfer per call, each paying its own merchants;
-- ``hot_account_8_clients``: the same, but every transfer credits one merchant account.
+- ``single_8_processes``: 8 processes, one transfer per call, each paying its own merchants
+  (each process its own ``Ledger``: one transaction per call);
+- ``hot_account_8_processes``: the same, but every transfer credits one merchant account;
+- ``single_8_threads`` / ``hot_account_8_threads``: the same two with 8 threads sharing one
+  ``Ledger`` in one process, whose group commit merges concurrent calls into shared
+  transactions (how a threaded server process would call it).
 
 PostgreSQL's own ``pgbench`` TPC-B (``-i -s 10``, then ``-c 8 -j 2``) runs on the same server in the
 same run as the reference, and each PostgreSQL figure is printed as a ratio to it.
@@ -23,6 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,6 +44,7 @@ CUSTOMERS = 2_000
 MERCHANTS = 100
 BATCH_SIZE = 1_000
 CLIENTS = 8
+PGBENCH_SECONDS = 10  # the reference: pgbench -i -s 10, then -c 8 -j 2 -T 10
 ADMIN_URL_ENV = "FLASHPAY_BENCH_POSTGRES_URL"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 CUSTOMER_BASE = 1_000_000
@@ -126,33 +132,53 @@ def _batched(url: str, label: str, seconds: float, id_base: int) -> Result:
 def _client(args: tuple[str, float, int, int, bool]) -> tuple[int, list[float]]:
     url, seconds, client, id_base, hot = args
     ledger = Ledger.open(url)
+    try:
+        return _client_loop(ledger, seconds, client, id_base, hot)
+    finally:
+        ledger.close()
+
+
+def _client_loop(
+    ledger: Ledger, seconds: float, client: int, id_base: int, hot: bool
+) -> tuple[int, list[float]]:
     rng = random.Random(client)
     latencies: list[float] = []
     posted = 0
     next_id = id_base + client * 10_000_000
     deadline = time.perf_counter() + seconds
-    try:
-        while time.perf_counter() < deadline:
-            merchant = MERCHANT_BASE if hot else MERCHANT_BASE + 1 + client * 10 + rng.randrange(10)
-            t0 = time.perf_counter()
-            result = ledger.create_transfers([_payment(rng, next_id, merchant)])
-            latencies.append((time.perf_counter() - t0) * 1000)
-            next_id += 1
-            posted += result[0] == "ok"
-    finally:
-        ledger.close()
+    while time.perf_counter() < deadline:
+        merchant = MERCHANT_BASE if hot else MERCHANT_BASE + 1 + client * 10 + rng.randrange(10)
+        t0 = time.perf_counter()
+        result = ledger.create_transfers([_payment(rng, next_id, merchant)])
+        latencies.append((time.perf_counter() - t0) * 1000)
+        next_id += 1
+        posted += result[0] == "ok"
     return posted, latencies
 
 
-def _concurrent(url: str, label: str, seconds: float, id_base: int, *, hot: bool) -> Result:
-    context = multiprocessing.get_context("spawn")
+def _concurrent(
+    url: str, label: str, seconds: float, id_base: int, *, hot: bool, threads: bool
+) -> Result:
     start = time.perf_counter()
-    with context.Pool(CLIENTS) as pool:
-        outcomes = pool.map(_client, [(url, seconds, c, id_base, hot) for c in range(CLIENTS)])
+    if threads:
+        ledger = Ledger.open(url)
+        try:
+            with ThreadPoolExecutor(CLIENTS) as pool:
+                outcomes = list(
+                    pool.map(
+                        lambda c: _client_loop(ledger, seconds, c, id_base, hot), range(CLIENTS)
+                    )
+                )
+        finally:
+            ledger.close()
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(CLIENTS) as pool:
+            outcomes = pool.map(_client, [(url, seconds, c, id_base, hot) for c in range(CLIENTS)])
     elapsed = max(time.perf_counter() - start, seconds)
     posted = sum(p for p, _ in outcomes)
     latencies = [x for _, lats in outcomes for x in lats]
-    scenario = "hot_account_8_clients" if hot else "single_8_clients"
+    scenario = ("hot_account_8_" if hot else "single_8_") + ("threads" if threads else "processes")
     return (
         Result(
             label,
@@ -168,7 +194,7 @@ def _concurrent(url: str, label: str, seconds: float, id_base: int, *, hot: bool
     )
 
 
-def _pgbench(admin_url: str, seconds: float) -> float | None:
+def _pgbench(admin_url: str) -> float | None:
     binary = shutil.which("pgbench")
     if binary is None:
         return None
@@ -180,7 +206,7 @@ def _pgbench(admin_url: str, seconds: float) -> float | None:
     try:
         subprocess.run([binary, "-i", "-s", "10", "-q", target], check=True, capture_output=True)
         out = subprocess.run(
-            [binary, "-c", "8", "-j", "2", "-T", str(max(1, int(seconds))), target],
+            [binary, "-c", "8", "-j", "2", "-T", str(PGBENCH_SECONDS), target],
             check=True,
             capture_output=True,
             text=True,
@@ -220,9 +246,12 @@ def main(
         console.print(f"[bold]{label}[/bold]: setting up {CUSTOMERS:,} customers…")
         _setup(url)
         results.append(_batched(url, label, seconds, 100_000_000))
-        results.append(_concurrent(url, label, seconds, 200_000_000, hot=False))
-        results.append(_concurrent(url, label, seconds, 300_000_000, hot=True))
-    tps = _pgbench(admin_url, seconds) if run_pgbench else None
+        for offset, (hot, threads) in enumerate(
+            ((False, False), (True, False), (False, True), (True, True))
+        ):
+            id_base = 200_000_000 + offset * 100_000_000
+            results.append(_concurrent(url, label, seconds, id_base, hot=hot, threads=threads))
+    tps = _pgbench(admin_url) if run_pgbench else None
     table = Table(title="flashpay ledger bench")
     for column in ("database", "scenario", "transfers/s", "p50 ms", "p99 ms", "× pgbench TPC-B"):
         table.add_column(column, justify="right" if column != "scenario" else "left")
@@ -243,10 +272,13 @@ def main(
     console.print(table)
     by_key = {(r.database, r.scenario): r.transfers_per_second for r in results}
     for label in ("sqlite", "postgresql"):
-        hot = by_key.get((label, "hot_account_8_clients"))
-        cold = by_key.get((label, "single_8_clients"))
-        if hot and cold:
-            console.print(f"{label}: hot account / uncontended = {hot / cold:.2f}")
+        for clients in ("processes", "threads"):
+            hot_rate = by_key.get((label, f"hot_account_8_{clients}"))
+            cold_rate = by_key.get((label, f"single_8_{clients}"))
+            if hot_rate and cold_rate:
+                console.print(
+                    f"{label}, 8 {clients}: hot account / uncontended = {hot_rate / cold_rate:.2f}"
+                )
     if json_path:
         payload = {"pgbench_tpcb_tps": tps, "results": [asdict(r) for r in results]}
         json_path.write_text(json.dumps(payload, indent=2))

@@ -63,6 +63,7 @@ from flashpay.ledger.types import (
 )
 
 BATCH_EVENTS_MAX = 8190
+GROUP_IN_FLIGHT_MAX = 2  # batches one Ledger posts at once while other callers queue
 RETRIES_MAX = 32
 QUERY_LIMIT_MAX = 8190
 EXPIRY_SWEEP_INTERVAL_NS = 1_000_000_000
@@ -270,8 +271,9 @@ def _with_balances(account: Account, sums: Sequence[int]) -> Account:
 class Ledger:
     """The ledger over one database. Thread-safe; many processes may open the same database."""
 
-    def __init__(self, url: str, *, clock: Clock | None = None) -> None:
+    def __init__(self, url: str, *, clock: Clock | None = None, coalesce: bool = True) -> None:
         self.url = url
+        self.coalesce = coalesce
         self.clock: Clock = clock or SystemClock()
         self.is_postgresql = db.is_postgresql(url)
         # Every ledger call ends its own transaction, so the pool need not ping or roll back on
@@ -294,12 +296,18 @@ class Ledger:
         self._next_sweep_ns = 0
         self._batches = 0
         self._lock = threading.Lock()
+        self._group = threading.Condition()  # group commit: queue and in-flight count
+        self._queue: list[_Request] = []
+        self._in_flight = 0
         self._held: dict[int, list[tuple[str, list[str]]]] = {}  # per connection, see _bulk
 
     @classmethod
-    def open(cls, url: str, *, clock: Clock | None = None) -> Ledger:
-        """Open the ledger at ``url`` (``sqlite:///…`` or ``postgresql://…``), already migrated."""
-        return cls(url, clock=clock)
+    def open(cls, url: str, *, clock: Clock | None = None, coalesce: bool = True) -> Ledger:
+        """Open the ledger at ``url`` (``sqlite:///…`` or ``postgresql://…``), already migrated.
+
+        ``coalesce``: concurrent ``create_transfers`` calls from this object's threads share
+        database transactions (group commit; see ``create_transfers``)."""
+        return cls(url, clock=clock, coalesce=coalesce)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -558,6 +566,14 @@ class Ledger:
 
         ``commitments`` maps the id of a chain's first transfer to a 32-byte commitment to the
         business record, stored with the chain for the audit log.
+
+        Group commit: while up to ``GROUP_IN_FLIGHT_MAX`` batches of this ``Ledger`` are being
+        posted, calls from other threads queue, and the next free caller posts everything
+        queued as one batch (one transaction, one commit), then hands each caller its own
+        results. Each call's events stay contiguous and in order, and a call never ends inside
+        another's chain (a call whose last event is ``LINKED`` is posted alone), so the results
+        are those of posting the calls one after another. A database error fails every call of
+        the group with it.
         """
         if len(transfers) > BATCH_EVENTS_MAX:
             raise BatchTooLargeError(f"{len(transfers)} > {BATCH_EVENTS_MAX} events")
@@ -567,6 +583,63 @@ class Ledger:
             if len(value) != COMMITMENT_BYTES:
                 raise ValueError(f"a commitment is {COMMITMENT_BYTES} bytes, not {len(value)}")
         self._maybe_expire()
+        if not self.coalesce or transfers[-1].flags & TransferFlags.LINKED:
+            return self._post(transfers, commitments or {})
+        request = _Request(transfers, commitments or {})
+        group = self._join_group(request)
+        if group:  # this caller leads: post the group's batch
+            try:
+                merged = [t for r in group for t in r.transfers]
+                merged_commitments = {k: v for r in group for k, v in r.commitments.items()}
+                results = self._post(merged, merged_commitments)
+                offset = 0
+                for r in group:
+                    r.results = results[offset : offset + len(r.transfers)]
+                    offset += len(r.transfers)
+            except BaseException as exc:
+                for r in group:
+                    r.error = exc
+            finally:
+                with self._group:
+                    self._in_flight -= 1
+                    for r in group:
+                        r.done = True
+                    self._group.notify_all()
+        if request.error is not None:
+            raise request.error
+        invariant(request.results is not None, "group commit finished without results")
+        return list(request.results or ())
+
+    def _join_group(self, request: _Request) -> list[_Request]:
+        """Queue ``request``; return the group to post if this caller leads one, or ``[]``
+        once another caller has posted it."""
+        with self._group:
+            self._queue.append(request)
+            while not request.done:
+                if request.queued and self._in_flight < GROUP_IN_FLIGHT_MAX:
+                    group = [request]
+                    events = len(request.transfers)
+                    request.queued = False
+                    waiting = []
+                    for other in self._queue:
+                        if other is request:
+                            continue
+                        if events + len(other.transfers) <= BATCH_EVENTS_MAX:
+                            group.append(other)
+                            other.queued = False
+                            events += len(other.transfers)
+                        else:
+                            waiting.append(other)
+                    self._queue = waiting
+                    self._in_flight += 1
+                    return group
+                self._group.wait()
+            return []
+
+    def _post(
+        self, transfers: Sequence[Transfer], commitments: Mapping[int, bytes]
+    ) -> list[CreateTransferResult]:
+        """Post one batch in one transaction (retried as a whole on contention)."""
 
         # A batch without posts or voids skips the idempotency read on PostgreSQL (one statement
         # less on every first attempt). Planned as if none of its ids existed, it is right unless
@@ -1070,6 +1143,18 @@ class Ledger:
         """The committed chains among ``chain_ids`` (a chain with no row is left out)."""
         with self.engine.connect() as connection:
             return self._load_chains(connection, list(chain_ids))
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class _Request:
+    """One caller's ``create_transfers`` waiting in (or posted by) a group commit."""
+
+    transfers: Sequence[Transfer]
+    commitments: Mapping[int, bytes]
+    queued: bool = True
+    done: bool = False
+    results: list[CreateTransferResult] | None = None
+    error: BaseException | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
