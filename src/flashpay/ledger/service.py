@@ -415,6 +415,21 @@ class Ledger:
         )
         return int(first)
 
+    def _send_timestamps(self, conn: Any, count: int) -> Any:
+        """``_allocate_timestamps`` for a pipeline (PostgreSQL): queue the clock's own short
+        transaction and the batch's BEGIN; returns the cursor holding the last timestamp."""
+        now = self.clock.now_ns()
+        conn.execute("BEGIN")
+        conn.execute("SET LOCAL synchronous_commit TO OFF")
+        cursor = conn.execute(
+            "UPDATE ledger_clock SET last_timestamp = GREATEST(last_timestamp + %s, %s) "
+            "WHERE id = 1 RETURNING last_timestamp",
+            [count, now + count - 1],
+        )
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        return cursor
+
     # -- accounts ----------------------------------------------------------------------------
     def create_accounts(self, accounts: Sequence[Account]) -> list[CreateAccountResult]:
         """Create accounts; one result per event (``OK`` or the first failing check)."""
@@ -650,12 +665,13 @@ class Ledger:
         read_existing = [resolves or not self.is_postgresql]
 
         def work(conn: Any) -> list[CreateTransferResult]:
-            first = self._allocate_timestamps(conn, len(transfers))
-            plan, lock_set = self._plan(conn, transfers, first, read_existing=read_existing[0])
+            plan, lock_set, first = self._plan(
+                conn, transfers, None, read_existing=read_existing[0]
+            )
             if not read_existing[0] and any(r != CreateTransferResult.OK for r in plan.results):
                 read_existing[0] = True
                 if self._any_transfer_exists(conn, [t.id for t in transfers]):
-                    plan, lock_set = self._plan(conn, transfers, first)
+                    plan, lock_set, _ = self._plan(conn, transfers, first)
             if not self.is_postgresql:
                 self._write(conn, plan, lock_set, commitments or {})
                 return plan.results
@@ -694,10 +710,16 @@ class Ledger:
         self,
         conn: Any,
         transfers: Sequence[Transfer],
-        first_timestamp: int,
+        first_timestamp: int | None,
         *,
         read_existing: bool = True,
-    ) -> tuple[TransferPlan, set[int]]:
+    ) -> tuple[TransferPlan, set[int], int]:
+        """Read what the batch needs, lock, and plan it; returns the plan, the accounts written
+        in place, and the first timestamp (allocated here unless given; on PostgreSQL the
+        allocation also opens the batch's transaction).
+
+        Common case on PostgreSQL (nothing to look up, every account's static fields cached):
+        the timestamps, BEGIN, the locks and the balance read go in ONE pipelined round trip."""
         ids = {t.id for t in transfers if 0 < t.id < 2**63}
         pending_ids = {
             t.pending_id
@@ -707,6 +729,27 @@ class Ledger:
         }
         existing: dict[int, Transfer] = {}
         lookup = sorted(ids | pending_ids if read_existing else pending_ids)
+        if first_timestamp is None and self.is_postgresql and not lookup:
+            touched = {t.debit_account_id for t in transfers}
+            touched.update(t.credit_account_id for t in transfers)
+            if touched <= self._static.keys():
+                static = {i: self._static[i] for i in touched}
+                locks = self._lock_set(transfers, static, {})
+                with conn.pipeline():
+                    clock = self._send_timestamps(conn, len(transfers))
+                    self._lock_accounts(conn, locks)
+                    cursor = self._select_states(conn, static)
+                first = int(clock.fetchone()[0]) - len(transfers) + 1
+                batch = TransferBatch(
+                    accounts=_states(static, cursor.fetchall()),
+                    existing=existing,
+                    pendings={},
+                    now_ns=self.clock.now_ns(),
+                    first_timestamp=first,
+                )
+                return batch.plan(transfers), locks.limited | locks.exclusive, first
+        if first_timestamp is None:
+            first_timestamp = self._allocate_timestamps(conn, len(transfers))
         if lookup:
             where, params = self._in("id", lookup)
             for row in conn.execute(
@@ -746,8 +789,6 @@ class Ledger:
         else:
             cursor = self._select_states(conn, static)
         states = _states(static, cursor.fetchall() if cursor is not None else [])
-        # Read every account's balances after locking: exact for the locked ones, a fresh lower
-        # bound for the others (whose changes cannot break a limit; read for overflow checks).
         batch = TransferBatch(
             accounts=states,
             existing=existing,
@@ -755,7 +796,7 @@ class Ledger:
             now_ns=self.clock.now_ns(),
             first_timestamp=first_timestamp,
         )
-        return batch.plan(transfers), locks.limited | locks.exclusive
+        return batch.plan(transfers), locks.limited | locks.exclusive, first_timestamp
 
     def _lock_set(
         self,
