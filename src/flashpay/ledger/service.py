@@ -748,6 +748,18 @@ class Ledger:
                     first_timestamp=first,
                 )
                 return batch.plan(transfers), locks.limited | locks.exclusive, first
+            # Static fields missing from the cache: fetched with the timestamps (one trip).
+            with conn.pipeline():
+                clock = self._send_timestamps(conn, len(transfers))
+                rows = conn.execute(
+                    f"SELECT {_ACCOUNT_COLUMNS} FROM ledger_accounts WHERE id = ANY(%s::int8[])",
+                    [_array(sorted(touched - self._static.keys()))],
+                )
+            first_timestamp = int(clock.fetchone()[0]) - len(transfers) + 1
+            with self._lock:
+                for row in rows.fetchall():
+                    account = _account_from_row(row)
+                    self._static[account.id] = account
         if first_timestamp is None:
             first_timestamp = self._allocate_timestamps(conn, len(transfers))
         if lookup:
