@@ -1,17 +1,22 @@
 """``Ledger``: the double-entry engine on SQL storage (SQLite or PostgreSQL).
 
-One call to ``create_transfers`` is one database transaction:
+One batch is one database transaction (concurrent calls from threads sharing a ``Ledger`` may be
+merged into one batch: group commit, see ``create_transfers``):
 
 1. allocate a contiguous range of timestamps (``ledger_clock``; on PostgreSQL in a tiny separate
    transaction with ``synchronous_commit off`` so the row lock is held for microseconds — safe,
    because any transfer that uses a timestamp commits durably after it);
-2. read the batch's existing transfers (idempotency), lock the referenced pending transfers, and
-   lock, in id order, only the accounts whose limit a transfer could break (the debit side of a
-   ``DEBITS_MUST_NOT_EXCEED_CREDITS`` account, the credit side of a
-   ``CREDITS_MUST_NOT_EXCEED_DEBITS`` one, ``HISTORY`` accounts, balancing transfers);
+2. read the batch's existing transfers (idempotency; skipped optimistically on PostgreSQL when
+   the batch has no posts or voids), lock the referenced pending transfers, and lock its accounts
+   in id order: ``FOR NO KEY UPDATE`` those whose limit a transfer could break (the debit side of
+   a ``DEBITS_MUST_NOT_EXCEED_CREDITS`` account, the credit side of a
+   ``CREDITS_MUST_NOT_EXCEED_DEBITS`` one, ``HISTORY`` accounts, balancing transfers),
+   ``FOR UPDATE`` those a closing transfer closes or a void reopens, ``FOR KEY SHARE`` the rest;
 3. apply the batch in memory (``engine.TransferBatch``: precedence-ordered checks, linked chains
    rolled back as a unit);
-4. write transfers, pending states, balances, history, chains and outbox, and commit.
+4. write transfers, pending states, balances, history, chains and outbox, and commit. On
+   PostgreSQL steps 1–2 are one pipelined round trip in the common case and step 4 (one statement
+   of data-modifying CTEs over ``unnest`` arrays, then COMMIT) the second.
 
 Hot accounts (a big merchant, a clearing account) are credited by nearly every payment but
 rarely have a limit on that side. On PostgreSQL such one-sided, limit-safe changes are appended
