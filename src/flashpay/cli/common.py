@@ -11,7 +11,8 @@ from rich.console import Console
 from flashpay import config
 
 console = Console()
-err_console = Console(stderr=True)
+# Errors are one line each, whatever the terminal width, so scripts can grep them.
+err_console = Console(stderr=True, soft_wrap=True)
 
 DbOption = Annotated[
     str | None,

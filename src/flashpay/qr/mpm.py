@@ -26,10 +26,15 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
-from flashpay.qr.mpm_tags import TOP_LEVEL, TagSpec, sub_table
+from flashpay.qr.mpm_tags import (
+    ADDITIONAL_DATA,
+    MERCHANT_ACCOUNT_TEMPLATE,
+    TOP_LEVEL,
+    TagSpec,
+    sub_table,
+)
 
 PAYLOAD_CHARS_MAX = 512
-_TEMPLATE_TAGS_IN_62 = frozenset(f"{n:02d}" for n in range(50, 100))
 _AMOUNT = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$")
 _PERCENT = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,2})?$")
 
@@ -101,57 +106,80 @@ def crc16(text: str) -> str:
     return f"{binascii.crc_hqx(text.encode('utf-8'), 0xFFFF):04X}"
 
 
-_TOP_TEMPLATES = frozenset(tag for tag, spec in TOP_LEVEL.items() if spec.template)
-_NO_TEMPLATES: frozenset[str] = frozenset()
+_TWO_DIGITS: dict[str, int] = {f"{n:02d}": n for n in range(100)}
+_new_object = tuple.__new__
 
 
-def _nested(tag: str) -> tuple[dict[str, TagSpec], frozenset[str]]:
-    """The tag table and the template tags inside top-level template ``tag``."""
-    return sub_table(tag), (_TEMPLATE_TAGS_IN_62 if tag == "62" else _NO_TEMPLATES)
+def _structural_error(
+    payload: str, pos: int, end: int, path: str, seen: set[str]
+) -> MpmDecodeError:
+    """Say precisely why the data object at ``pos`` is malformed (the slow path of ``_parse``)."""
+    tag = payload[pos : pos + 2]
+    full = f"{path}.{tag}" if path else tag
+    if end - pos < 4:
+        return MpmDecodeError(path, pos, "truncated data object (needs ID and length)")
+    if tag not in _TWO_DIGITS:
+        return MpmDecodeError(full, pos, f"ID {tag!r} is not two digits")
+    length_text = payload[pos + 2 : pos + 4]
+    if length_text not in _TWO_DIGITS:
+        return MpmDecodeError(full, pos, f"length {length_text!r} is not two digits")
+    length = _TWO_DIGITS[length_text]
+    if length == 0:
+        return MpmDecodeError(full, pos, "length is zero")
+    if pos + 4 + length > end:
+        return MpmDecodeError(full, pos, f"length {length} overruns the enclosing data")
+    return MpmDecodeError(full, pos, "duplicate ID")
 
 
-def _parse(
-    payload: str,
-    start: int,
-    end: int,
-    path: str,
-    table: dict[str, TagSpec],
-    templates: frozenset[str],
-) -> list[DataObject]:
+# A level of nesting, as data read from the tag table: each ID's name and, for a template, the
+# level of its children. Built once, so the decoder does one dictionary look-up per data object.
+_Level = dict[str, tuple[str, "_Level | None"]]
+
+
+def _level(table: dict[str, TagSpec], children: dict[str, _Level] | None = None) -> _Level:
+    children = children or {}
+    return {
+        tag: (table[tag].name if tag in table else "Unknown", children.get(tag))
+        for tag in _TWO_DIGITS
+    }
+
+
+_LEAF_TEMPLATE = _level(MERCHANT_ACCOUNT_TEMPLATE)
+_ADDITIONAL = _level(
+    ADDITIONAL_DATA,
+    {t: _LEAF_TEMPLATE for t, spec in ADDITIONAL_DATA.items() if spec.template},
+)
+_TOP = _level(
+    TOP_LEVEL,
+    {
+        tag: (_ADDITIONAL if tag == "62" else _level(sub_table(tag)))
+        for tag, spec in TOP_LEVEL.items()
+        if spec.template
+    },
+)
+
+
+def _parse(payload: str, pos: int, end: int, path: str, level: _Level) -> list[DataObject]:
+    """The data objects between ``pos`` and ``end``: the hot loop of ``decode_mpm``, kept to one
+    slice, three dictionary look-ups and one tuple per object; errors are diagnosed apart."""
     objects: list[DataObject] = []
     seen: set[str] = set()
-    pos = start
+    two = _TWO_DIGITS
     while pos < end:
-        if end - pos < 4:
-            raise MpmDecodeError(path, pos, "truncated data object (needs ID and length)")
         tag = payload[pos : pos + 2]
-        length_text = payload[pos + 2 : pos + 4]
-        full = f"{path}.{tag}" if path else tag
-        if not (tag.isdigit() and tag.isascii()):
-            raise MpmDecodeError(full, pos, f"ID {tag!r} is not two digits")
-        if not (length_text.isdigit() and length_text.isascii()):
-            raise MpmDecodeError(full, pos, f"length {length_text!r} is not two digits")
-        length = int(length_text)
+        length = two.get(payload[pos + 2 : pos + 4], 0)
         value_end = pos + 4 + length
-        if length == 0:
-            raise MpmDecodeError(full, pos, "length is zero")
-        if value_end > end:
-            raise MpmDecodeError(full, pos, f"length {length} overruns the enclosing data")
-        if tag in seen:
-            raise MpmDecodeError(full, pos, "duplicate ID")
+        if not length or value_end > end or tag not in two or tag in seen:
+            raise _structural_error(payload, pos, end, path, seen)
         seen.add(tag)
-        spec = table.get(tag)
-        name = spec.name if spec is not None else "Unknown"
-        value = payload[pos + 4 : value_end]
+        name, inner = level[tag]
         children = None
-        if tag in templates:
-            inner_table, inner_templates = (
-                _nested(tag) if not path else (sub_table("26"), _NO_TEMPLATES)
-            )
-            children = tuple(
-                _parse(payload, pos + 4, value_end, full, inner_table, inner_templates)
-            )
-        objects.append(DataObject(tag, name, value, pos, children))
+        if inner is not None:
+            full = f"{path}.{tag}" if path else tag
+            children = tuple(_parse(payload, pos + 4, value_end, full, inner))
+        objects.append(
+            _new_object(DataObject, (tag, name, payload[pos + 4 : value_end], pos, children))
+        )
         pos = value_end
     return objects
 
@@ -164,7 +192,7 @@ def decode_mpm(payload: str) -> MpmPayload:
         raise MpmDecodeError("", PAYLOAD_CHARS_MAX, f"longer than {PAYLOAD_CHARS_MAX} characters")
     if not payload:
         raise MpmDecodeError("", 0, "empty payload")
-    objects = _parse(payload, 0, len(payload), "", TOP_LEVEL, _TOP_TEMPLATES)
+    objects = _parse(payload, 0, len(payload), "", _TOP)
     if objects[0].id != "00":
         raise MpmDecodeError(objects[0].id, 0, "the payload must start with ID 00")
     last = objects[-1]
@@ -215,6 +243,7 @@ class ViolationCode(StrEnum):
     NO_MERCHANT_ACCOUNT = "no_merchant_account"
     TIP_FEE_COMBINATION = "tip_fee_combination"
     TEMPLATE_WITHOUT_GUI = "template_without_gui"
+    MISPLACED = "misplaced"
 
 
 @dataclass(frozen=True, slots=True)
