@@ -37,6 +37,28 @@ PIX = (
     "00020126580014br.gov.bcb.pix0136123e4567-e12b-12d1-a456-4266554400005204000053039865802BR"
     "5913Fulano de Tal6008BRASILIA62070503***63041D3D"
 )
+# VietQR (NAPAS, GUI A000000727; omits 52, 59, 60), QR Ph (GCash), KHQR (NBC SDK vectors); the
+# second KHQR sample carries ID 15 in UnionPay's layout (acquirer IIN 8 + forwarding IIN 8 +
+# merchant ID 15) and a Khmer alternate-language template 64.
+VIETQR = (
+    "00020101021238570010A0000007270127000697041501130011001932418"
+    "0208QRIBFTTA530370454061200005802VN62170813ung ho lu lut6304C15C"
+)
+QR_PH = (
+    "00020101021127830012com.p2pqrpay0111GXCHPHM2XXX02089996440303152170200000006560417DWQM4TK3J"
+    "DNWIWRDY5204601653036085802PH5908Setnayan6011Holy Spirit6104123463045E2D"
+)
+KHQR = (
+    "00020101021229180014jonhsmith@nbcq52045999530311654035005802KH5910Jonh Smith"
+    "6010PHNOM PENH99170013173949577872263046894"
+)
+KHQR_UNIONPAY = (
+    "00020101021215311234567812345678ABCDEFGHIJKLMNO29460015john_smith@devb"
+    "0111855122334550208Dev Bank52041234530311654031005802KH5910John Smith"
+    "6010PHNOM PENH62670106#123450211855122334550311Coffee Shop0709Cashier_1"
+    "0810Buy coffee64290002km0108ចន ស្មីន0207ភ្នំពេញ"
+    "993400131745915488053011341013543270006304FD7B"
+)
 FIELDS = MerchantCodeFields(
     merchant_id="102100000000001",
     terminal_id="T0001",
@@ -57,6 +79,10 @@ POSITIVE = {
     "emvco_spec_example": EMVCO_SPEC_EXAMPLE,
     "promptpay": PROMPTPAY,
     "pix": PIX,
+    "vietqr": VIETQR,
+    "qr_ph": QR_PH,
+    "khqr": KHQR,
+    "khqr_unionpay_id15": KHQR_UNIONPAY,
     "flashpay_static": static_code(FIELDS),
     "flashpay_dynamic": dynamic_code(
         FIELDS, amount=Money.parse("23.72", "CNY"), bill_number="B42", reference="ORD-42"
@@ -91,7 +117,35 @@ def test_national_profile_decodes_but_reports_missing_fields():
     }
 
 
-@pytest.mark.parametrize("payload", list(POSITIVE.values())[3:], ids=["static", "dynamic"])
+@pytest.mark.parametrize("payload", [QR_PH, KHQR, KHQR_UNIONPAY], ids=["qr_ph", "khqr", "khqr15"])
+def test_conforming_national_payloads_have_no_violations(payload):
+    assert validate_mpm(decode_mpm(payload)) == []
+
+
+def test_unionpay_id15_layout():
+    decoded = decode_mpm(KHQR_UNIONPAY)
+    unionpay = decoded.get("15")
+    assert unionpay.name == "Merchant Account Information (UnionPay)"
+    assert unionpay.children is None
+    value = unionpay.value  # acquirer IIN, forwarding IIN, merchant ID
+    assert (value[:8], value[8:16], value[16:]) == ("12345678", "12345678", "ABCDEFGHIJKLMNO")
+    assert decoded.get("64").child("01").value == "ចន ស្មីន"
+
+
+def test_vietqr_profile_reports_what_it_omits():
+    codes = {(v.tag, v.code) for v in validate_mpm(decode_mpm(VIETQR))}
+    assert codes == {
+        ("52", ViolationCode.MISSING_MANDATORY),
+        ("59", ViolationCode.MISSING_MANDATORY),
+        ("60", ViolationCode.MISSING_MANDATORY),
+    }
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [POSITIVE["flashpay_static"], POSITIVE["flashpay_dynamic"]],
+    ids=["static", "dynamic"],
+)
 def test_flashpay_codes_pass_both_levels(payload):
     assert validate_mpm(decode_mpm(payload)) == []
 

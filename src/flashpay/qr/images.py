@@ -82,6 +82,9 @@ _FORMATS = {
 }
 
 
+_READ_FORMATS = zxingcpp.barcode_formats_from_str("QRCode,Code128")
+
+
 def read_codes(image: bytes) -> list[ReadCode]:
     """Every QR code and Code 128 barcode found in a raster image (PNG, JPEG, …)."""
     try:
@@ -91,7 +94,7 @@ def read_codes(image: bytes) -> list[ReadCode]:
         raise QrError(f"not a readable image: {exc}") from exc
     found = zxingcpp.read_barcodes(
         picture.convert("L"),
-        formats=zxingcpp.BarcodeFormat.QRCode | zxingcpp.BarcodeFormat.Code128,
+        formats=_READ_FORMATS,
     )
     return [ReadCode(_FORMATS[r.format], r.text) for r in found if r.format in _FORMATS]
 
