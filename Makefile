@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck venv bench clean
+.PHONY: demo test lint typecheck venv bench bench-qr clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/flashpay ledger bench
+
+bench-qr: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python benchmarks/qr_bench.py
 
 clean:
 	rm -rf $(VENV) .flashpay .mypy_cache .ruff_cache

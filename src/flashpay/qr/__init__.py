@@ -1,8 +1,8 @@
-"""EMVCo QR codes for payment systems: the merchant-presented mode (MPM v1.1) codec and
-flashpay's merchant codes. The consumer-presented mode (CPM), payment codes and images are not
-built yet (issue 3 is open).
+"""EMVCo QR codes for payment systems: the merchant-presented (MPM v1.1) codec and flashpay's
+merchant codes here; the consumer-presented (CPM v1.1) codec in ``flashpay.qr.cpm``, payment codes
+in ``flashpay.qr.payment_codes``, PNG/SVG images in ``flashpay.qr.images``.
 
-Public surface::
+Public surface of this module::
 
     decode_mpm(payload) -> MpmPayload          # structure; raises MpmDecodeError(tag, position)
     validate_mpm(decoded) -> list[Violation]   # EMVCo rules
