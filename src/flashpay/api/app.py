@@ -11,16 +11,24 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from flashpay import __version__, config
 from flashpay.api import health
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
-from flashpay.api.runtime import ApiRuntime, request_hash_key
+from flashpay.api.runtime import request_hash_key
 from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
 from flashpay.auth import router as auth_router
 from flashpay.auth.service import Runtime
+from flashpay.cards import router as cards_router
+from flashpay.institutions import router as institutions_router
+from flashpay.payments import router as payments_router
+from flashpay.platform import Platform
+from flashpay.wallet import router as wallet_router
+from flashpay.wallet import service as wallet
+from flashpay.wallet.service import WalletError
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -62,18 +70,41 @@ def create_app(
         hash_key=request_hash_key,
     )
 
+    app.add_exception_handler(WalletError, _wallet_error)
+
     app.include_router(health.router)
     app.include_router(auth_router.router)
+    app.include_router(institutions_router.router)
+    app.include_router(cards_router.router)
+    app.include_router(wallet_router.router)
+    app.include_router(payments_router.router)
     return app
+
+
+async def _wallet_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, WalletError)
+    body = {"error": {"code": exc.code, "message": str(exc), "details": {}}}
+    return JSONResponse(body, status_code=exc.status)
+
+
+def create_platform_app(platform: Platform, *, request_hash_key: bytes) -> FastAPI:
+    """The app over a full platform, with the wallet's session tokens as bearer tokens."""
+
+    def verify(token: str) -> int | None:
+        return wallet.authenticate(platform=platform, token=token)
+
+    return create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
 
 
 def create_app_from_environment() -> FastAPI:
     """The app over ``$FLASHPAY_DATABASE_URL`` (uvicorn factory for ``flashpay serve``)."""
-    runtime = ApiRuntime.open(config.database_url())
+    platform = Platform.open(config.database_url())
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
-        runtime.close()
+        platform.close()
 
-    return create_app(runtime, request_hash_key=request_hash_key(), lifespan=lifespan)
+    app = create_platform_app(platform, request_hash_key=request_hash_key())
+    app.router.lifespan_context = lifespan
+    return app

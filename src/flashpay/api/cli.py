@@ -11,6 +11,7 @@ import uvicorn
 from flashpay import config
 from flashpay.api.runtime import HASH_KEY_ENV, request_hash_key
 from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
+from flashpay.keys import KeyRing
 
 WORKERS_MAX = 64
 
@@ -33,6 +34,9 @@ def serve(
     # in the environment, so every worker compares request hashes with the same key.
     os.environ[config.DATABASE_URL_ENV] = url
     os.environ[HASH_KEY_ENV] = request_hash_key(data_dir).hex()
+    if data_dir is not None:
+        os.environ[config.DATA_DIR_ENV] = str(data_dir)
+    KeyRing.load(data_dir)  # create the key file once, before the workers read it
     err_console.print(f"flashpay API on http://{host}:{port} ({workers} worker(s))")
     uvicorn.run(
         "flashpay.api.app:create_app_from_environment",

@@ -27,6 +27,7 @@ from flashpay.api.security import (
     resolved_principal,
 )
 from flashpay.auth.service import Runtime
+from flashpay.platform import Platform
 
 
 async def get_platform(request: Request) -> Runtime:
@@ -92,3 +93,16 @@ CurrentUser = Annotated[Principal, Depends(require_user)]
 CurrentInstitution = Annotated[Principal, Depends(require_institution)]
 CurrentMerchant = Annotated[Principal, Depends(require_merchant)]
 CurrentNetworkAdmin = Annotated[Principal, Depends(require_network_admin)]
+
+
+async def get_services(request: Request) -> Platform:
+    """The full platform (ledger, keys, notifier) for the domain routers."""
+    platform = request.app.state.platform
+    if not isinstance(platform, Platform):
+        raise ApiError(
+            status_code=503, code="service_unavailable", message="the domain services are not open"
+        )
+    return platform
+
+
+ServicesDep = Annotated[Platform, Depends(get_services)]

@@ -8,6 +8,7 @@ from flashpay import __version__
 from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.cli import db
+from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
 from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
@@ -23,6 +24,7 @@ app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(qr_cli.app, name="qr")
 app.command("demo")(sim_cli.demo)
 app.add_typer(apikey_cli.app, name="apikey")
+app.add_typer(network_cli.app, name="network")
 app.command("serve")(serve)
 
 

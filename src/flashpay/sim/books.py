@@ -19,36 +19,14 @@ Every chain below keeps each institution's books balanced on their own, and ever
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
 
+from flashpay.institutions.chart import LEDGER_CNY as LEDGER_CNY
+from flashpay.institutions.chart import AccountCode as AccountCode
+from flashpay.institutions.chart import TransferCode as TransferCode
 from flashpay.ledger import Transfer, TransferFlags
 
-LEDGER_CNY = 156
 BPS_DENOMINATOR = 10_000
 LINKED = TransferFlags.LINKED
-
-
-class AccountCode(IntEnum):
-    CUSTOMER_DEPOSIT = 101
-    CUSTOMER_CREDIT_LINE = 102
-    NETWORK_PAYABLE = 103
-    NETWORK_RECEIVABLE = 104
-    INTERCHANGE_INCOME = 105
-    CASH = 106
-    ISSUER_RECEIVABLE = 201
-    ISSUER_PAYABLE = 202
-    ACQUIRER_PAYABLE = 203
-    FEE_INCOME = 204
-    ACQUIRER_NETWORK_RECEIVABLE = 301
-    MERCHANT_PAYABLE = 302
-    MDR_INCOME = 303
-
-
-class TransferCode(IntEnum):
-    OPENING_DEPOSIT = 1
-    PURCHASE = 10
-    PURCHASE_HOLD = 11
-    P2P = 20
 
 
 def round_half_up(numerator: int, denominator: int) -> int:

@@ -1,0 +1,271 @@
+"""Request and response shapes of the wallet, card, institution and transfer endpoints.
+
+Money is a decimal *string* in requests and responses (``"12.34"``) with its currency, plus the
+integer minor units in responses (``amount_minor``): never a JSON number, which clients would
+read as a float. Card numbers appear only masked; a request field that carries one is named
+``card_number`` and is never echoed, logged or stored in clear.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flashpay.cards.service import Card, CardBalance
+from flashpay.clock import to_datetime
+from flashpay.money import Money
+from flashpay.payments.p2p import P2PTransfer
+from flashpay.wallet.service import Binding, Session, User, WalletCard
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def money_text(amount_minor: int, currency: str = "CNY") -> str:
+    return Money.of(amount_minor, currency).decimal_text()
+
+
+# -- users --------------------------------------------------------------------------------------
+class RegisterIn(Strict):
+    phone: str = Field(max_length=20)
+    name: str = Field(max_length=64)
+    id_number: str = Field(max_length=18)
+    password: str = Field(max_length=128)
+
+
+class UserOut(BaseModel):
+    id: int
+    phone: str
+    name: str
+    real_name_verified: bool
+    pin_set: bool
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id,
+            phone=user.phone,
+            name=user.name,
+            real_name_verified=user.real_name_verified,
+            pin_set=user.pin_set,
+        )
+
+
+class LoginIn(Strict):
+    phone: str = Field(max_length=20)
+    password: str = Field(max_length=128)
+
+
+class SessionOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+    user_id: int
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, session: Session) -> SessionOut:
+        return cls(
+            token=session.token,
+            user_id=session.user_id,
+            expires_at=to_datetime(session.expires_at_ns),
+        )
+
+
+class PinIn(Strict):
+    pin: str = Field(max_length=6)
+    password: str = Field(max_length=128)
+
+
+# -- cards in the wallet ------------------------------------------------------------------------
+class BindingIn(Strict):
+    card_number: str = Field(max_length=23, description="Digits; spaces or dashes allowed.")
+    expiry: str = Field(max_length=5, description="MM/YY as printed on the card.")
+    cvv: str | None = Field(default=None, max_length=4, description="Required for credit cards.")
+
+
+class BindingOut(BaseModel):
+    binding_id: int
+    status: str = "otp_sent"
+    phone_hint: str
+    expires_at: datetime
+
+    @classmethod
+    def of(cls, binding: Binding) -> BindingOut:
+        return cls(
+            binding_id=binding.id,
+            phone_hint=binding.phone_hint,
+            expires_at=to_datetime(binding.expires_at_ns),
+        )
+
+
+class ConfirmIn(Strict):
+    otp: str = Field(max_length=8)
+
+
+class WalletCardOut(BaseModel):
+    id: int
+    masked_number: str
+    last4: str
+    card_type: str
+    issuer: str
+    issuer_name: str
+    expiry: str
+    status: str
+    is_default: bool
+    bound_at: datetime
+
+    @classmethod
+    def of(cls, card: WalletCard) -> WalletCardOut:
+        return cls(
+            id=card.id,
+            masked_number=card.card.masked,
+            last4=card.card.last4,
+            card_type=card.card.card_type.value,
+            issuer=card.issuer_code,
+            issuer_name=card.issuer_name,
+            expiry=f"{card.card.expiry[2:]}/{card.card.expiry[:2]}",
+            status=card.status.value,
+            is_default=card.is_default,
+            bound_at=to_datetime(card.bound_at_ns),
+        )
+
+
+class WalletCardList(BaseModel):
+    items: list[WalletCardOut]
+
+
+class BalanceOut(BaseModel):
+    card_type: str
+    currency: str = "CNY"
+    available: str
+    ledger_balance: str | None = None
+    credit_limit: str | None = None
+    outstanding: str | None = None
+    pending_authorizations: str | None = None
+
+    @classmethod
+    def of(cls, balance: CardBalance) -> BalanceOut:
+        def text(value: int | None) -> str | None:
+            return None if value is None else money_text(value)
+
+        return cls(
+            card_type=balance.card_type.value,
+            available=money_text(balance.available),
+            ledger_balance=text(balance.ledger),
+            credit_limit=text(balance.credit_limit),
+            outstanding=text(balance.outstanding),
+            pending_authorizations=text(balance.pending),
+        )
+
+
+# -- transfers ----------------------------------------------------------------------------------
+class TransferIn(Strict):
+    from_card_id: int
+    amount: str = Field(max_length=24, description='Decimal text, e.g. "12.34".')
+    currency: str = Field(default="CNY", max_length=3)
+    pin: str = Field(max_length=6)
+    to_phone: str | None = Field(default=None, max_length=20)
+    to_card_number: str | None = Field(default=None, max_length=23)
+    memo: str | None = Field(default=None, max_length=64)
+
+
+class TransferOut(BaseModel):
+    id: str  # 63-bit ids travel as strings: JavaScript numbers lose digits past 2**53
+    status: str
+    decline_reason: str | None
+    amount: str
+    amount_minor: int
+    currency: str
+    from_card_id: int
+    from_card: str
+    recipient_kind: str
+    recipient: str
+    voucher: str | None
+    memo: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @classmethod
+    def of(cls, t: P2PTransfer) -> TransferOut:
+        return cls(
+            id=str(t.id),
+            status=t.status.value,
+            decline_reason=None if t.decline_reason is None else t.decline_reason.value,
+            amount=money_text(t.amount, t.currency),
+            amount_minor=t.amount,
+            currency=t.currency,
+            from_card_id=t.from_wallet_card_id,
+            from_card=t.from_card_display,
+            recipient_kind=t.recipient_kind,
+            recipient=t.recipient_display,
+            voucher=t.voucher,
+            memo=t.memo,
+            created_at=to_datetime(t.created_at_ns),
+            completed_at=None if t.completed_at_ns is None else to_datetime(t.completed_at_ns),
+        )
+
+
+class ReceiptOut(BaseModel):
+    voucher: str
+    transfer_id: str
+    status: str
+    amount: str
+    currency: str
+    from_card: str
+    recipient: str
+    completed_at: datetime
+
+
+# -- issuers and the network -------------------------------------------------------------------
+class IssueCardIn(Strict):
+    card_number: str = Field(max_length=23)
+    expiry: str = Field(max_length=5, description="MM/YY")
+    holder_name: str = Field(max_length=64)
+    holder_id_number: str = Field(max_length=18)
+    phone: str = Field(max_length=20)
+    credit_limit: str | None = Field(default=None, max_length=24)
+    opening_balance: str | None = Field(default=None, max_length=24)
+    statement_day: int | None = Field(default=None, ge=1, le=28)
+
+
+class IssuerCardOut(BaseModel):
+    id: int
+    masked_number: str
+    card_type: str
+    expiry: str
+    status: str
+    holder_name: str
+    credit_limit: str | None
+
+    @classmethod
+    def of(cls, card: Card) -> IssuerCardOut:
+        return cls(
+            id=card.id,
+            masked_number=card.masked,
+            card_type=card.card_type.value,
+            expiry=f"{card.expiry[2:]}/{card.expiry[:2]}",
+            status=card.status.value,
+            holder_name=card.holder_name,
+            credit_limit=money_text(card.credit_limit) if card.credit_limit else None,
+        )
+
+
+class IssuedCardOut(IssuerCardOut):
+    cvv: str = Field(description="Shown once, for the card carrier; never stored.")
+
+
+class InstitutionOut(BaseModel):
+    id: int
+    code: str
+    name: str
+    kind: str
+    iin: str
+
+
+class NetworkLoadOut(BaseModel):
+    institutions_created: int
+    institutions_updated: int
+    bin_ranges: int
+    accounts_created: int

@@ -1,0 +1,53 @@
+"""The chart of accounts: what each institution's ledger accounts are (ARCHITECTURE.md §4).
+
+A ledger account's ``code`` names its kind; ``user_data_64`` holds the institution id that owns it
+(the counterpart institution for a mirrored account goes in ``user_data_32``). The ids of an
+institution's own accounts are derived from (institution code, kind, counterpart code), so they are
+the same in every process and every run, and loading a network definition twice creates nothing
+twice.
+
+- issuer: ``customer_deposit`` (one per debit card; credit-normal, must not go negative),
+  ``customer_credit_line`` (one per credit card; debit-normal, outstanding ≤ the credit limit),
+  ``network_payable``, ``network_receivable``, ``interchange_income``, ``cash`` (the asset side of
+  the money customers brought in: the counter-entry of opening deposits);
+- network: ``issuer_receivable[issuer]``, ``issuer_payable[issuer]``,
+  ``acquirer_payable[acquirer]``, ``fee_income``;
+- acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+from flashpay.ledger.ids import derive_id
+
+LEDGER_CNY = 156  # one ledger per currency: ISO 4217 numeric code
+
+
+class AccountCode(IntEnum):
+    CUSTOMER_DEPOSIT = 101
+    CUSTOMER_CREDIT_LINE = 102
+    NETWORK_PAYABLE = 103
+    NETWORK_RECEIVABLE = 104
+    INTERCHANGE_INCOME = 105
+    CASH = 106
+    ISSUER_RECEIVABLE = 201
+    ISSUER_PAYABLE = 202
+    ACQUIRER_PAYABLE = 203
+    FEE_INCOME = 204
+    ACQUIRER_NETWORK_RECEIVABLE = 301
+    MERCHANT_PAYABLE = 302
+    MDR_INCOME = 303
+
+
+class TransferCode(IntEnum):
+    OPENING_DEPOSIT = 1
+    PURCHASE = 10
+    PURCHASE_HOLD = 11
+    P2P = 20
+
+
+def institution_account_id(institution: str, kind: AccountCode, counterpart: str = "") -> int:
+    """The ledger id of institution ``institution``'s account of ``kind`` (with ``counterpart``
+    for a mirrored account such as the network's ``issuer_receivable[BOC]``)."""
+    return derive_id("flashpay.books", f"{institution}|{kind.name}|{counterpart}")

@@ -1,0 +1,49 @@
+"""``/v1/institutions`` (the network's members) and ``/v1/admin/network`` (load a definition)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from flashpay.api.deps import CurrentNetworkAdmin, ServicesDep
+from flashpay.api.errors import ApiError
+from flashpay.api.schemas import InstitutionOut, NetworkLoadOut
+from flashpay.institutions.definition import DefinitionError, parse_definition
+from flashpay.institutions.service import NetworkLoadError, list_institutions, load_network
+
+router = APIRouter(tags=["network"])
+
+
+@router.get("/v1/institutions", response_model=list[InstitutionOut])
+def institutions(platform: ServicesDep) -> list[InstitutionOut]:
+    """The network operator, its issuers and its acquirers (public)."""
+    return [
+        InstitutionOut(id=i.id, code=i.code, name=i.name, kind=i.kind.value, iin=i.iin)
+        for i in list_institutions(platform=platform)
+    ]
+
+
+@router.put("/v1/admin/network", response_model=NetworkLoadOut)
+def put_network(
+    platform: ServicesDep,
+    _admin: CurrentNetworkAdmin,
+    definition: dict[str, Any] = Body(description="The network definition, as in the TOML file."),
+) -> NetworkLoadOut:
+    """Load a network definition (idempotent; see docs/reference/wallet.md)."""
+    try:
+        parsed = parse_definition(definition)
+        summary = load_network(platform=platform, definition=parsed)
+    except DefinitionError as exc:
+        raise ApiError(
+            status_code=422, code="invalid_network_definition", message=str(exc),
+            details={"path": exc.path},
+        ) from exc  # fmt: skip
+    except NetworkLoadError as exc:
+        raise ApiError(status_code=409, code="network_conflict", message=str(exc)) from exc
+    return NetworkLoadOut(
+        institutions_created=summary.institutions_created,
+        institutions_updated=summary.institutions_updated,
+        bin_ranges=summary.bin_ranges,
+        accounts_created=summary.accounts_created,
+    )

@@ -1,0 +1,90 @@
+"""Daily limits that hold exactly under concurrency: reserve before posting, release on decline.
+
+A counter is one row per (scope, Beijing day). ``reserve`` adds an amount only if the new total
+stays within the limit, in one conditional UPDATE — the database's row lock makes concurrent
+reservations queue, so no interleaving can pass the limit. A payment the ledger then declines
+gives its reservation back. A process that dies between reserving and posting leaves the
+reservation in place: the error is on the safe side (the user can spend less, never more), and
+``recover_transfers`` leaves it (the counters cannot tell a reservation that was taken from one
+that was not).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from flashpay.cards.service import CHINA_TIME
+from flashpay.payments.models import limit_usage
+from flashpay.platform import Platform
+
+YUAN = 100
+PER_TRANSFER_MAX = 50_000 * YUAN
+DAILY_PER_USER_MAX = 100_000 * YUAN
+DAILY_PER_CARD_MAX = 50_000 * YUAN
+
+
+def beijing_day(now_ns: int) -> str:
+    return (datetime.fromtimestamp(now_ns // 1_000_000_000, UTC) + CHINA_TIME).date().isoformat()
+
+
+def _ensure_rows(connection: sa.Connection, scopes: Sequence[str], day: str) -> None:
+    rows = [{"scope": s, "day": day, "used": 0} for s in scopes]
+    if connection.dialect.name == "postgresql":
+        connection.execute(postgresql.insert(limit_usage).on_conflict_do_nothing(), rows)
+    else:
+        connection.execute(sqlite.insert(limit_usage).on_conflict_do_nothing(), rows)
+
+
+def reserve(
+    *, platform: Platform, day: str, amount: int, limits: Sequence[tuple[str, int]]
+) -> bool:
+    """Add ``amount`` to every (scope, limit) counter of ``day`` if all stay within their
+    limits; all or nothing. Scopes are taken in sorted order, so two reservations never wait
+    for each other's rows in opposite orders."""
+    ordered = sorted(limits)
+    try:
+        with platform.engine.begin() as connection:
+            _ensure_rows(connection, [s for s, _ in ordered], day)
+            for scope, limit in ordered:
+                updated = connection.execute(
+                    limit_usage.update()
+                    .where(
+                        limit_usage.c.scope == scope,
+                        limit_usage.c.day == day,
+                        limit_usage.c.used + amount <= limit,
+                    )
+                    .values(used=limit_usage.c.used + amount)
+                ).rowcount
+                if updated != 1:
+                    raise _LimitRefusedError  # roll back the counters already raised
+    except _LimitRefusedError:
+        return False
+    return True
+
+
+class _LimitRefusedError(Exception):
+    pass
+
+
+def release(*, platform: Platform, day: str, amount: int, scopes: Sequence[str]) -> None:
+    with platform.engine.begin() as connection:
+        for scope in sorted(scopes):
+            connection.execute(
+                limit_usage.update()
+                .where(limit_usage.c.scope == scope, limit_usage.c.day == day)
+                .values(used=limit_usage.c.used - amount)
+            )
+
+
+def used(*, platform: Platform, scope: str, day: str) -> int:
+    with platform.engine.connect() as connection:
+        value = connection.execute(
+            sa.select(limit_usage.c.used).where(
+                limit_usage.c.scope == scope, limit_usage.c.day == day
+            )
+        ).scalar()
+    return int(value or 0)

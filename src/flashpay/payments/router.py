@@ -1,0 +1,90 @@
+"""``/v1/transfers``: P2P transfers over HTTP. A declined transfer is a 201 with
+``status: declined`` and its reason (decision 0005); a malformed request is a 422."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from flashpay.api.deps import CurrentUser, ServicesDep
+from flashpay.api.errors import ApiError, not_found
+from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
+from flashpay.clock import to_datetime
+from flashpay.money import Money, MoneyError
+from flashpay.payments import p2p
+
+router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
+
+
+@router.post("", status_code=201, response_model=TransferOut)
+def create(body: TransferIn, user: CurrentUser, platform: ServicesDep) -> TransferOut:
+    """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
+    (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
+    try:
+        amount = Money.parse(body.amount, body.currency)
+    except MoneyError as exc:
+        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+    transfer = p2p.create_transfer(
+        platform=platform,
+        user_id=user.id,
+        request=p2p.P2PRequest(
+            from_wallet_card_id=body.from_card_id,
+            amount=amount.amount_minor,
+            pin=body.pin,
+            to_phone=body.to_phone,
+            to_card_number=body.to_card_number,
+            currency=amount.currency.code,
+            memo=body.memo,
+        ),
+    )
+    return TransferOut.of(transfer)
+
+
+@router.get("", response_model=Page[TransferOut])
+def list_transfers(
+    user: CurrentUser, platform: ServicesDep, limit: LimitQuery = 20, cursor: CursorQuery = None
+) -> Page[TransferOut]:
+    """Your transfers, newest first."""
+    position = decode_cursor(cursor)
+    before = position.get("before") if position else None
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
+        raise ApiError(status_code=422, code="invalid_cursor", message="the cursor is not valid")
+    rows = p2p.list_transfers(platform=platform, user_id=user.id, before_id=before, limit=limit + 1)
+    page = rows[:limit]
+    return Page[TransferOut](
+        items=[TransferOut.of(t) for t in page],
+        next_cursor=encode_cursor({"before": page[-1].id}) if len(rows) > limit else None,
+    )
+
+
+def _own(platform: ServicesDep, user_id: int, transfer_id: int) -> p2p.P2PTransfer:
+    found = p2p.get_transfer(platform=platform, user_id=user_id, transfer_id=transfer_id)
+    if found is None:
+        raise not_found("transfer")
+    return found
+
+
+@router.get("/{transfer_id}", response_model=TransferOut)
+def get(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> TransferOut:
+    return TransferOut.of(_own(platform, user.id, transfer_id))
+
+
+@router.get("/{transfer_id}/receipt", response_model=ReceiptOut)
+def receipt(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> ReceiptOut:
+    """The receipt of a completed transfer, with its voucher number; 409 if not completed."""
+    t = _own(platform, user.id, transfer_id)
+    if t.status is not p2p.TransferStatus.COMPLETED or t.voucher is None:
+        raise ApiError(
+            status_code=409, code="no_receipt", message=f"the transfer is {t.status.value}"
+        )
+    assert t.completed_at_ns is not None
+    return ReceiptOut(
+        voucher=t.voucher,
+        transfer_id=str(t.id),
+        status=t.status.value,
+        amount=money_text(t.amount, t.currency),
+        currency=t.currency,
+        from_card=t.from_card_display,
+        recipient=t.recipient_display,
+        completed_at=to_datetime(t.completed_at_ns),
+    )

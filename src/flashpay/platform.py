@@ -1,0 +1,64 @@
+"""The platform: everything a flashpay process opens once and hands to every service call.
+
+``Platform`` holds the database engine (SQLAlchemy Core, for the domain tables), the ledger (its own
+engine and group commit), the clock, the key ring and the notifier. Services take it as their
+first keyword argument (``platform=``), so a test can open one over SQLite or PostgreSQL with a
+``FakeClock``, fresh keys and a ``RecordingNotifier``. It satisfies the ``Runtime`` protocol that
+``flashpay.auth`` and the HTTP layer need (``engine`` and ``clock``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from flashpay.api.runtime import POOL_OVERFLOW_MAX, POOL_SIZE
+from flashpay.clock import Clock, SystemClock
+from flashpay.db import create_engine, is_sqlite
+from flashpay.keys import KeyRing
+from flashpay.ledger import Ledger
+from flashpay.notify import LogNotifier, Notifier
+
+
+@dataclass(frozen=True, slots=True)
+class Platform:
+    database_url: str
+    engine: Engine
+    ledger: Ledger
+    clock: Clock
+    keys: KeyRing
+    notifier: Notifier
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Clock | None = None,
+        keys: KeyRing | None = None,
+        notifier: Notifier | None = None,
+        data_directory: Path | None = None,
+    ) -> Platform:
+        """Open a migrated database (run ``flashpay db upgrade`` or ``flashpay.db.upgrade``)."""
+        clock = clock or SystemClock()
+        engine = (
+            create_engine(url)
+            if is_sqlite(url)
+            else create_engine(
+                url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW_MAX, pool_pre_ping=False
+            )
+        )
+        return cls(
+            database_url=url,
+            engine=engine,
+            ledger=Ledger.open(url, clock=clock),
+            clock=clock,
+            keys=keys or KeyRing.load(data_directory),
+            notifier=notifier or LogNotifier(),
+        )
+
+    def close(self) -> None:
+        self.ledger.close()
+        self.engine.dispose()

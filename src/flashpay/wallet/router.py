@@ -1,0 +1,145 @@
+"""``/v1/users``, ``/v1/sessions``, ``/v1/me`` and ``/v1/cards``: the wallet over HTTP.
+
+Thin: parse, call one wallet function, render. ``WalletError`` becomes the error object with its
+own code and status (see ``flashpay.api.app``). Another user's card is a 404, never a 403.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from flashpay.api.deps import CurrentUser, ServicesDep
+from flashpay.api.errors import ApiError
+from flashpay.api.schemas import (
+    BalanceOut,
+    BindingIn,
+    BindingOut,
+    ConfirmIn,
+    LoginIn,
+    PinIn,
+    RegisterIn,
+    SessionOut,
+    UserOut,
+    WalletCardList,
+    WalletCardOut,
+)
+from flashpay.wallet import service as wallet
+
+router = APIRouter(tags=["wallet"])
+
+
+@router.post("/v1/users", status_code=201, response_model=UserOut)
+def register(body: RegisterIn, platform: ServicesDep) -> UserOut:
+    """Open a wallet with a phone number, the real name and ID number, and a password."""
+    user = wallet.register(
+        platform=platform,
+        phone=body.phone,
+        name=body.name,
+        id_number=body.id_number,
+        password=body.password,
+    )
+    return UserOut.of(user)
+
+
+@router.post("/v1/sessions", status_code=201, response_model=SessionOut)
+def login(body: LoginIn, platform: ServicesDep, response: Response) -> SessionOut:
+    """Log in: a bearer token for 24 hours. Not stored for idempotent replay (no-store)."""
+    session = wallet.login(platform=platform, phone=body.phone, password=body.password)
+    response.headers["Cache-Control"] = "no-store"
+    return SessionOut.of(session)
+
+
+@router.get("/v1/me", response_model=UserOut)
+def me(user: CurrentUser, platform: ServicesDep) -> UserOut:
+    found = wallet.get_user(platform=platform, user_id=user.id)
+    if found is None:
+        raise ApiError(status_code=404, code="not_found", message="user not found")
+    return UserOut.of(found)
+
+
+@router.put("/v1/me/pin", status_code=204)
+def set_pin(body: PinIn, user: CurrentUser, platform: ServicesDep) -> Response:
+    """Set or change the six-digit payment PIN (the login password authorizes it)."""
+    wallet.set_pin(platform=platform, user_id=user.id, pin=body.pin, password=body.password)
+    return Response(status_code=204)
+
+
+@router.post("/v1/cards/bindings", status_code=201, response_model=BindingOut)
+def start_binding(body: BindingIn, user: CurrentUser, platform: ServicesDep) -> BindingOut:
+    """Step 1 of binding a card: the issuer checks it and texts a code to its phone on file."""
+    binding = wallet.start_binding(
+        platform=platform,
+        user_id=user.id,
+        card_number=body.card_number,
+        expiry=body.expiry,
+        cvv=body.cvv,
+    )
+    return BindingOut.of(binding)
+
+
+@router.post(
+    "/v1/cards/bindings/{binding_id}/confirm", status_code=201, response_model=WalletCardOut
+)
+def confirm_binding(
+    binding_id: int, body: ConfirmIn, user: CurrentUser, platform: ServicesDep
+) -> WalletCardOut:
+    """Step 2: the one-time code binds the card under a network token."""
+    card = wallet.confirm_binding(
+        platform=platform, user_id=user.id, binding_id=binding_id, otp=body.otp
+    )
+    return WalletCardOut.of(card)
+
+
+@router.get("/v1/cards", response_model=WalletCardList)
+def list_cards(user: CurrentUser, platform: ServicesDep) -> WalletCardList:
+    """The wallet's cards (at most 15, so one page)."""
+    cards = wallet.list_wallet_cards(platform=platform, user_id=user.id)
+    return WalletCardList(items=[WalletCardOut.of(c) for c in cards])
+
+
+def _card(platform: ServicesDep, user_id: int, card_id: int) -> wallet.WalletCard:
+    found = wallet.get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=card_id)
+    if found is None:
+        raise ApiError(status_code=404, code="not_found", message="card not found")
+    return found
+
+
+@router.get("/v1/cards/{card_id}", response_model=WalletCardOut)
+def get_card(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+    return WalletCardOut.of(_card(platform, user.id, card_id))
+
+
+@router.delete("/v1/cards/{card_id}", status_code=204)
+def unbind(card_id: int, user: CurrentUser, platform: ServicesDep) -> Response:
+    """Unbind a card (the next card becomes the default if this one was)."""
+    wallet.unbind_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    return Response(status_code=204)
+
+
+@router.post("/v1/cards/{card_id}/default", response_model=WalletCardOut)
+def make_default(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+    card = wallet.set_default_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    return WalletCardOut.of(card)
+
+
+@router.post("/v1/cards/{card_id}/freeze", response_model=WalletCardOut)
+def freeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+    card = wallet.set_card_frozen(
+        platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=True
+    )
+    return WalletCardOut.of(card)
+
+
+@router.post("/v1/cards/{card_id}/unfreeze", response_model=WalletCardOut)
+def unfreeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+    card = wallet.set_card_frozen(
+        platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=False
+    )
+    return WalletCardOut.of(card)
+
+
+@router.get("/v1/cards/{card_id}/balance", response_model=BalanceOut)
+def balance(card_id: int, user: CurrentUser, platform: ServicesDep) -> BalanceOut:
+    """Debit: available and ledger balance. Credit: limit, available, outstanding, pending."""
+    found = wallet.wallet_card_balance(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    return BalanceOut.of(found)

@@ -1,0 +1,624 @@
+"""The wallet: users, login, payment PIN, bound cards, balance inquiry.
+
+Secrets at rest: passwords as Argon2id (OWASP's minimum: 19 MiB, 2 passes); the six-digit
+payment PIN as Argon2id of an HMAC of the PIN under the network's key (a PIN has only a million
+values, so what stops an offline search is the key, which the database does not hold; the hash
+cost is kept low enough for a PIN check on every payment — decision 0008); ID numbers as keyed
+fingerprints; one-time codes as keyed hashes; session tokens as SHA-256 (they have 256 bits).
+
+A card is bound in two steps: ``start_binding`` checks the card against its issuer's record (the
+number routes to an issuer by BIN and exists there, the expiry matches, the CVV for credit cards,
+the holder's real name and ID number match the user's) and sends a one-time code to the phone
+the *issuer* has on file; ``confirm_binding`` checks the code and binds the card under a fresh
+network token. Every refusal is a ``WalletError`` whose ``code`` is the API's error code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from flashpay.cards.numbers import CardNumber, CardNumberError
+from flashpay.cards.service import (
+    Card,
+    CardBalance,
+    CardError,
+    CardStatus,
+    card_balance,
+    cvv_matches,
+    find_card,
+    get_card,
+    id_fingerprint,
+    is_expired,
+    issue_token,
+    parse_expiry,
+)
+from flashpay.clock import NS_PER_SECOND
+from flashpay.institutions.definition import CardType
+from flashpay.institutions.service import get_institution, route_card
+from flashpay.notify import Message, mask_phone
+from flashpay.platform import Platform
+from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
+
+CARDS_MAX = 15
+PIN_TRIES_MAX = 5
+PIN_LOCK_SECONDS = 30 * 60
+SESSION_SECONDS = 24 * 3600
+OTP_SECONDS = 5 * 60
+OTP_TRIES_MAX = 5
+PASSWORD_CHARS_MIN = 8
+PASSWORD_CHARS_MAX = 128
+TOKEN_PREFIX = "fps_"
+PHONE = re.compile(r"^1[3-9][0-9]{9}$")  # mainland China mobile numbers
+ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")  # resident identity card, 18 characters
+PIN = re.compile(r"^[0-9]{6}$")
+
+_passwords = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
+_pins = PasswordHasher(time_cost=1, memory_cost=4_096, parallelism=1)
+
+
+class WalletError(ValueError):
+    """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status."""
+
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+class WalletCardStatus(StrEnum):
+    ACTIVE = "active"
+    FROZEN = "frozen"
+    UNBOUND = "unbound"
+
+
+class PinCheck(StrEnum):
+    OK = "ok"
+    NOT_SET = "pin_not_set"
+    LOCKED = "pin_locked"
+    WRONG = "wrong_pin"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: int
+    phone: str
+    name: str
+    real_name_verified: bool
+    pin_set: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    token: str
+    user_id: int
+    expires_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    id: int
+    phone_hint: str
+    expires_at_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class WalletCard:
+    id: int
+    user_id: int
+    card: Card
+    token: str
+    issuer_code: str
+    issuer_name: str
+    status: WalletCardStatus
+    is_default: bool
+    bound_at_ns: int
+
+
+def _now(platform: Platform) -> int:
+    return platform.clock.now_ns()
+
+
+# -- users and sessions -----------------------------------------------------------------------
+def register(*, platform: Platform, phone: str, name: str, id_number: str, password: str) -> User:
+    if not PHONE.match(phone):
+        raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
+    if not ID_NUMBER.match(id_number.strip().upper()):
+        raise WalletError("invalid_id_number", "an ID number is 17 digits and a digit or X")
+    if not 1 <= len(name.strip()) <= 64:
+        raise WalletError("invalid_name", "the real name is 1–64 characters")
+    if not PASSWORD_CHARS_MIN <= len(password) <= PASSWORD_CHARS_MAX:
+        raise WalletError(
+            "weak_password", f"a password is {PASSWORD_CHARS_MIN}–{PASSWORD_CHARS_MAX} characters"
+        )
+    clean_name = name.strip()
+    values = {
+        "phone": phone,
+        "name": clean_name,
+        "id_fingerprint": id_fingerprint(platform, id_number),
+        "password_hash": _passwords.hash(password),
+        "pin_hash": None,
+        "pin_failures": 0,
+        "pin_locked_until_ns": None,
+        "real_name_verified": False,
+        "cards_version": 0,
+        "created_at_ns": _now(platform),
+    }
+    try:
+        with platform.engine.begin() as connection:
+            user_id = connection.execute(
+                wallet_users.insert().values(**values).returning(wallet_users.c.id)
+            ).scalar_one()
+    except sa.exc.IntegrityError as exc:
+        raise WalletError(
+            "phone_already_registered", "this phone number has an account", status=409
+        ) from exc
+    return User(int(user_id), phone, clean_name, False, False)
+
+
+def get_user(*, platform: Platform, user_id: int) -> User | None:
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(wallet_users).where(wallet_users.c.id == user_id)
+        ).first()
+    if row is None:
+        return None
+    return User(row.id, row.phone, row.name, bool(row.real_name_verified), row.pin_hash is not None)
+
+
+def login(*, platform: Platform, phone: str, password: str) -> Session:
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
+                wallet_users.c.phone == phone
+            )
+        ).first()
+    try:
+        if row is None:
+            # Spend the same time as for a real account, so timing does not tell who exists.
+            _passwords.verify(_DUMMY_PASSWORD_HASH, password)
+            raise VerificationError
+        _passwords.verify(row.password_hash, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise WalletError("invalid_login", "wrong phone number or password", status=401) from exc
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    now = _now(platform)
+    expires = now + SESSION_SECONDS * NS_PER_SECOND
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_sessions.insert().values(
+                token_hash=hashlib.sha256(token.encode()).digest(),
+                user_id=row.id,
+                created_at_ns=now,
+                expires_at_ns=expires,
+            )
+        )
+    return Session(token, int(row.id), expires)
+
+
+_DUMMY_PASSWORD_HASH = _passwords.hash("not a real password")
+
+
+def authenticate(*, platform: Platform, token: str) -> int | None:
+    """The user id of a valid, unexpired session token (``create_app``'s token verifier)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    with platform.engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        row = connection.execute(
+            sa.select(wallet_sessions.c.user_id, wallet_sessions.c.expires_at_ns).where(
+                wallet_sessions.c.token_hash == hashlib.sha256(token.encode()).digest()
+            )
+        ).first()
+    if row is None or row.expires_at_ns <= _now(platform):
+        return None
+    return int(row.user_id)
+
+
+def logout(*, platform: Platform, token: str) -> None:
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_sessions.delete().where(
+                wallet_sessions.c.token_hash == hashlib.sha256(token.encode()).digest()
+            )
+        )
+
+
+# -- the payment PIN --------------------------------------------------------------------------
+def _peppered(platform: Platform, user_id: int, pin: str) -> str:
+    key = platform.keys.fingerprint("pin", str(user_id))
+    return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
+
+
+def _check_password(platform: Platform, user_id: int, password: str) -> None:
+    with platform.engine.connect() as connection:
+        stored = connection.execute(
+            sa.select(wallet_users.c.password_hash).where(wallet_users.c.id == user_id)
+        ).scalar_one()
+    try:
+        _passwords.verify(stored, password)
+    except (VerificationError, InvalidHashError) as exc:
+        raise WalletError("wrong_password", "the password is wrong", status=403) from exc
+
+
+def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> None:
+    """Set or change the payment PIN; the login password authorizes it. Clears a lock."""
+    if not PIN.match(pin):
+        raise WalletError("invalid_pin", "a payment PIN is six digits")
+    if len(set(pin)) == 1 or pin in ("123456", "654321"):
+        raise WalletError("weak_pin", "choose a PIN that is not all one digit or a sequence")
+    _check_password(platform, user_id, password)
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_users.update()
+            .where(wallet_users.c.id == user_id)
+            .values(
+                pin_hash=_pins.hash(_peppered(platform, user_id, pin)),
+                pin_failures=0,
+                pin_locked_until_ns=None,
+            )
+        )
+
+
+def verify_pin(*, platform: Platform, user_id: int, pin: str) -> PinCheck:
+    """Check the payment PIN: five wrong tries in a row lock it for 30 minutes. Failures are
+    counted in one UPDATE, so concurrent wrong tries cannot slip past the count."""
+    now = _now(platform)
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(wallet_users.c.pin_hash, wallet_users.c.pin_locked_until_ns).where(
+                wallet_users.c.id == user_id
+            )
+        ).one()
+    if row.pin_hash is None:
+        return PinCheck.NOT_SET
+    if row.pin_locked_until_ns is not None and row.pin_locked_until_ns > now:
+        return PinCheck.LOCKED
+    ok = False
+    if PIN.match(pin):
+        try:
+            ok = _pins.verify(row.pin_hash, _peppered(platform, user_id, pin))
+        except (VerificationError, InvalidHashError):
+            ok = False
+    with platform.engine.begin() as connection:
+        if ok:
+            connection.execute(
+                wallet_users.update()
+                .where(wallet_users.c.id == user_id, wallet_users.c.pin_failures != 0)
+                .values(pin_failures=0)
+            )
+            return PinCheck.OK
+        failures = connection.execute(
+            wallet_users.update()
+            .where(wallet_users.c.id == user_id)
+            .values(pin_failures=wallet_users.c.pin_failures + 1)
+            .returning(wallet_users.c.pin_failures)
+        ).scalar_one()
+        if failures >= PIN_TRIES_MAX:
+            connection.execute(
+                wallet_users.update()
+                .where(wallet_users.c.id == user_id)
+                .values(pin_failures=0, pin_locked_until_ns=now + PIN_LOCK_SECONDS * NS_PER_SECOND)
+            )
+            return PinCheck.LOCKED if failures > PIN_TRIES_MAX else PinCheck.WRONG
+    return PinCheck.WRONG
+
+
+# -- binding cards ----------------------------------------------------------------------------
+def _otp_hash(platform: Platform, binding_id: int, otp: str) -> bytes:
+    key = platform.keys.fingerprint("otp", str(binding_id))
+    return hmac.new(key, otp.encode(), hashlib.sha256).digest()
+
+
+def _active_count(connection: sa.Connection, user_id: int) -> int:
+    return int(
+        connection.execute(
+            sa.select(sa.func.count())
+            .select_from(wallet_cards)
+            .where(
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).scalar_one()
+    )
+
+
+def start_binding(
+    *,
+    platform: Platform,
+    user_id: int,
+    card_number: str,
+    expiry: str,
+    cvv: str | None = None,
+) -> Binding:
+    """Check a card against its issuer's record and send a one-time code to the phone the
+    issuer has on file (see the module docstring)."""
+    try:
+        number = CardNumber.parse(card_number)
+    except CardNumberError as exc:
+        raise WalletError("invalid_card_number", str(exc)) from exc
+    try:
+        expiry_yymm = parse_expiry(expiry)
+    except CardError as exc:
+        raise WalletError(exc.code, str(exc)) from exc
+    if route_card(platform=platform, card=number) is None:
+        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
+    card = find_card(platform=platform, card=number)
+    if card is None or card.expiry != expiry_yymm:
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    if is_expired(card.expiry, _now(platform)):
+        raise WalletError("card_expired", "the card has expired")
+    if card.status is CardStatus.CLOSED:
+        raise WalletError("card_closed", "the issuer has closed this card")
+    if card.card_type is CardType.CREDIT and not cvv:
+        raise WalletError("cvv_required", "a credit card is bound with its CVV")
+    if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    with platform.engine.connect() as connection:
+        user = connection.execute(
+            sa.select(wallet_users.c.name, wallet_users.c.id_fingerprint).where(
+                wallet_users.c.id == user_id
+            )
+        ).one()
+        if (card.holder_name, card.holder_id_fingerprint) != (
+            user.name,
+            bytes(user.id_fingerprint),
+        ):
+            raise WalletError(
+                "real_name_mismatch", "the card holder is not the account holder", status=422
+            )
+        bound = connection.execute(
+            sa.select(wallet_cards.c.id).where(
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.card_id == card.id,
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+        if bound is not None:
+            raise WalletError("card_already_bound", "this card is bound already", status=409)
+        if _active_count(connection, user_id) >= CARDS_MAX:
+            raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+    otp = f"{secrets.randbelow(10**6):06d}"
+    now = _now(platform)
+    expires = now + OTP_SECONDS * NS_PER_SECOND
+    with platform.engine.begin() as connection:
+        binding_id = connection.execute(
+            wallet_bindings.insert()
+            .values(
+                user_id=user_id,
+                card_id=card.id,
+                otp_hash=b"\0" * 32,
+                attempts=0,
+                status="pending",
+                created_at_ns=now,
+                expires_at_ns=expires,
+            )
+            .returning(wallet_bindings.c.id)
+        ).scalar_one()
+        connection.execute(
+            wallet_bindings.update()
+            .where(wallet_bindings.c.id == binding_id)
+            .values(otp_hash=_otp_hash(platform, int(binding_id), otp))
+        )
+    platform.notifier.send(
+        Message(
+            phone=card.phone,
+            purpose="card_binding",
+            reference=str(binding_id),
+            code=otp,
+            text=f"flashpay: {otp} binds your card ending {card.last4}. Valid 5 minutes.",
+        )
+    )
+    return Binding(int(binding_id), mask_phone(card.phone), expires)
+
+
+def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: str) -> WalletCard:
+    now = _now(platform)
+    with platform.engine.begin() as connection:
+        # Bump the user's row first: it serialises this user's bindings (a row lock on
+        # PostgreSQL, the write lock on SQLite), so two confirmations cannot both be card 15.
+        connection.execute(
+            wallet_users.update()
+            .where(wallet_users.c.id == user_id)
+            .values(cards_version=wallet_users.c.cards_version + 1)
+        )
+        row = connection.execute(
+            sa.select(wallet_bindings).where(
+                wallet_bindings.c.id == binding_id, wallet_bindings.c.user_id == user_id
+            )
+        ).first()
+        if row is None:
+            raise WalletError("not_found", "no such card binding", status=404)
+        if row.status != "pending":
+            raise WalletError("binding_closed", f"this binding is {row.status}", status=409)
+        if row.expires_at_ns <= now:
+            connection.execute(
+                wallet_bindings.update()
+                .where(wallet_bindings.c.id == binding_id)
+                .values(status="expired")
+            )
+            raise WalletError("otp_expired", "the one-time code has expired; start again")
+        if not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
+            attempts = row.attempts + 1
+            status = "failed" if attempts >= OTP_TRIES_MAX else "pending"
+            connection.execute(
+                wallet_bindings.update()
+                .where(wallet_bindings.c.id == binding_id)
+                .values(attempts=attempts, status=status)
+            )
+            code = "otp_attempts_exceeded" if status == "failed" else "wrong_otp"
+            raise WalletError(code, "the one-time code is wrong")
+        if _active_count(connection, user_id) >= CARDS_MAX:
+            raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+        connection.execute(
+            wallet_bindings.update()
+            .where(wallet_bindings.c.id == binding_id)
+            .values(status="confirmed")
+        )
+        has_default = connection.execute(
+            sa.select(wallet_cards.c.id).where(
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.is_default.is_(True),
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+        card_id = int(row.card_id)
+    token = issue_token(platform=platform, card_id=card_id)
+    with platform.engine.begin() as connection:
+        wallet_card_id = connection.execute(
+            wallet_cards.insert()
+            .values(
+                user_id=user_id,
+                card_id=card_id,
+                token=token,
+                status=WalletCardStatus.ACTIVE.value,
+                is_default=has_default is None,
+                bound_at_ns=now,
+                unbound_at_ns=None,
+            )
+            .returning(wallet_cards.c.id)
+        ).scalar_one()
+        connection.execute(
+            wallet_users.update()
+            .where(wallet_users.c.id == user_id)
+            .values(real_name_verified=True)
+        )
+    found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=int(wallet_card_id))
+    assert found is not None
+    return found
+
+
+# -- the wallet's cards -----------------------------------------------------------------------
+def _wallet_card(platform: Platform, row: sa.Row[tuple[object, ...]]) -> WalletCard:
+    m = row._mapping
+    card = get_card(platform=platform, card_id=int(m["card_id"]))
+    assert card is not None
+    issuer = get_institution(platform=platform, institution_id=card.issuer_id)
+    assert issuer is not None
+    return WalletCard(
+        id=int(m["id"]),
+        user_id=int(m["user_id"]),
+        card=card,
+        token=str(m["token"]),
+        issuer_code=issuer.code,
+        issuer_name=issuer.name,
+        status=WalletCardStatus(m["status"]),
+        is_default=bool(m["is_default"]),
+        bound_at_ns=int(m["bound_at_ns"]),
+    )
+
+
+def list_wallet_cards(*, platform: Platform, user_id: int) -> list[WalletCard]:
+    with platform.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(wallet_cards)
+            .where(
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+            .order_by(wallet_cards.c.id)
+        ).all()
+    return [_wallet_card(platform, r) for r in rows]
+
+
+def get_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard | None:
+    """The user's bound card, or ``None`` — also when it is someone else's (the API says 404)."""
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(wallet_cards).where(
+                wallet_cards.c.id == wallet_card_id,
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+    return None if row is None else _wallet_card(platform, row)
+
+
+def _require(platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
+    found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
+    if found is None:
+        raise WalletError("not_found", "no such card in this wallet", status=404)
+    return found
+
+
+def set_default_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
+    _require(platform, user_id, wallet_card_id)
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_cards.update()
+            .where(wallet_cards.c.user_id == user_id)
+            .values(is_default=wallet_cards.c.id == wallet_card_id)
+        )
+    return _require(platform, user_id, wallet_card_id)
+
+
+def unbind_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> None:
+    found = _require(platform, user_id, wallet_card_id)
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_cards.update()
+            .where(wallet_cards.c.id == wallet_card_id)
+            .values(
+                status=WalletCardStatus.UNBOUND.value,
+                is_default=False,
+                unbound_at_ns=_now(platform),
+            )
+        )
+        if found.is_default:
+            successor = connection.execute(
+                sa.select(wallet_cards.c.id)
+                .where(
+                    wallet_cards.c.user_id == user_id,
+                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+                )
+                .order_by(wallet_cards.c.id)
+            ).first()
+            if successor is not None:
+                connection.execute(
+                    wallet_cards.update()
+                    .where(wallet_cards.c.id == successor.id)
+                    .values(is_default=True)
+                )
+
+
+def set_card_frozen(
+    *, platform: Platform, user_id: int, wallet_card_id: int, frozen: bool
+) -> WalletCard:
+    """The user freezes (or unfreezes) a card in the wallet: no payment or transfer from it."""
+    _require(platform, user_id, wallet_card_id)
+    status = WalletCardStatus.FROZEN if frozen else WalletCardStatus.ACTIVE
+    with platform.engine.begin() as connection:
+        connection.execute(
+            wallet_cards.update()
+            .where(wallet_cards.c.id == wallet_card_id)
+            .values(status=status.value)
+        )
+    return _require(platform, user_id, wallet_card_id)
+
+
+def wallet_card_balance(*, platform: Platform, user_id: int, wallet_card_id: int) -> CardBalance:
+    found = _require(platform, user_id, wallet_card_id)
+    return card_balance(platform=platform, card=found.card)
+
+
+def default_card_of_phone(*, platform: Platform, phone: str) -> WalletCard | None:
+    """The default bound card of the wallet user with ``phone`` (a P2P recipient)."""
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(wallet_cards)
+            .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+            .where(
+                wallet_users.c.phone == phone,
+                wallet_cards.c.is_default.is_(True),
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+    return None if row is None else _wallet_card(platform, row)
