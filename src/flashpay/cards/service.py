@@ -308,22 +308,18 @@ def card_balance(*, platform: Platform, card: Card) -> CardBalance:
     )
 
 
-def issue_token(*, platform: Platform, card_id: int) -> str:
-    """A fresh network token for ``card_id``, in the network's token BIN range."""
+def record_token(*, platform: Platform, connection: sa.Connection, card_id: int) -> str:
+    """Draw a network token for ``card_id`` in the network's token BIN range and record it in
+    the caller's transaction (so a binding and its token commit together). A collision among
+    10^12 numbers fails the transaction, and the caller's retry draws again."""
     token_bin = network_institution(platform=platform).token_bin or "623123"
-    for _ in range(10):
-        token = generate_card_number(token_bin, TOKEN_DIGITS).reveal()
-        try:
-            with platform.engine.begin() as connection:
-                connection.execute(
-                    card_tokens.insert().values(
-                        token=token, card_id=card_id, created_at_ns=platform.clock.now_ns()
-                    )
-                )
-            return token
-        except sa.exc.IntegrityError:
-            continue  # a collision in 10^12 numbers: draw again
-    raise RuntimeError("could not draw a free token number")
+    token = generate_card_number(token_bin, TOKEN_DIGITS).reveal()
+    connection.execute(
+        card_tokens.insert().values(
+            token=token, card_id=card_id, created_at_ns=platform.clock.now_ns()
+        )
+    )
+    return token
 
 
 def card_for_token(*, platform: Platform, token: str) -> Card | None:

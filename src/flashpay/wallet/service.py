@@ -38,8 +38,8 @@ from flashpay.cards.service import (
     get_card,
     id_fingerprint,
     is_expired,
-    issue_token,
     parse_expiry,
+    record_token,
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.institutions.definition import CardType
@@ -422,6 +422,7 @@ def start_binding(
 
 def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: str) -> WalletCard:
     now = _now(platform)
+    refusal: WalletError | None = None
     with platform.engine.begin() as connection:
         # Bump the user's row first: it serialises this user's bindings (a row lock on
         # PostgreSQL, the write lock on SQLite), so two confirmations cannot both be card 15.
@@ -440,13 +441,14 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
         if row.status != "pending":
             raise WalletError("binding_closed", f"this binding is {row.status}", status=409)
         if row.expires_at_ns <= now:
+            # Recorded, then refused: the refusal is raised after this transaction commits.
             connection.execute(
                 wallet_bindings.update()
                 .where(wallet_bindings.c.id == binding_id)
                 .values(status="expired")
             )
-            raise WalletError("otp_expired", "the one-time code has expired; start again")
-        if not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
+            refusal = WalletError("otp_expired", "the one-time code has expired; start again")
+        elif not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
             attempts = row.attempts + 1
             status = "failed" if attempts >= OTP_TRIES_MAX else "pending"
             connection.execute(
@@ -455,42 +457,45 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
                 .values(attempts=attempts, status=status)
             )
             code = "otp_attempts_exceeded" if status == "failed" else "wrong_otp"
-            raise WalletError(code, "the one-time code is wrong")
-        if _active_count(connection, user_id) >= CARDS_MAX:
-            raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
-        connection.execute(
-            wallet_bindings.update()
-            .where(wallet_bindings.c.id == binding_id)
-            .values(status="confirmed")
-        )
-        has_default = connection.execute(
-            sa.select(wallet_cards.c.id).where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.is_default.is_(True),
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            refusal = WalletError(code, "the one-time code is wrong")
+        else:
+            # The code is right: the binding, the token and the wallet card commit together.
+            if _active_count(connection, user_id) >= CARDS_MAX:
+                raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+            connection.execute(
+                wallet_bindings.update()
+                .where(wallet_bindings.c.id == binding_id)
+                .values(status="confirmed")
             )
-        ).first()
-        card_id = int(row.card_id)
-    token = issue_token(platform=platform, card_id=card_id)
-    with platform.engine.begin() as connection:
-        wallet_card_id = connection.execute(
-            wallet_cards.insert()
-            .values(
-                user_id=user_id,
-                card_id=card_id,
-                token=token,
-                status=WalletCardStatus.ACTIVE.value,
-                is_default=has_default is None,
-                bound_at_ns=now,
-                unbound_at_ns=None,
+            has_default = connection.execute(
+                sa.select(wallet_cards.c.id).where(
+                    wallet_cards.c.user_id == user_id,
+                    wallet_cards.c.is_default.is_(True),
+                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+                )
+            ).first()
+            card_id = int(row.card_id)
+            token = record_token(platform=platform, connection=connection, card_id=card_id)
+            wallet_card_id = connection.execute(
+                wallet_cards.insert()
+                .values(
+                    user_id=user_id,
+                    card_id=card_id,
+                    token=token,
+                    status=WalletCardStatus.ACTIVE.value,
+                    is_default=has_default is None,
+                    bound_at_ns=now,
+                    unbound_at_ns=None,
+                )
+                .returning(wallet_cards.c.id)
+            ).scalar_one()
+            connection.execute(
+                wallet_users.update()
+                .where(wallet_users.c.id == user_id)
+                .values(real_name_verified=True)
             )
-            .returning(wallet_cards.c.id)
-        ).scalar_one()
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(real_name_verified=True)
-        )
+    if refusal is not None:
+        raise refusal
     found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=int(wallet_card_id))
     assert found is not None
     return found
