@@ -4,45 +4,73 @@ The table is checked against the app's routes (its OpenAPI operations): a route 
 (or an entry without a route) fails the test, so a new endpoint cannot ship without deciding who
 may call it.
 
-Callers: ``anonymous``; a wallet ``user`` (bearer token, verified by the function the wallet plugs
-into ``create_app``); ``merchant`` and ``institution`` keys; ``network_admin`` (the network
-operator's institution key). Resource-owning routes (cards, transfers) will split ``user`` into
-``owner`` and ``other_user`` (404) when the wallet's routes land.
+Callers: ``anonymous``; the ``owner`` of the resources in the path (a wallet user, or for issuer
+routes the issuing bank); ``other_user``, another wallet user; a ``merchant`` key; the
+``issuer`` key of the bank that issued the card in the path; ``other_issuer``, another bank's
+key; ``admin``, the network operator's key (an institution, but not an issuer). Someone else's
+card, binding or transfer is a 404, never a 403; the wrong kind of caller is a 403.
 """
 
 from __future__ import annotations
 
-import httpx
+import tomllib
+from importlib import resources
+
 import pytest
+from world import PASSWORD, PIN, open_world
 
 from flashpay.api.app import create_app
 from flashpay.auth import PrincipalKind, create_api_key
-from flashpay.clock import FakeClock
-from flashpay.db import create_engine
+from flashpay.cards.numbers import generate_card_number
 
 pytestmark = pytest.mark.anyio
 
-CALLERS = ("anonymous", "user", "merchant", "institution", "network_admin")
+# Callers in the order they call each route: the owner and the issuer last, so a route that
+# changes or deletes its resource does so after everyone else was refused.
+CALLERS = ("anonymous", "other_user", "merchant", "other_issuer", "admin", "issuer", "owner")
 
 # (method, path template) -> expected status per caller, in CALLERS order.
-MATRIX: dict[tuple[str, str], tuple[int, int, int, int, int]] = {
-    ("GET", "/v1/health"): (200, 200, 200, 200, 200),
-    ("GET", "/v1/ready"): (200, 200, 200, 200, 200),
-    ("GET", "/v1/admin/api-keys"): (401, 403, 403, 403, 200),
-    ("POST", "/v1/admin/api-keys/{key_id}/revoke"): (401, 403, 403, 403, 200),
+# fmt: off
+MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
+    ("GET", "/v1/health"):                                 (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/ready"):                                  (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/admin/api-keys"):                         (401, 403, 403, 403, 200, 403, 403),
+    ("POST", "/v1/admin/api-keys/{key_id}/revoke"):        (401, 403, 403, 403, 200, 403, 403),
+    ("PUT", "/v1/admin/network"):                          (401, 403, 403, 403, 200, 403, 403),
+    ("GET", "/v1/institutions"):                           (200, 200, 200, 200, 200, 200, 200),
+    ("POST", "/v1/users"):                                 (201, 201, 201, 201, 201, 201, 201),
+    ("POST", "/v1/sessions"):                              (201, 201, 201, 201, 201, 201, 201),
+    ("GET", "/v1/me"):                                     (401, 200, 403, 403, 403, 403, 200),
+    ("PUT", "/v1/me/pin"):                                 (401, 204, 403, 403, 403, 403, 204),
+    ("POST", "/v1/cards/bindings"):                        (401, 422, 403, 403, 403, 403, 201),
+    ("POST", "/v1/cards/bindings/{binding_id}/confirm"):   (401, 404, 403, 403, 403, 403, 201),
+    ("GET", "/v1/cards"):                                  (401, 200, 403, 403, 403, 403, 200),
+    ("GET", "/v1/cards/{card_id}"):                        (401, 404, 403, 403, 403, 403, 200),
+    ("DELETE", "/v1/cards/{card_id}"):                     (401, 404, 403, 403, 403, 403, 204),
+    ("POST", "/v1/cards/{card_id}/default"):               (401, 404, 403, 403, 403, 403, 200),
+    ("POST", "/v1/cards/{card_id}/freeze"):                (401, 404, 403, 403, 403, 403, 200),
+    ("POST", "/v1/cards/{card_id}/unfreeze"):              (401, 404, 403, 403, 403, 403, 200),
+    ("GET", "/v1/cards/{card_id}/balance"):                (401, 404, 403, 403, 403, 403, 200),
+    ("POST", "/v1/transfers"):                             (401, 404, 403, 403, 403, 403, 201),
+    ("GET", "/v1/transfers"):                              (401, 200, 403, 403, 403, 403, 200),
+    ("GET", "/v1/transfers/{transfer_id}"):                (401, 404, 403, 403, 403, 403, 200),
+    ("GET", "/v1/transfers/{transfer_id}/receipt"):        (401, 404, 403, 403, 403, 403, 200),
+    ("POST", "/v1/issuer/cards"):                          (401, 403, 403, 422, 403, 201, 403),
+    ("GET", "/v1/issuer/cards/{card_id}"):                 (401, 403, 403, 404, 403, 200, 403),
+    ("POST", "/v1/issuer/cards/{card_id}/freeze"):         (401, 403, 403, 404, 403, 200, 403),
+    ("POST", "/v1/issuer/cards/{card_id}/unfreeze"):       (401, 403, 403, 404, 403, 200, 403),
+    ("POST", "/v1/issuer/cards/{card_id}/close"):          (401, 403, 403, 404, 403, 200, 403),
 }
-USER_TOKEN = "token-of-a-wallet-user-0123456789"
+# fmt: on
 
 
 class _Runtime:
     def __init__(self, url: str) -> None:
+        from flashpay.clock import FakeClock
+        from flashpay.db import create_engine
+
         self.engine = create_engine(url)
         self.clock = FakeClock()
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 def _routes(app) -> set[tuple[str, str]]:
@@ -61,40 +89,87 @@ def test_every_route_has_an_entry_and_every_entry_a_route(tmp_path):
     runtime.engine.dispose()
 
 
-async def test_authorization_matrix(database_url):
-    runtime = _Runtime(database_url)
-    app = create_app(runtime, request_hash_key=b"k" * 32, verify_user_token={USER_TOKEN: 3}.get)
-    headers = {
-        "anonymous": {},
-        "user": {"Authorization": f"Bearer {USER_TOKEN}"},
-        "merchant": {
-            "X-Api-Key": create_api_key(
-                platform=runtime, kind=PrincipalKind.MERCHANT, principal_id=5
-            ).key
-        },
-        "institution": {
-            "X-Api-Key": create_api_key(
-                platform=runtime, kind=PrincipalKind.INSTITUTION, principal_id=2
-            ).key
-        },
-        "network_admin": {
-            "X-Api-Key": create_api_key(
-                platform=runtime, kind=PrincipalKind.INSTITUTION, principal_id=1, network_admin=True
-            ).key
-        },
-    }
-    # Path parameters point at a resource each caller could act on: a fresh key per request.
-    failures = []
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        for (method, template), expected in sorted(MATRIX.items()):
+def _default_network_json() -> dict:
+    text = resources.files("flashpay.institutions").joinpath("default_network.toml").read_text()
+    return tomllib.loads(text)
+
+
+async def test_authorization_matrix(database_url, leak_guard):
+    async with open_world(database_url, leak_guard) as world:
+        other = await world.signup(world.person("Other"))
+        headers = {
+            "anonymous": {},
+            "other_user": other.headers,
+            "merchant": world.keys["merchant"],
+            "issuer": world.keys["BOC"],
+            "other_issuer": world.keys["ICBC"],
+            "admin": world.keys["admin"],
+        }
+        peer, _ = await world.member_with_card("Peer")
+        failures = []
+        for (method, template), expected in MATRIX.items():
+            # Fresh resources per route, owned by a fresh ``owner`` (cards issued by BOC).
+            owner = await world.signup(world.person("Owner"))
+            headers["owner"] = owner.headers
+            pan, issued = await world.issue(owner, balance="100.00")
+            card = await world.bind(owner, pan)
+            spare, _ = await world.issue(owner, balance="1.00")
+            binding = await world.client.post(
+                "/v1/cards/bindings",
+                json={"card_number": spare, "expiry": "12/30"},
+                headers=owner.headers,
+            )
+            binding_id = binding.json()["binding_id"]
+            otp = world.notifier.last_code("card_binding", str(binding_id))
+            sent = await world.transfer(owner, from_card_id=card["id"], amount="1.00",
+                                        to_phone=peer.phone)  # fmt: skip
+            key = create_api_key(platform=world.platform, kind=PrincipalKind.MERCHANT,
+                                 principal_id=7)  # fmt: skip
+            unbound, _ = await world.issue(owner, balance="1.00")
+            context = {"card_id": card["id"], "peer": peer, "otp": otp, "unbound": unbound}
+            path = template.format(
+                card_id=issued["id"] if template.startswith("/v1/issuer") else card["id"],
+                binding_id=binding_id,
+                transfer_id=sent.json()["id"],
+                key_id=key.key_id,
+            )
             for caller, status in zip(CALLERS, expected, strict=True):
-                target = create_api_key(
-                    platform=runtime, kind=PrincipalKind.MERCHANT, principal_id=99
+                body = _body(world, method, template, owner, context)
+                response = await world.client.request(
+                    method, path, json=body, headers=headers[caller]
                 )
-                path = template.format(key_id=target.key_id)
-                response = await client.request(method, path, headers=headers[caller])
                 if response.status_code != status:
-                    failures.append((method, template, caller, status, response.status_code))
-    runtime.engine.dispose()
-    assert failures == []
+                    failures.append(
+                        (method, template, caller, status, response.status_code, response.text)
+                    )
+        assert failures == []
+
+
+_counter = iter(range(10**6))
+
+
+def _body(world, method, template, owner, context):
+    n = next(_counter)
+    if template == "/v1/users":
+        return {"phone": f"1370000{n:04d}", "name": "New", "id_number": "110101199001019999",
+                "password": PASSWORD}  # fmt: skip
+    if template == "/v1/sessions":
+        return {"phone": owner.phone, "password": PASSWORD}
+    if template == "/v1/me/pin":
+        return {"pin": PIN, "password": PASSWORD}
+    if template == "/v1/cards/bindings":
+        return {"card_number": context["unbound"], "expiry": "12/30"}
+    if template.endswith("/confirm"):
+        return {"otp": context["otp"]}
+    if template == "/v1/transfers" and method == "POST":
+        return {"from_card_id": context["card_id"], "amount": "1.00",
+                "to_phone": context["peer"].phone, "pin": PIN}  # fmt: skip
+    if template == "/v1/issuer/cards":
+        pan = generate_card_number("621661", 16).reveal()
+        world.guard.secrets.append(pan)
+        return {"card_number": pan, "expiry": "12/30", "holder_name": "New Holder",
+                "holder_id_number": "110101199001019999", "phone": "13600000000",
+                "opening_balance": "1.00"}  # fmt: skip
+    if template == "/v1/admin/network":
+        return _default_network_json()
+    return None

@@ -71,7 +71,7 @@ async def test_cross_bank_by_phone_posts_the_chain_of_section_4(world):
 async def test_same_bank_to_a_card_number_is_one_posting(world):
     alice, alice_card = await world.member_with_card("Alice")
     stranger = world.person("Carol")  # not a wallet user: a card number is enough
-    pan, issued = await world.issue(stranger, bank="BOC", prefix="621785", balance="0.00")
+    pan, _ = await world.issue(stranger, bank="BOC", prefix="621785", balance="0.00")
     sent = await world.transfer(alice, from_card_id=alice_card, amount="50", to_card_number=pan)
     body = sent.json()
     assert body["status"] == "completed"
@@ -99,7 +99,7 @@ async def test_credit_card_as_source_uses_the_credit_line(world):
 
 async def test_every_decline_reason(world):
     alice, card = await world.member_with_card("Alice", balance="100000.00")
-    bob, bob_card = await world.member_with_card("Bob")
+    bob, _ = await world.member_with_card("Bob")
 
     async def reason(**body) -> str:
         body.setdefault("from_card_id", card)
