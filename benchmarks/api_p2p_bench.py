@@ -12,8 +12,9 @@ and reports requests/s and p50/p99 latency per scenario:
   ``Idempotency-Key`` — the full write path of a POST: authentication, the idempotency claim
   (INSERT), the write, the stored response (UPDATE). A P2P transfer is this path plus the
   payments service's own work, so this is the ceiling the HTTP layer leaves for transfers;
-- ``p2p``: ``POST /v1/transfers`` — not available until the payments service and its router land
-  (issue 4 items 1–4); the harness takes it as one more scenario function.
+- ``p2p``: ``POST /v1/transfers`` with a bearer token, the payment PIN and an
+  ``Idempotency-Key`` — a cross-bank P2P transfer of ¥0.01 between 64 wallet users (BOC and ICBC
+  debit cards), each posting the three linked ledger transfers of §4.
 
     .venv/bin/python benchmarks/api_p2p_bench.py --workers 2 --concurrency 32 --seconds 10
     .venv/bin/python benchmarks/api_p2p_bench.py --load httpx --requests 3000
@@ -49,6 +50,13 @@ from flashpay import db
 from flashpay.api.runtime import ApiRuntime
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.auth.models import api_keys
+from flashpay.cards.numbers import generate_card_number
+from flashpay.cards.service import issue_card
+from flashpay.institutions.definition import default_definition
+from flashpay.institutions.service import get_institution, load_network
+from flashpay.notify import RecordingNotifier
+from flashpay.platform import Platform
+from flashpay.wallet import service as wallet
 
 ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_PER_SECOND = 1_000
@@ -57,6 +65,48 @@ STARTUP_SECONDS_MAX = 30.0
 WARMUP_REQUESTS = 300
 WRK_RATE_MAX = 4_000  # keys prepared per second of a wrk run (revoking one twice would be a 409)
 PROFILE_SECONDS = 8
+P2P_USERS = 64
+P2P_PIN = "135790"
+P2P_PASSWORD = "bench password 1"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    token: str
+    card_id: int
+    phone: str
+
+
+def _p2p_members(url: str, data_dir: Path, count: int) -> list[Member]:
+    """``count`` wallet users with a bound debit card each (half BOC, half ICBC), logged in,
+    PIN set — made through the services (the same key file as the server's data directory)."""
+    notifier = RecordingNotifier()
+    platform = Platform.open(url, data_directory=data_dir, notifier=notifier)
+    try:
+        load_network(platform=platform, definition=default_definition())
+        members = []
+        for n in range(count):
+            bank, prefix = ("BOC", "621661") if n % 2 == 0 else ("ICBC", "622202")
+            issuer = get_institution(platform=platform, code=bank)
+            assert issuer is not None
+            phone, id_number = f"1390000{n:04d}", f"1101011990010{n:04d}X"
+            user = wallet.register(platform=platform, phone=phone, name=f"User {n}",
+                                   id_number=id_number, password=P2P_PASSWORD)  # fmt: skip
+            wallet.set_pin(platform=platform, user_id=user.id, pin=P2P_PIN, password=P2P_PASSWORD)
+            pan = generate_card_number(prefix, 16)
+            issue_card(platform=platform, issuer=issuer, card=pan, expiry="3012",
+                       holder_name=f"User {n}", holder_id_number=id_number, phone=phone,
+                       opening_balance=10_000_000)  # fmt: skip
+            binding = wallet.start_binding(platform=platform, user_id=user.id,
+                                           card_number=pan.reveal(), expiry="12/30")  # fmt: skip
+            otp = notifier.last_code("card_binding", str(binding.id))
+            card = wallet.confirm_binding(platform=platform, user_id=user.id,
+                                          binding_id=binding.id, otp=otp)  # fmt: skip
+            session = wallet.login(platform=platform, phone=phone, password=P2P_PASSWORD)
+            members.append(Member(session.token, card.id, phone))
+        return members
+    finally:
+        platform.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +202,19 @@ async def _drive(
     )
 
 
-def _scenarios(admin_key: str, revoke_ids: list[int]) -> dict[str, Request]:
+def _scenarios(admin_key: str, revoke_ids: list[int], members: list[Member]) -> dict[str, Request]:
     headers = {"X-Api-Key": admin_key}
+
+    async def p2p(client: httpx.AsyncClient, index: int) -> httpx.Response:
+        sender = members[index % len(members)]
+        receiver = members[(index + 1) % len(members)]
+        return await client.post(
+            "/v1/transfers",
+            json={"from_card_id": sender.card_id, "amount": "0.01", "to_phone": receiver.phone,
+                  "pin": P2P_PIN},
+            headers={"Authorization": f"Bearer {sender.token}",
+                     "Idempotency-Key": f"bench-p2p-{index}"},
+        )  # fmt: skip
 
     async def health(client: httpx.AsyncClient, _index: int) -> httpx.Response:
         return await client.get("/v1/health")
@@ -167,11 +228,17 @@ def _scenarios(admin_key: str, revoke_ids: list[int]) -> dict[str, Request]:
             headers=headers | {"Idempotency-Key": f"bench-{index}"},
         )
 
-    return {"health": health, "auth_get": auth_get, "idempotent_post": idempotent_post}
+    return {
+        "health": health,
+        "auth_get": auth_get,
+        "idempotent_post": idempotent_post,
+        "p2p": p2p,
+    }
 
 
 _WRK_SCRIPT = """
 local first_id, threads, admin_key = %d, %d, "%s"
+local members = {%s}
 local counter = 0
 local next_tid = 0
 tid = 0  -- a global: setup() sets it per thread with thread:set("tid", n)
@@ -183,7 +250,17 @@ function request()
   local index = tid + counter * threads
   counter = counter + 1
   local headers = {["X-Api-Key"] = admin_key}
-  if "%s" == "idempotent_post" then
+  if "%s" == "p2p" then
+    local sender = members[(index %% #members) + 1]
+    local receiver = members[((index + 1) %% #members) + 1]
+    headers = {["Authorization"] = "Bearer " .. sender[1],
+               ["Idempotency-Key"] = "wrk-p2p-" .. tid .. "-" .. counter,
+               ["Content-Type"] = "application/json"}
+    local body = string.format(
+      '{"from_card_id": %%d, "amount": "0.01", "to_phone": "%%s", "pin": "%s"}',
+      sender[2], receiver[3])
+    return wrk.format("POST", "/v1/transfers", headers, body)
+  elseif "%s" == "idempotent_post" then
     headers["Idempotency-Key"] = "wrk-" .. tid .. "-" .. counter
     return wrk.format("POST", "/v1/admin/api-keys/" .. (first_id + index) .. "/revoke", headers)
   elseif "%s" == "auth_get" then
@@ -202,11 +279,22 @@ WRK_THREADS = 2
 
 
 def _wrk(
-    base_url: str, scenario: str, *, first_id: int, admin_key: str, seconds: int, concurrency: int
+    base_url: str,
+    scenario: str,
+    *,
+    first_id: int,
+    admin_key: str,
+    seconds: int,
+    concurrency: int,
+    members: list[Member],
 ) -> Result:
     """One ``wrk`` run; the Lua script walks distinct key ids and Idempotency-Keys per thread."""
+    table = ", ".join(f'{{"{m.token}", {m.card_id}, "{m.phone}"}}' for m in members)
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT % (first_id, WRK_THREADS, admin_key, scenario, scenario))
+        script.write(
+            _WRK_SCRIPT
+            % (first_id, WRK_THREADS, admin_key, table, scenario, P2P_PIN, scenario, scenario)
+        )
     out = subprocess.run(
         [
             *("wrk", "-t", str(WRK_THREADS), "-c", str(concurrency), "-d", f"{seconds}s"),
@@ -288,7 +376,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=4000, help="per scenario (httpx)")
     parser.add_argument("--scenario", action="append", help="run only these (repeatable)")
     parser.add_argument("--json", type=Path, help="write the results as JSON")
-    parser.add_argument("--profile", type=Path, help="py-spy a worker during idempotent_post")
+    parser.add_argument("--profile", type=Path, help="py-spy a worker during p2p")
     args = parser.parse_args()
     admin_url = args.admin_url or ADMIN_URL_DEFAULT
 
@@ -302,15 +390,16 @@ def main() -> None:
         )
         planned = args.requests if args.load == "httpx" else WRK_RATE_MAX * args.seconds
         revoke_ids = _bulk_keys(runtime, WARMUP_REQUESTS + planned)
+        members = _p2p_members(url, data_dir, P2P_USERS)
         server, base_url = _start_server(url, args.workers, data_dir)
-        scenarios = _scenarios(admin.key, revoke_ids)
+        scenarios = _scenarios(admin.key, revoke_ids, members)
         chosen = args.scenario or list(scenarios)
         results: list[Result] = []
         for name in chosen:
             request = scenarios[name]
             asyncio.run(_drive(base_url, request, first=0, count=WARMUP_REQUESTS, concurrency=8))
             profiler = None
-            if args.profile is not None and name == "idempotent_post":
+            if args.profile is not None and name == "p2p":
                 profiler = _profile(_worker_pids(server.pid)[0], PROFILE_SECONDS, args.profile)
                 time.sleep(1)
             if args.load == "wrk":
@@ -321,6 +410,7 @@ def main() -> None:
                     admin_key=admin.key,
                     seconds=args.seconds,
                     concurrency=args.concurrency,
+                    members=members,
                 )
             else:
                 result = asyncio.run(

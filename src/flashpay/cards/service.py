@@ -131,7 +131,8 @@ def is_expired(expiry: str, now_ns: int) -> bool:
     return (now.year % 100, now.month) > (int(expiry[:2]), int(expiry[2:]))
 
 
-def _card(row: sa.Row[tuple[object, ...]]) -> Card:
+def card_from_row(row: sa.Row[tuple[object, ...]]) -> Card:
+    """A ``Card`` from a row holding the ``cards`` columns (also from joins)."""
     m = row._mapping
     return Card(
         id=int(m["id"]),
@@ -244,7 +245,7 @@ def issue_card(
         row = connection.execute(
             sa.select(cards).where(cards.c.pan_fingerprint == fingerprint)
         ).one()
-    recorded = _card(row)
+    recorded = card_from_row(row)
     if existing is not None and (recorded.expiry, recorded.phone) != (expiry, phone):
         raise CardError("card_exists", "this card number is already recorded")
     return IssuedCard(recorded, compute_cvv(platform, card, expiry))
@@ -256,13 +257,13 @@ def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
         row = connection.execute(
             sa.select(cards).where(cards.c.pan_fingerprint == _fingerprint(platform, card))
         ).first()
-    return None if row is None else _card(row)
+    return None if row is None else card_from_row(row)
 
 
 def get_card(*, platform: Platform, card_id: int) -> Card | None:
     with platform.engine.connect() as connection:
         row = connection.execute(sa.select(cards).where(cards.c.id == card_id)).first()
-    return None if row is None else _card(row)
+    return None if row is None else card_from_row(row)
 
 
 def reveal_card_number(*, platform: Platform, card_id: int) -> CardNumber:
@@ -329,4 +330,4 @@ def card_for_token(*, platform: Platform, token: str) -> Card | None:
             .join(card_tokens, card_tokens.c.card_id == cards.c.id)
             .where(card_tokens.c.token == token)
         ).first()
-    return None if row is None else _card(row)
+    return None if row is None else card_from_row(row)

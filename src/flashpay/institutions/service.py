@@ -171,6 +171,33 @@ def get_institution(
     return None if row is None else _institution(row)
 
 
+_CODES: dict[tuple[str, int], str] = {}
+
+
+def institution_code(*, platform: Platform, institution_id: int) -> str:
+    """An institution's code, cached: an id's code never changes (load_network matches by code
+    and never renames one), so the hot paths need not query it."""
+    key = (platform.database_url, institution_id)
+    code = _CODES.get(key)
+    if code is None:
+        found = get_institution(platform=platform, institution_id=institution_id)
+        if found is None:
+            raise LookupError(f"no institution {institution_id}")
+        code = _CODES[key] = found.code
+    return code
+
+
+_NETWORK: dict[str, str] = {}
+
+
+def network_code(*, platform: Platform) -> str:
+    """The network operator's code, cached (there is one network per database)."""
+    code = _NETWORK.get(platform.database_url)
+    if code is None:
+        code = _NETWORK[platform.database_url] = network_institution(platform=platform).code
+    return code
+
+
 def network_institution(*, platform: Platform) -> Institution:
     with platform.engine.connect() as connection:
         row = connection.execute(

@@ -70,14 +70,45 @@ class _LimitRefusedError(Exception):
     pass
 
 
-def release(*, platform: Platform, day: str, amount: int, scopes: Sequence[str]) -> None:
-    with platform.engine.begin() as connection:
-        for scope in sorted(scopes):
-            connection.execute(
-                limit_usage.update()
-                .where(limit_usage.c.scope == scope, limit_usage.c.day == day)
-                .values(used=limit_usage.c.used - amount)
-            )
+def reserve_in(
+    connection: sa.Connection, *, day: str, amount: int, limits: Sequence[tuple[str, int]]
+) -> bool:
+    """``reserve`` inside the caller's transaction, in one statement: an upsert that adds
+    ``amount`` to each counter only where the total stays within its limit. If any counter
+    refuses, the ones that took it are given back at once (same transaction), and the answer is
+    ``False``. Rows are written in sorted order, so concurrent reservations never deadlock."""
+    ordered = sorted(limits)
+    if any(amount > limit for _, limit in ordered):
+        return False  # a first row of the day is inserted unchecked, so refuse it here
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(limit_usage).values(
+        [{"scope": scope, "day": day, "used": amount} for scope, _ in ordered]
+    )
+    cap = sa.case(dict(ordered), value=limit_usage.c.scope)
+    statement = statement.on_conflict_do_update(
+        index_elements=[limit_usage.c.scope, limit_usage.c.day],
+        set_={"used": limit_usage.c.used + statement.excluded.used},
+        where=limit_usage.c.used + statement.excluded.used <= cap,
+    ).returning(limit_usage.c.scope)
+    taken = [str(scope) for scope in connection.execute(statement).scalars()]
+    if len(taken) == len(ordered):
+        return True
+    if taken:
+        connection.execute(
+            limit_usage.update()
+            .where(limit_usage.c.scope.in_(taken), limit_usage.c.day == day)
+            .values(used=limit_usage.c.used - amount)
+        )
+    return False
+
+
+def release_in(connection: sa.Connection, *, day: str, amount: int, scopes: Sequence[str]) -> None:
+    """Give a reservation back, in the caller's transaction."""
+    connection.execute(
+        limit_usage.update()
+        .where(limit_usage.c.scope.in_(sorted(scopes)), limit_usage.c.day == day)
+        .values(used=limit_usage.c.used - amount)
+    )
 
 
 def used(*, platform: Platform, scope: str, day: str) -> int:

@@ -22,13 +22,15 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
 
+from flashpay.cards.models import cards
 from flashpay.cards.numbers import CardNumber, CardNumberError
-from flashpay.cards.service import Card, CardStatus, find_card, get_card, is_expired
+from flashpay.cards.service import Card, CardStatus, card_from_row, find_card, get_card, is_expired
 from flashpay.clock import NS_PER_SECOND
 from flashpay.institutions.chart import (
     LEDGER_CNY,
@@ -36,21 +38,23 @@ from flashpay.institutions.chart import (
     TransferCode,
     institution_account_id,
 )
-from flashpay.institutions.service import get_institution, network_institution
+from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.notify import mask_phone
 from flashpay.payments import limits
 from flashpay.payments.models import p2p_transfers
 from flashpay.platform import Platform
+from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     PHONE,
     PinCheck,
+    PinState,
     WalletCardStatus,
     WalletError,
-    default_card_of_phone,
-    get_wallet_card,
-    verify_pin,
+    check_pin,
+    pin_state_columns,
+    record_pin_check,
 )
 
 logger = logging.getLogger(__name__)
@@ -161,43 +165,26 @@ def _chain(
             Transfer(ids[0], sender.ledger_account_id, receiver.ledger_account_id, amount,
                      LEDGER_CNY, code, user_data_64=transfer_id)
         ]  # fmt: skip
-    sending = get_institution(platform=platform, institution_id=sender.issuer_id)
-    receiving = get_institution(platform=platform, institution_id=receiver.issuer_id)
-    network = network_institution(platform=platform)
-    assert sending is not None
-    assert receiving is not None
-    linked = TransferFlags.LINKED
-    return [
-        Transfer(
-            ids[0],
-            sender.ledger_account_id,
-            institution_account_id(sending.code, AccountCode.NETWORK_PAYABLE),
-            amount,
-            LEDGER_CNY,
-            code,
-            flags=linked,
-            user_data_64=transfer_id,
+    sending = institution_code(platform=platform, institution_id=sender.issuer_id)
+    receiving = institution_code(platform=platform, institution_id=receiver.issuer_id)
+    network = network_code(platform=platform)
+    legs = [
+        (sender.ledger_account_id, institution_account_id(sending, AccountCode.NETWORK_PAYABLE)),
+        (
+            institution_account_id(network, AccountCode.ISSUER_RECEIVABLE, sending),
+            institution_account_id(network, AccountCode.ISSUER_PAYABLE, receiving),
         ),
-        Transfer(
-            ids[1],
-            institution_account_id(network.code, AccountCode.ISSUER_RECEIVABLE, sending.code),
-            institution_account_id(network.code, AccountCode.ISSUER_PAYABLE, receiving.code),
-            amount,
-            LEDGER_CNY,
-            code,
-            flags=linked,
-            user_data_64=transfer_id,
-        ),
-        Transfer(
-            ids[2],
-            institution_account_id(receiving.code, AccountCode.NETWORK_RECEIVABLE),
+        (
+            institution_account_id(receiving, AccountCode.NETWORK_RECEIVABLE),
             receiver.ledger_account_id,
-            amount,
-            LEDGER_CNY,
-            code,
-            user_data_64=transfer_id,
         ),
     ]
+    return [
+        Transfer(ids[n], debit, credit, amount, LEDGER_CNY, code,
+                 flags=TransferFlags.LINKED if n < 2 else TransferFlags.NONE,
+                 user_data_64=transfer_id)
+        for n, (debit, credit) in enumerate(legs)
+    ]  # fmt: skip
 
 
 def _commitment(salt: bytes, transfer_id: int, amount: int, voucher: str) -> bytes:
@@ -212,125 +199,181 @@ def _voucher(day: str, transfer_id: int) -> str:
 
 
 def _finish(
-    platform: Platform,
+    connection: sa.Connection,
+    now_ns: int,
     transfer_id: int,
     status: TransferStatus,
     reason: DeclineReason | None = None,
     voucher: str | None = None,
 ) -> None:
-    with platform.engine.begin() as connection:
-        connection.execute(
-            p2p_transfers.update()
-            .where(p2p_transfers.c.id == transfer_id, p2p_transfers.c.status == "created")
-            .values(
-                status=status.value,
-                decline_reason=reason and reason.value,
-                voucher=voucher,
-                completed_at_ns=platform.clock.now_ns(),
-            )
+    connection.execute(
+        p2p_transfers.update()
+        .where(p2p_transfers.c.id == transfer_id, p2p_transfers.c.status == "created")
+        .values(
+            status=status.value,
+            decline_reason=reason and reason.value,
+            voucher=voucher,
+            completed_at_ns=now_ns,
         )
+    )
 
 
-def create_transfer(*, platform: Platform, user_id: int, request: P2PRequest) -> P2PTransfer:
-    """Run one P2P transfer to its end; a refused money movement is a declined transfer, a
-    malformed request a ``WalletError`` (nothing recorded)."""
-    to_card_number = _validate(request)
-    source = get_wallet_card(
-        platform=platform, user_id=user_id, wallet_card_id=request.from_wallet_card_id
-    )
-    if source is None:
-        raise WalletError("not_found", "no such card in this wallet", status=404)
-    now = platform.clock.now_ns()
-    day = limits.beijing_day(now)
-    transfer_id = new_id()
-    salt = secrets.token_bytes(16)
-    display = (
-        mask_phone(request.to_phone)
-        if request.to_phone is not None
-        else (to_card_number.masked if to_card_number is not None else "")
-    )
-    with platform.engine.begin() as connection:
-        connection.execute(
-            p2p_transfers.insert().values(
-                id=transfer_id,
-                user_id=user_id,
-                from_wallet_card_id=source.id,
-                from_card_id=source.card.id,
-                to_card_id=None,
-                recipient_kind="phone" if request.to_phone is not None else "card",
-                recipient_display=display,
-                amount=request.amount,
-                currency=request.currency,
-                status=TransferStatus.CREATED.value,
-                decline_reason=None,
-                voucher=None,
-                memo=request.memo,
-                commitment_salt=salt,
-                day=day,
-                created_at_ns=now,
-                completed_at_ns=None,
+@dataclass(frozen=True, slots=True)
+class _Payer:
+    wallet_card_id: int
+    wallet_status: WalletCardStatus
+    card: Card
+    pin: PinState
+
+
+def _payer(platform: Platform, user_id: int, wallet_card_id: int) -> _Payer | None:
+    """The paying card, its issuer's record and the user's PIN state, in one query."""
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(
+                cards,
+                wallet_cards.c.status.label("wallet_status"),
+                *pin_state_columns(),
             )
-        )
-    reason = _decide(platform, transfer_id, user_id, request, source.card, source.status,
-                     to_card_number, day)  # fmt: skip
-    if reason is not None:
-        _finish(platform, transfer_id, TransferStatus.DECLINED, reason)
-    found = get_transfer(platform=platform, user_id=user_id, transfer_id=transfer_id)
-    assert found is not None
-    return found
+            .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
+            .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+            .where(
+                wallet_cards.c.id == wallet_card_id,
+                wallet_cards.c.user_id == user_id,
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+    if row is None:
+        return None
+    return _Payer(
+        wallet_card_id=wallet_card_id,
+        wallet_status=WalletCardStatus(row.wallet_status),
+        card=card_from_row(row),
+        pin=PinState(user_id, row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns),
+    )
 
 
-def _decide(
-    platform: Platform,
-    transfer_id: int,
-    user_id: int,
-    request: P2PRequest,
-    sender: Card,
-    wallet_status: WalletCardStatus,
-    to_card_number: CardNumber | None,
-    day: str,
+def _recipient(platform: Platform, request: P2PRequest, number: CardNumber | None) -> Card | None:
+    if request.to_phone is None:
+        assert number is not None
+        return find_card(platform=platform, card=number)
+    with platform.engine.connect() as connection:
+        row = connection.execute(
+            sa.select(cards)
+            .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
+            .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+            .where(
+                wallet_users.c.phone == request.to_phone,
+                wallet_cards.c.is_default.is_(True),
+                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+            )
+        ).first()
+    return None if row is None else card_from_row(row)
+
+
+def _early_decline(
+    platform: Platform, payer: _Payer, verdict: PinCheck, receiver: Card | None
 ) -> DeclineReason | None:
-    """Run the checks and the posting; ``None`` when the transfer completed."""
-    pin = verify_pin(platform=platform, user_id=user_id, pin=request.pin)
-    if pin is not PinCheck.OK:
-        return DeclineReason(pin.value)
-    sender = get_card(platform=platform, card_id=sender.id) or sender  # the issuer's latest
-    if wallet_status is WalletCardStatus.FROZEN or sender.status is CardStatus.FROZEN:
+    """The reasons that need no write to decide, in ``DeclineReason`` order."""
+    if verdict is not PinCheck.OK:
+        return DeclineReason(verdict.value)
+    sender = payer.card
+    if payer.wallet_status is WalletCardStatus.FROZEN or sender.status is CardStatus.FROZEN:
         return DeclineReason.CARD_FROZEN
     if sender.status is CardStatus.CLOSED:
         return DeclineReason.CARD_CLOSED
     if is_expired(sender.expiry, platform.clock.now_ns()):
         return DeclineReason.CARD_EXPIRED
-    receiver: Card | None
-    if request.to_phone is not None:
-        target = default_card_of_phone(platform=platform, phone=request.to_phone)
-        receiver = None if target is None else target.card
-    else:
-        assert to_card_number is not None
-        receiver = find_card(platform=platform, card=to_card_number)
     if receiver is None:
         return DeclineReason.RECIPIENT_NOT_FOUND
-    with platform.engine.begin() as connection:
-        connection.execute(
-            p2p_transfers.update()
-            .where(p2p_transfers.c.id == transfer_id)
-            .values(to_card_id=receiver.id)
-        )
     if receiver.status is not CardStatus.ACTIVE:
         return DeclineReason.RECIPIENT_UNAVAILABLE
     if receiver.id == sender.id:
         return DeclineReason.SAME_CARD
-    if request.amount > limits.PER_TRANSFER_MAX:
-        return DeclineReason.LIMIT_EXCEEDED
+    return None
+
+
+def create_transfer(*, platform: Platform, user_id: int, request: P2PRequest) -> P2PTransfer:
+    """Run one P2P transfer to its end; a refused money movement is a declined transfer, a
+    malformed request a ``WalletError`` (nothing recorded).
+
+    Round trips: one read of the payer (card, issuer record, PIN state), one of the recipient,
+    one transaction that records the transfer with the PIN outcome and reserves the daily limits,
+    the ledger's posting, and one transaction that completes (or declines) the record."""
+    number = _validate(request)
+    payer = _payer(platform, user_id, request.from_wallet_card_id)
+    if payer is None:
+        raise WalletError("not_found", "no such card in this wallet", status=404)
+    verdict = check_pin(platform=platform, state=payer.pin, pin=request.pin)
+    receiver = _recipient(platform, request, number) if verdict is PinCheck.OK else None
+    reason = _early_decline(platform, payer, verdict, receiver)
+    if reason is None and request.amount > limits.PER_TRANSFER_MAX:
+        reason = DeclineReason.LIMIT_EXCEEDED
+    now = platform.clock.now_ns()
+    day = limits.beijing_day(now)
+    transfer_id = new_id()
+    salt = secrets.token_bytes(16)
     scopes = {
         f"user:{user_id}": limits.DAILY_PER_USER_MAX,
-        f"card:{sender.id}": limits.DAILY_PER_CARD_MAX,
+        f"card:{payer.card.id}": limits.DAILY_PER_CARD_MAX,
     }
-    if not limits.reserve(
-        platform=platform, day=day, amount=request.amount, limits=list(scopes.items())
-    ):
-        return DeclineReason.LIMIT_EXCEEDED
-    return _post(platform, transfer_id, request.amount, sender, receiver, day, list(scopes))
+    row = {
+        "id": transfer_id,
+        "user_id": user_id,
+        "from_wallet_card_id": payer.wallet_card_id,
+        "from_card_id": payer.card.id,
+        "to_card_id": receiver.id if receiver is not None else None,
+        "recipient_kind": "phone" if request.to_phone is not None else "card",
+        "recipient_display": (
+            mask_phone(request.to_phone) if request.to_phone is not None
+            else number.masked if number is not None else ""
+        ),
+        "amount": request.amount,
+        "currency": request.currency,
+        "memo": request.memo,
+        "commitment_salt": salt,
+        "day": day,
+        "created_at_ns": now,
+        "voucher": None,
+    }  # fmt: skip
+    with platform.engine.begin() as connection:
+        record_pin_check(platform=platform, connection=connection, state=payer.pin,
+                         verdict=verdict)  # fmt: skip
+        if reason is None and not limits.reserve_in(
+            connection, day=day, amount=request.amount, limits=list(scopes.items())
+        ):
+            reason = DeclineReason.LIMIT_EXCEEDED
+        declined = reason is not None
+        connection.execute(
+            p2p_transfers.insert().values(
+                **row,
+                status=(TransferStatus.DECLINED if declined else TransferStatus.CREATED).value,
+                decline_reason=reason and reason.value,
+                completed_at_ns=now if declined else None,
+            )
+        )
+    status, voucher, finished = TransferStatus.DECLINED, None, now
+    if reason is None:
+        assert receiver is not None
+        status, reason, voucher, finished = _post(
+            platform, transfer_id, request.amount, payer.card, receiver, day, salt, scopes
+        )
+    return P2PTransfer(
+        id=transfer_id,
+        user_id=user_id,
+        from_wallet_card_id=payer.wallet_card_id,
+        from_card_display=payer.card.masked,
+        recipient_kind=str(row["recipient_kind"]),
+        recipient_display=str(row["recipient_display"]),
+        amount=request.amount,
+        currency=request.currency,
+        status=status,
+        decline_reason=reason,
+        voucher=voucher,
+        memo=request.memo,
+        created_at_ns=now,
+        completed_at_ns=finished,
+    )
 
 
 def _post(
@@ -340,31 +383,35 @@ def _post(
     sender: Card,
     receiver: Card,
     day: str,
-    scopes: list[str],
-) -> DeclineReason | None:
+    salt: bytes,
+    scopes: Mapping[str, int],
+) -> tuple[TransferStatus, DeclineReason | None, str | None, int]:
+    """Post the chain and complete the record, or decline it and give the limits back."""
     chain = _chain(platform, transfer_id, amount, sender, receiver)
     voucher = _voucher(day, transfer_id)
-    with platform.engine.connect() as connection:
-        salt = connection.execute(
-            sa.select(p2p_transfers.c.commitment_salt).where(p2p_transfers.c.id == transfer_id)
-        ).scalar_one()
     results = platform.ledger.create_transfers(
-        chain, commitments={chain[0].id: _commitment(bytes(salt), transfer_id, amount, voucher)}
+        chain, commitments={chain[0].id: _commitment(salt, transfer_id, amount, voucher)}
     )
+    now = platform.clock.now_ns()
     if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        _finish(platform, transfer_id, TransferStatus.COMPLETED, voucher=voucher)
-        return None
-    limits.release(platform=platform, day=day, amount=amount, scopes=scopes)
+        with platform.engine.begin() as connection:
+            _finish(connection, now, transfer_id, TransferStatus.COMPLETED, voucher=voucher)
+        return TransferStatus.COMPLETED, None, voucher, now
     first = next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
     if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
-        return DeclineReason.INSUFFICIENT_FUNDS
-    if first in (
+        reason = DeclineReason.INSUFFICIENT_FUNDS
+    elif first in (
         CreateTransferResult.DEBIT_ACCOUNT_CLOSED,
         CreateTransferResult.CREDIT_ACCOUNT_CLOSED,
     ):
-        return DeclineReason.RECIPIENT_UNAVAILABLE
-    logger.error("P2P transfer %s: the ledger refused the chain: %s", transfer_id, results)
-    return DeclineReason.PROCESSING_ERROR
+        reason = DeclineReason.RECIPIENT_UNAVAILABLE
+    else:
+        logger.error("P2P transfer %s: the ledger refused the chain: %s", transfer_id, results)
+        reason = DeclineReason.PROCESSING_ERROR
+    with platform.engine.begin() as connection:
+        _finish(connection, now, transfer_id, TransferStatus.DECLINED, reason)
+        limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
+    return TransferStatus.DECLINED, reason, None, now
 
 
 def get_transfer(*, platform: Platform, user_id: int, transfer_id: int) -> P2PTransfer | None:
@@ -414,17 +461,17 @@ def recover_transfers(*, platform: Platform, older_than_seconds: int = 60) -> in
             )
         ).all()
     for row in rows:
-        first_leg = derive_id("flashpay.p2p", f"{row.id}:0")
-        if platform.ledger.lookup_transfers([first_leg]):
-            _finish(
-                platform,
-                int(row.id),
-                TransferStatus.COMPLETED,
-                voucher=_voucher(row.day, int(row.id)),
-            )
-            continue
-        _finish(platform, int(row.id), TransferStatus.DECLINED, DeclineReason.PROCESSING_ERROR)
-        # A reservation exists only if the transfer got past the limit checks; giving back one
-        # that was never taken would credit the user. The counters cannot tell, so recovery
-        # gives back nothing and errs on the safe side (the user can spend less that day).
+        transfer_id = int(row.id)
+        posted = platform.ledger.lookup_transfers([derive_id("flashpay.p2p", f"{transfer_id}:0")])
+        now = platform.clock.now_ns()
+        with platform.engine.begin() as connection:
+            if posted:
+                _finish(connection, now, transfer_id, TransferStatus.COMPLETED,
+                        voucher=_voucher(row.day, transfer_id))  # fmt: skip
+                continue
+            _finish(connection, now, transfer_id, TransferStatus.DECLINED,
+                    DeclineReason.PROCESSING_ERROR)  # fmt: skip
+            # A ``created`` record was written with its limit reservation: give it back.
+            scopes = [f"user:{row.user_id}", f"card:{row.from_card_id}"]
+            limits.release_in(connection, day=row.day, amount=int(row.amount), scopes=scopes)
     return len(rows)

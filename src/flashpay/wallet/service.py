@@ -62,7 +62,7 @@ ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")  # resident identity card, 18 chara
 PIN = re.compile(r"^[0-9]{6}$")
 
 _passwords = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
-_pins = PasswordHasher(time_cost=1, memory_cost=4_096, parallelism=1)
+_pins = PasswordHasher(time_cost=1, memory_cost=2_048, parallelism=1)  # ~1 ms; decision 0008
 
 
 class WalletError(ValueError):
@@ -268,48 +268,80 @@ def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> Non
         )
 
 
+@dataclass(frozen=True, slots=True)
+class PinState:
+    """What a PIN check needs from the user's row (read with the rest of a payment's data)."""
+
+    user_id: int
+    pin_hash: str | None
+    pin_failures: int
+    pin_locked_until_ns: int | None
+
+
+def pin_state_columns() -> list[sa.ColumnElement[object]]:
+    """The columns a ``PinState`` is read from, for joins in other domains' queries."""
+    return [
+        wallet_users.c.pin_hash,
+        wallet_users.c.pin_failures,
+        wallet_users.c.pin_locked_until_ns,
+    ]
+
+
+def check_pin(*, platform: Platform, state: PinState, pin: str) -> PinCheck:
+    """The verdict on ``pin`` without writing anything (the slow hash runs here)."""
+    if state.pin_hash is None:
+        return PinCheck.NOT_SET
+    if state.pin_locked_until_ns is not None and state.pin_locked_until_ns > _now(platform):
+        return PinCheck.LOCKED
+    if not PIN.match(pin):
+        return PinCheck.WRONG
+    try:
+        _pins.verify(state.pin_hash, _peppered(platform, state.user_id, pin))
+    except (VerificationError, InvalidHashError):
+        return PinCheck.WRONG
+    return PinCheck.OK
+
+
+def record_pin_check(
+    *, platform: Platform, connection: sa.Connection, state: PinState, verdict: PinCheck
+) -> PinCheck:
+    """Write the consequence of ``verdict`` in the caller's transaction: a wrong PIN counts one
+    failure (in one UPDATE, so concurrent wrong tries cannot slip past the count) and the fifth
+    in a row locks the PIN for 30 minutes; a right one clears the count. Returns the verdict."""
+    if verdict is PinCheck.OK and state.pin_failures:
+        connection.execute(
+            wallet_users.update().where(wallet_users.c.id == state.user_id).values(pin_failures=0)
+        )
+    if verdict is not PinCheck.WRONG:
+        return verdict
+    failures = connection.execute(
+        wallet_users.update()
+        .where(wallet_users.c.id == state.user_id)
+        .values(pin_failures=wallet_users.c.pin_failures + 1)
+        .returning(wallet_users.c.pin_failures)
+    ).scalar_one()
+    if failures >= PIN_TRIES_MAX:
+        locked_until = _now(platform) + PIN_LOCK_SECONDS * NS_PER_SECOND
+        connection.execute(
+            wallet_users.update()
+            .where(wallet_users.c.id == state.user_id)
+            .values(pin_failures=0, pin_locked_until_ns=locked_until)
+        )
+    return verdict
+
+
 def verify_pin(*, platform: Platform, user_id: int, pin: str) -> PinCheck:
-    """Check the payment PIN: five wrong tries in a row lock it for 30 minutes. Failures are
-    counted in one UPDATE, so concurrent wrong tries cannot slip past the count."""
-    now = _now(platform)
+    """Check the payment PIN and record the outcome (five wrong tries lock it for 30 min)."""
     with platform.engine.connect() as connection:
         row = connection.execute(
-            sa.select(wallet_users.c.pin_hash, wallet_users.c.pin_locked_until_ns).where(
-                wallet_users.c.id == user_id
-            )
+            sa.select(*pin_state_columns()).where(wallet_users.c.id == user_id)
         ).one()
-    if row.pin_hash is None:
-        return PinCheck.NOT_SET
-    if row.pin_locked_until_ns is not None and row.pin_locked_until_ns > now:
-        return PinCheck.LOCKED
-    ok = False
-    if PIN.match(pin):
-        try:
-            ok = _pins.verify(row.pin_hash, _peppered(platform, user_id, pin))
-        except (VerificationError, InvalidHashError):
-            ok = False
+    state = PinState(user_id, row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns)
+    verdict = check_pin(platform=platform, state=state, pin=pin)
     with platform.engine.begin() as connection:
-        if ok:
-            connection.execute(
-                wallet_users.update()
-                .where(wallet_users.c.id == user_id, wallet_users.c.pin_failures != 0)
-                .values(pin_failures=0)
-            )
-            return PinCheck.OK
-        failures = connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(pin_failures=wallet_users.c.pin_failures + 1)
-            .returning(wallet_users.c.pin_failures)
-        ).scalar_one()
-        if failures >= PIN_TRIES_MAX:
-            connection.execute(
-                wallet_users.update()
-                .where(wallet_users.c.id == user_id)
-                .values(pin_failures=0, pin_locked_until_ns=now + PIN_LOCK_SECONDS * NS_PER_SECOND)
-            )
-            return PinCheck.LOCKED if failures > PIN_TRIES_MAX else PinCheck.WRONG
-    return PinCheck.WRONG
+        return record_pin_check(
+            platform=platform, connection=connection, state=state, verdict=verdict
+        )
 
 
 # -- binding cards ----------------------------------------------------------------------------
