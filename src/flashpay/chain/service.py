@@ -1,0 +1,407 @@
+"""``ChainLog``: the audit log stored in SQL (SQLite or PostgreSQL), appended from the ledger.
+
+Data structure (tables from migration ``chain_0001``):
+
+* ``chain_leaves(leaf_index, chain_id, data)`` — the leaves in log order (``flashpay.chain.leaf``);
+* ``chain_nodes(node_id, hash)`` — the hash of every *perfect* subtree, ``node_id = level << 48 |
+  index`` for the subtree over leaves ``[index·2^level, (index+1)·2^level)``; level 0 holds the
+  leaf hashes. Nodes are written once, when their last leaf is appended, and never change;
+* ``chain_state(tree_size)`` — the row every appender locks;
+* ``chain_checkpoints`` and ``chain_cosignatures`` — what the publisher signed and collected.
+
+Appending ``k`` leaves to a tree of ``n`` reads the ≤ log₂ n hashes of the tree's right frontier
+(``merkle.perfect_nodes(0, n)``), then writes ``k`` leaves and < 2k nodes: O(log n) per leaf at
+worst, O(1) amortised. Any root, inclusion or consistency proof at any size ≤ n is a fold of
+O(log n) perfect-subtree hashes (``merkle.inclusion_ranges`` etc.), read in one query.
+
+Leaves come from the ledger's outbox: ``sync_from_ledger`` appends chains inside the transaction
+that deletes them from ``ledger_outbox`` (``Ledger.drain_outbox``), so a committed posting is
+either still in the outbox or in the log, never lost. Appends are serialized by the lock on
+``chain_state``: the log's order is the order in which chains were appended.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+
+from flashpay import db
+from flashpay.chain import leaf as leaf_codec
+from flashpay.chain import merkle
+from flashpay.chain.checkpoint import Checkpoint
+from flashpay.clock import Clock, SystemClock
+from flashpay.ledger.errors import invariant
+from flashpay.ledger.service import Ledger
+from flashpay.ledger.types import CommittedChain
+
+LEVEL_SHIFT = 48
+TREE_SIZE_MAX = 1 << LEVEL_SHIFT
+APPEND_BATCH_MAX = 1_000_000
+LEAVES_PAGE_MAX = 1000
+DRAIN_BATCH = 1000
+DEFAULT_ORIGIN = "flashpay.example/audit-log"
+
+
+def node_id(level: int, index: int) -> int:
+    return level << LEVEL_SHIFT | index
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCheckpoint:
+    size: int
+    root_hash: bytes
+    note: str  # the log-signed note
+    created_at_ns: int
+    final_at_ns: int | None
+    cosignatures: tuple[tuple[str, str], ...]  # (witness name, signature line)
+
+    def cosigned_note(self) -> str:
+        """The log-signed note with every collected cosignature line appended."""
+        return self.note + "".join(line for _, line in self.cosignatures)
+
+
+class ChainLog:
+    """The stored log over one database. Thread-safe for reads; one appender at a time."""
+
+    def __init__(self, url: str, *, origin: str = DEFAULT_ORIGIN, clock: Clock | None = None):
+        self.url = url
+        self.origin = origin
+        self.clock: Clock = clock or SystemClock()
+        self.is_postgresql = db.is_postgresql(url)
+        pool: dict[str, Any] = (
+            {"pool_size": 8, "max_overflow": 8, "pool_pre_ping": False}
+            if self.is_postgresql
+            else {}
+        )
+        self.engine = db.create_engine(url, pool_reset_on_return=None, **pool)
+
+    @classmethod
+    def open(
+        cls, url: str, *, origin: str = DEFAULT_ORIGIN, clock: Clock | None = None
+    ) -> ChainLog:
+        """Open the log at ``url`` (already migrated)."""
+        return cls(url, origin=origin, clock=clock)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> ChainLog:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A raw DBAPI connection in autocommit mode (reads; writes open their transaction)."""
+        proxy = self.engine.raw_connection()
+        raw: Any = proxy.driver_connection
+        try:
+            if isinstance(raw, sqlite3.Connection):
+                raw.isolation_level = None
+            else:
+                raw.autocommit = True
+            yield raw
+        finally:
+            if isinstance(raw, sqlite3.Connection):
+                if raw.in_transaction:
+                    raw.execute("ROLLBACK")
+                raw.isolation_level = "DEFERRED"
+            elif raw.broken or raw.closed:
+                proxy.invalidate()
+                return
+            else:
+                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    raw.execute("ROLLBACK")
+                raw.autocommit = False
+            proxy.close()
+
+    def _q(self, sql: str) -> str:
+        return sql if self.is_postgresql else sql.replace("%s", "?")
+
+    def _fetch_nodes(self, conn: Any, nodes: Sequence[merkle.Node]) -> dict[merkle.Node, bytes]:
+        if not nodes:
+            return {}
+        ids = sorted({node_id(level, index) for level, index in nodes})
+        if self.is_postgresql:
+            rows = conn.execute(
+                "SELECT node_id, hash FROM chain_nodes WHERE node_id = ANY(%s)", [ids]
+            ).fetchall()
+        else:
+            marks = ",".join("?" * len(ids))
+            rows = conn.execute(
+                f"SELECT node_id, hash FROM chain_nodes WHERE node_id IN ({marks})", ids
+            ).fetchall()
+        mask = (1 << LEVEL_SHIFT) - 1
+        found = {(r[0] >> LEVEL_SHIFT, r[0] & mask): bytes(r[1]) for r in rows}
+        missing = [n for n in nodes if n not in found]
+        invariant(not missing, f"stored tree is missing nodes {missing[:3]}")
+        return found
+
+    # -- append ------------------------------------------------------------------------------
+    def sync_from_ledger(self, ledger: Ledger, *, limit: int = DRAIN_BATCH) -> int:
+        """Append every chain waiting in the ledger's outbox; returns how many were appended."""
+        total = 0
+        while True:
+            count = ledger.drain_outbox(self.append_chains_in, limit=limit)
+            total += count
+            if count == 0:
+                return total
+
+    def append_chains_in(self, connection: sa.Connection, chains: Sequence[CommittedChain]) -> None:
+        """Append ``chains`` inside the caller's transaction on ``connection`` (the outbox drain's):
+        each leaf is encoded at the index it gets."""
+        raw = connection.connection.driver_connection
+        self._append(raw, chains=chains)
+
+    def append_leaves(self, items: Sequence[tuple[int, bytes]]) -> int:
+        """Append raw ``(chain_id, leaf data)`` items in one transaction; returns the first index
+        (benchmarks and tests; the network appends ledger chains)."""
+        with self._connection() as conn:
+            self._begin(conn)
+            first = self._append(conn, items=items)
+            conn.execute("COMMIT")
+            return first
+
+    def _begin(self, conn: Any) -> None:
+        conn.execute("BEGIN" if self.is_postgresql else "BEGIN IMMEDIATE")
+
+    def _append(
+        self,
+        conn: Any,
+        *,
+        chains: Sequence[CommittedChain] = (),
+        items: Sequence[tuple[int, bytes]] = (),
+    ) -> int:
+        count = len(chains) + len(items)
+        if count > APPEND_BATCH_MAX:
+            raise ValueError(f"{count} leaves in one append, more than {APPEND_BATCH_MAX}")
+        lock = " FOR UPDATE" if self.is_postgresql else ""
+        if not self.is_postgresql:  # take SQLite's write lock before reading the size
+            conn.execute("UPDATE chain_state SET tree_size = tree_size WHERE id = 1")
+        size = int(conn.execute(f"SELECT tree_size FROM chain_state WHERE id = 1{lock}").fetchone()[0])
+        if count == 0:
+            return size
+        if size + count > TREE_SIZE_MAX:
+            raise ValueError("the log is full")
+        frontier_nodes = merkle.perfect_nodes(0, size)
+        stored = self._fetch_nodes(conn, frontier_nodes)
+        frontier = [stored[n] for n in frontier_nodes]
+        leaf_rows: list[tuple[int, int, bytes]] = []
+        node_rows: list[tuple[int, bytes]] = []
+        index = size
+        if chains:
+            entries: Sequence[tuple[int, bytes]] = [
+                (c.chain_id, leaf_codec.encode(size + i, c)) for i, c in enumerate(chains)
+            ]
+        else:
+            entries = items
+        sha = merkle._sha256
+        for chain_id, data in entries:
+            leaf_rows.append((index, chain_id, data))
+            h = sha(b"\x00" + data).digest()
+            node_rows.append((index, h))
+            level = 0
+            i = index
+            while i & 1:
+                h = sha(b"\x01" + frontier.pop() + h).digest()
+                level += 1
+                i >>= 1
+                node_rows.append((level << LEVEL_SHIFT | i, h))
+            frontier.append(h)
+            index += 1
+        self._insert(conn, leaf_rows, node_rows)
+        conn.execute(self._q("UPDATE chain_state SET tree_size = %s WHERE id = 1"), [index])
+        return size
+
+    def _insert(
+        self, conn: Any, leaf_rows: list[tuple[int, int, bytes]], node_rows: list[tuple[int, bytes]]
+    ) -> None:
+        if not self.is_postgresql:
+            conn.executemany("INSERT INTO chain_leaves VALUES (?, ?, ?)", leaf_rows)
+            conn.executemany("INSERT INTO chain_nodes VALUES (?, ?)", node_rows)
+            return
+        # COPY in text format: bytea as \\x<hex>.
+        with conn.cursor() as cur:
+            with cur.copy("COPY chain_leaves (leaf_index, chain_id, data) FROM STDIN") as copy:
+                copy.write(
+                    "".join(f"{i}\t{c}\t\\\\x{d.hex()}\n" for i, c, d in leaf_rows).encode()
+                )
+            with cur.copy("COPY chain_nodes (node_id, hash) FROM STDIN") as copy:
+                copy.write("".join(f"{n}\t\\\\x{h.hex()}\n" for n, h in node_rows).encode())
+
+    # -- reads -------------------------------------------------------------------------------
+    def size(self) -> int:
+        with self._connection() as conn:
+            return int(conn.execute("SELECT tree_size FROM chain_state WHERE id = 1").fetchone()[0])
+
+    def _check_size(self, conn: Any, size: int) -> None:
+        current = int(conn.execute("SELECT tree_size FROM chain_state WHERE id = 1").fetchone()[0])
+        if not 0 <= size <= current:
+            raise ValueError(f"tree size {size} is not between 0 and {current}")
+
+    def root(self, size: int | None = None) -> bytes:
+        """The root hash of the tree of the first ``size`` leaves (default: all)."""
+        with self._connection() as conn:
+            if size is None:
+                size = int(
+                    conn.execute("SELECT tree_size FROM chain_state WHERE id = 1").fetchone()[0]
+                )
+            else:
+                self._check_size(conn, size)
+            if size == 0:
+                return merkle.EMPTY_ROOT
+            nodes = merkle.perfect_nodes(0, size)
+            found = self._fetch_nodes(conn, nodes)
+            return merkle.fold([found[n] for n in nodes])
+
+    def _ranges_hashes(self, conn: Any, ranges: Sequence[merkle.Range]) -> list[bytes]:
+        per_range = [merkle.perfect_nodes(a, b) for a, b in ranges]
+        found = self._fetch_nodes(conn, [n for nodes in per_range for n in nodes])
+        return [merkle.fold([found[n] for n in nodes]) for nodes in per_range]
+
+    def inclusion_proof(self, index: int, size: int, *, checked: bool = True) -> list[bytes]:
+        """The audit path of leaf ``index`` in the tree of ``size`` leaves. ``checked=False``
+        skips reading the current size (the caller knows ``size`` is a published one)."""
+        with self._connection() as conn:
+            if checked:
+                self._check_size(conn, size)
+            return self._ranges_hashes(conn, merkle.inclusion_ranges(index, size))
+
+    def consistency_proof(self, size1: int, size2: int, *, checked: bool = True) -> list[bytes]:
+        """The proof that the tree of ``size1`` leaves is a prefix of the tree of ``size2``."""
+        with self._connection() as conn:
+            if checked:
+                self._check_size(conn, size2)
+            return self._ranges_hashes(conn, merkle.consistency_ranges(size1, size2))
+
+    def leaf_hash(self, index: int) -> bytes:
+        with self._connection() as conn:
+            return self._fetch_nodes(conn, [(0, index)])[(0, index)]
+
+    def leaves(self, start: int, limit: int) -> list[tuple[int, int, bytes]]:
+        """``(leaf_index, chain_id, data)`` from ``start``, at most ``limit`` (≤ 1,000)."""
+        limit = max(1, min(limit, LEAVES_PAGE_MAX))
+        with self._connection() as conn:
+            rows = conn.execute(
+                self._q(
+                    "SELECT leaf_index, chain_id, data FROM chain_leaves WHERE leaf_index >= %s "
+                    "ORDER BY leaf_index LIMIT %s"
+                ),
+                [start, limit],
+            ).fetchall()
+        return [(int(r[0]), int(r[1]), bytes(r[2])) for r in rows]
+
+    def index_of_chain(self, chain_id: int) -> int | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                self._q("SELECT leaf_index FROM chain_leaves WHERE chain_id = %s"), [chain_id]
+            ).fetchone()
+        return None if row is None else int(row[0])
+
+    # -- checkpoints and cosignatures --------------------------------------------------------
+    def checkpoint_body(self, size: int | None = None) -> Checkpoint:
+        """The (unsigned) checkpoint of the tree at ``size`` (default: the whole tree)."""
+        if size is None:
+            size = self.size()
+        return Checkpoint(origin=self.origin, size=size, root_hash=self.root(size))
+
+    def add_checkpoint(self, checkpoint: Checkpoint, signed_note: str) -> bool:
+        """Record a checkpoint the log signed; False if one of that size exists (not replaced)."""
+        with self.engine.begin() as connection:
+            exists = connection.execute(
+                sa.text("SELECT root_hash FROM chain_checkpoints WHERE tree_size = :s"),
+                {"s": checkpoint.size},
+            ).first()
+            if exists is not None:
+                invariant(
+                    bytes(exists[0]) == checkpoint.root_hash,
+                    f"two roots for tree size {checkpoint.size}",
+                )
+                return False
+            connection.execute(
+                sa.text(
+                    "INSERT INTO chain_checkpoints (tree_size, root_hash, note, created_at_ns) "
+                    "VALUES (:s, :r, :n, :t)"
+                ),
+                {
+                    "s": checkpoint.size,
+                    "r": checkpoint.root_hash,
+                    "n": signed_note,
+                    "t": self.clock.now_ns(),
+                },
+            )
+            return True
+
+    def add_cosignature(self, size: int, witness: str, line: str, timestamp: int) -> None:
+        """Record a witness's cosignature line of the checkpoint at ``size`` (idempotent)."""
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "DELETE FROM chain_cosignatures WHERE tree_size = :s AND witness = :w"
+                ),
+                {"s": size, "w": witness},
+            )
+            connection.execute(
+                sa.text(
+                    "INSERT INTO chain_cosignatures (tree_size, witness, signature, timestamp) "
+                    "VALUES (:s, :w, :l, :t)"
+                ),
+                {"s": size, "w": witness, "l": line, "t": timestamp},
+            )
+
+    def mark_final(self, size: int) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "UPDATE chain_checkpoints SET final_at_ns = :t "
+                    "WHERE tree_size = :s AND final_at_ns IS NULL"
+                ),
+                {"s": size, "t": self.clock.now_ns()},
+            )
+
+    def checkpoints(self, *, final_only: bool = False) -> list[StoredCheckpoint]:
+        """Every recorded checkpoint, smallest first, with its cosignatures."""
+        with self.engine.connect() as connection:
+            where = " WHERE final_at_ns IS NOT NULL" if final_only else ""
+            rows = connection.execute(
+                sa.text(
+                    "SELECT tree_size, root_hash, note, created_at_ns, final_at_ns "
+                    f"FROM chain_checkpoints{where} ORDER BY tree_size"
+                )
+            ).all()
+            cosigs: dict[int, list[tuple[str, str]]] = {}
+            for r in connection.execute(
+                sa.text(
+                    "SELECT tree_size, witness, signature FROM chain_cosignatures "
+                    "ORDER BY tree_size, witness"
+                )
+            ):
+                cosigs.setdefault(int(r[0]), []).append((str(r[1]), str(r[2])))
+        return [
+            StoredCheckpoint(
+                size=int(r[0]),
+                root_hash=bytes(r[1]),
+                note=str(r[2]),
+                created_at_ns=int(r[3]),
+                final_at_ns=None if r[4] is None else int(r[4]),
+                cosignatures=tuple(cosigs.get(int(r[0]), ())),
+            )
+            for r in rows
+        ]
+
+    def latest_checkpoint(self, *, final_only: bool = True) -> StoredCheckpoint | None:
+        found = self.checkpoints(final_only=final_only)
+        return found[-1] if found else None
+
+    def final_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
+        """The latest final checkpoint whose tree includes leaf ``index``."""
+        found = [c for c in self.checkpoints(final_only=True) if c.size > index]
+        return found[-1] if found else None
