@@ -118,6 +118,29 @@ def perfect_nodes(start: int, end: int) -> list[Node]:
     return nodes
 
 
+def inclusion_nodes(index: int, size: int) -> list[list[Node]]:
+    """``inclusion_ranges`` as perfect nodes, computed directly (the hot path of the stored
+    log): one group per proof hash, a group of several nodes is a border subtree to ``fold``."""
+    if not 0 <= index < size:
+        raise ValueError(f"leaf index {index} is not below tree size {size}")
+    inner = (index ^ (size - 1)).bit_length()
+    groups: list[list[Node]] = []
+    for level in range(inner):
+        sibling = (index >> level) ^ 1
+        if (sibling + 1) << level <= size:
+            groups.append([(level, sibling)])
+        else:  # the one sibling that crosses the tree's right border
+            groups.append(perfect_nodes(sibling << level, size))
+    shifted = index >> inner
+    level = inner
+    while shifted:
+        if shifted & 1:
+            groups.append([(level, shifted ^ 1)])
+        shifted >>= 1
+        level += 1
+    return groups
+
+
 def fold(hashes: Sequence[bytes]) -> bytes:
     """The hash of a border subtree from its perfect subtrees' hashes (left to right)."""
     result = hashes[-1]

@@ -16,8 +16,9 @@ Two signature types are supported:
   over ``"cosignature/v1\\ntime <timestamp>\\n" || note text``. Go's package knows only type 0x01;
   a signer key string of type 0x04 is this module's convention (same layout, type byte 0x04).
 
-``verify`` follows Go's ``Open``: unknown keys are ignored (kept in ``unverified_sigs``), a known key
-whose signature fails rejects the whole note, and a note with no verified signature is rejected.
+``verify`` follows Go's ``Open``: unknown keys are ignored (kept in ``unverified_sigs``), a known
+key whose signature fails rejects the whole note, and a note with no verified signature is
+rejected.
 """
 
 from __future__ import annotations
@@ -221,7 +222,8 @@ def _check_text(text: str) -> None:
 
 
 def signature_line(text: str, signer: Signer | str, *, timestamp: int | None = None) -> str:
-    """The signature line ``signer`` makes over note ``text`` (a cosignature needs ``timestamp``)."""
+    """The signature line ``signer`` makes over note ``text`` (a cosignature needs a
+    ``timestamp``)."""
     s = parse_signer(signer) if isinstance(signer, str) else signer
     if not text.endswith("\n"):
         raise NoteError("malformed note: text must end in a newline")
