@@ -278,11 +278,10 @@ def verify(note_text: str, verifier_keys: Sequence[str | Verifier]) -> Note:
             continue
         seen.add(sig)
         matches = [v for v in verifiers if v.name == sig.name and v.key_hash == sig.key_hash]
-        distinct = {v.key_string() for v in matches}
         if not matches:
             unverified.append(sig)
             continue
-        if len(distinct) > 1:
+        if len(matches) > 1:  # as Go's VerifierList: a key listed twice is ambiguous
             raise NoteError(f"ambiguous key {sig.name}+{sig.key_hash:08x}")
         if not matches[0].verify(body, base64.b64decode(sig.base64)[4:]):
             raise NoteError(f"invalid signature for key {sig.name}+{sig.key_hash:08x}")
