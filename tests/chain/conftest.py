@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pytest
 
@@ -20,9 +21,15 @@ def commitment(chain_id: int) -> bytes:
     return hashlib.sha256(b"salt|payment|%d" % chain_id).digest()
 
 
-def post_chains(ledger: Ledger, count: int, *, first_id: int = 100) -> list[int]:
-    """Post ``count`` chains of two linked transfers each; returns their chain ids."""
-    chain_ids = []
+@dataclass(frozen=True, slots=True)
+class Posted:
+    chain_id: int  # the ledger's chain id: the timestamp of the chain's first transfer
+    transfer_id: int  # the first transfer's id (the second is transfer_id + 1)
+
+
+def post_chains(ledger: Ledger, count: int, *, first_id: int = 100) -> list[Posted]:
+    """Post ``count`` chains of two linked transfers each (amounts 1000+n and 10+n)."""
+    posted = []
     for n in range(count):
         tid = first_id + 2 * n
         transfers = [
@@ -46,8 +53,9 @@ def post_chains(ledger: Ledger, count: int, *, first_id: int = 100) -> list[int]
         ]
         results = ledger.create_transfers(transfers, commitments={tid: commitment(tid)})
         assert all(r == "ok" for r in results), results
-        chain_ids.append(tid)
-    return chain_ids
+        (first,) = ledger.lookup_transfers([tid])
+        posted.append(Posted(chain_id=first.timestamp, transfer_id=tid))
+    return posted
 
 
 @pytest.fixture
