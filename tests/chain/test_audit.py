@@ -124,10 +124,14 @@ def test_a_deleted_log_entry_and_a_rewritten_node_are_named(
     tamper(
         database_url,
         "DELETE FROM chain_leaves WHERE leaf_index = 5",
-        f"UPDATE chain_nodes SET hash = chain_nodes.hash WHERE node_id = {1 << 48}",
+        # node (level 1, index 1) over leaves 2..3 takes the hash of node (1, 0)
+        f"UPDATE chain_nodes SET hash = (SELECT hash FROM chain_nodes WHERE node_id = {1 << 48}) "
+        f"WHERE node_id = {(1 << 48) + 1}",
     )
     report = audit(log, ledger)
     assert ("log_entry_missing", 5) in kinds(report)
+    assert ("node_changed", 2) in kinds(report)
+    assert any("(level 1, index 1) over leaves 2..3" in str(f) for f in report.findings)
 
 
 def test_the_cli_exits_non_zero_and_prints_the_position(
