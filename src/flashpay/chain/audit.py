@@ -11,8 +11,8 @@ What is compared, and what each kind of tampering shows as (``Finding.kind``):
    has fewer/more transfers), ``commitment_changed``, ``leaf_changed`` (any other byte);
 3. every ledger chain must be in the log or still in the outbox — ``ledger_chain_not_in_log``
    (an inserted chain; named by chain id and timestamp);
-4. the stored node hashes against the tree rebuilt from the stored leaves — ``node_changed``
-   (level, index and the leaf range it covers);
+4. the stored node hashes (level 1 up) against the tree rebuilt from the stored leaves —
+   ``node_changed`` (level, index and the leaf range it covers);
 5. every recorded checkpoint: the root of the tree rebuilt from the *ledger-derived* leaves
    must equal its root — ``checkpoint_mismatch`` — and, with a keys file, its log signature and
    (for a final one) the quorum of cosignatures must verify — ``checkpoint_signature``.
@@ -132,9 +132,12 @@ def _compare(position: int, chain: CommittedChain, stored: bytes, expected: byte
 
 
 def _check_nodes(log: ChainLog, leaf_hashes: list[bytes], report: AuditReport) -> None:
-    """Compare every stored node with the tree rebuilt from the stored leaves."""
-    level_hashes = leaf_hashes
-    level = 0
+    """Compare every stored node (level 1 up) with the tree rebuilt from the stored leaves."""
+    level_hashes = [
+        merkle.node_hash(leaf_hashes[i], leaf_hashes[i + 1])
+        for i in range(0, len(leaf_hashes) - 1, 2)
+    ]
+    level = 1
     shown = 0
     with log.engine.connect() as connection:
         while level_hashes:

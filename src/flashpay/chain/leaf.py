@@ -5,7 +5,7 @@ Version 1, all integers unsigned big-endian (docs/reference/chain.md has the byt
     offset  size  field
     0       1     version = 0x01
     1       8     leaf_index        position of this leaf in the log (binds the order)
-    9       8     chain_id          id of the chain's first transfer
+    9       8     chain_id          the ledger's chain id (its first transfer's timestamp)
     17      1     commitment flag   0x00 none, 0x01 present
     18      32    commitment        salted SHA-256 commitment to the business record, or 32 zeros
     50      2     transfer count    1..8190, in the ledger's commit order (timestamps ascending)

@@ -3,15 +3,17 @@
 Data structure (tables from migration ``chain_0001``):
 
 * ``chain_leaves(leaf_index, chain_id, data)`` — the leaves in log order (``flashpay.chain.leaf``);
-* ``chain_nodes(node_id, hash)`` — the hash of every *perfect* subtree, ``node_id = level << 48 |
-  index`` for the subtree over leaves ``[index·2^level, (index+1)·2^level)``; level 0 holds the
-  leaf hashes. Nodes are written once, when their last leaf is appended, and never change;
+* ``chain_nodes(node_id, hash)`` — the hash of every *perfect* subtree of two leaves or more,
+  ``node_id = level << 48 | index`` for the subtree over leaves ``[index·2^level,
+  (index+1)·2^level)``, level ≥ 1 (a level-0 hash is ``SHA-256(0x00 || data)`` of the leaf row,
+  read in the same query). Nodes are written once, when their last leaf is appended, and never
+  change;
 * ``chain_state(tree_size)`` — the row every appender locks;
 * ``chain_checkpoints`` and ``chain_cosignatures`` — what the publisher signed and collected.
 
 Appending ``k`` leaves to a tree of ``n`` reads the ≤ log₂ n hashes of the tree's right frontier
-(``merkle.perfect_nodes(0, n)``), then writes ``k`` leaves and < 2k nodes: O(log n) per leaf at
-worst, O(1) amortised. Any root, inclusion or consistency proof at any size ≤ n is a fold of
+(``merkle.perfect_nodes(0, n)``), then writes ``k`` leaves and < k + log₂ n nodes: O(log n) per
+leaf at worst, O(1) amortised. Any root, inclusion or consistency proof at any size ≤ n is a fold of
 O(log n) perfect-subtree hashes (``merkle.inclusion_ranges`` etc.), read in one query.
 
 Leaves come from the ledger's outbox: ``sync_from_ledger`` appends chains inside the transaction
@@ -166,39 +168,60 @@ class ChainLog:
     def _fetch_nodes(
         self, conn: Any, nodes: Sequence[merkle.Node], *, cached: bool = False
     ) -> dict[merkle.Node, bytes]:
+        """Hashes of perfect subtrees: level 0 from the leaves' data, higher levels from
+        ``chain_nodes`` (upper levels from the cache when ``cached``), in one query."""
         if not nodes:
             return {}
         found: dict[merkle.Node, bytes] = {}
         wanted: set[int] = set()
+        leaves: set[int] = set()
         cache = self._cache
         for level, index in nodes:
+            if level == 0:
+                leaves.add(index)
+                continue
             nid = level << LEVEL_SHIFT | index
             if cached and level >= CACHE_LEVEL_MIN and nid in cache:
                 found[(level, index)] = cache[nid]
             else:
                 wanted.add(nid)
-        if wanted:
-            for nid, h in self._select_nodes(conn, sorted(wanted)):
-                found[(nid >> LEVEL_SHIFT, nid & _MASK)] = h
-                if cached and nid >> LEVEL_SHIFT >= CACHE_LEVEL_MIN:
+        if wanted or leaves:
+            for key, value in self._select_nodes(conn, sorted(wanted), sorted(leaves)):
+                if key < 0:  # a leaf's data
+                    found[(0, -1 - key)] = merkle.leaf_hash(value)
+                    continue
+                found[(key >> LEVEL_SHIFT, key & _MASK)] = value
+                if cached and key >> LEVEL_SHIFT >= CACHE_LEVEL_MIN:
                     if len(cache) >= CACHE_ENTRIES_MAX:
                         cache.clear()
-                    cache[nid] = h
+                    cache[key] = value
         if len(found) < len(set(nodes)):
             missing = [n for n in nodes if n not in found]
             invariant(False, f"stored tree is missing nodes {missing[:3]}")
         return found
 
-    def _select_nodes(self, conn: Any, ids: list[int]) -> list[tuple[int, bytes]]:
-        # IN with one parameter per id: on PostgreSQL a prepared statement per id count, and
-        # measurably faster than ``= ANY(array)`` for the ~10-50 ids of a proof.
+    def _select_nodes(
+        self, conn: Any, ids: list[int], leaf_indexes: list[int]
+    ) -> list[tuple[int, bytes]]:
+        """``(node_id, hash)`` rows and ``(-1 - leaf_index, data)`` rows, one round trip. IN
+        with one parameter per id: on PostgreSQL a prepared statement per id count, and
+        measurably faster than ``= ANY(array)`` for the ~10-50 ids of a proof."""
         mark = "%s" if self.is_postgresql else "?"
-        marks = ",".join([mark] * len(ids))
-        sql = f"SELECT node_id, hash FROM chain_nodes WHERE node_id IN ({marks})"
+        parts = []
+        if ids:
+            marks = ",".join([mark] * len(ids))
+            parts.append(f"SELECT node_id, hash FROM chain_nodes WHERE node_id IN ({marks})")
+        if leaf_indexes:
+            marks = ",".join([mark] * len(leaf_indexes))
+            parts.append(
+                f"SELECT -1 - leaf_index, data FROM chain_leaves WHERE leaf_index IN ({marks})"
+            )
+        sql = " UNION ALL ".join(parts)
+        params = [*ids, *leaf_indexes]
         if self.is_postgresql:
-            rows = conn.cursor(binary=True).execute(sql, ids).fetchall()
+            rows = conn.cursor(binary=True).execute(sql, params).fetchall()
         else:
-            rows = conn.execute(sql, ids).fetchall()
+            rows = conn.execute(sql, params).fetchall()
         return [(int(r[0]), bytes(r[1])) for r in rows]
 
     # -- append ------------------------------------------------------------------------------
@@ -264,8 +287,7 @@ class ChainLog:
         sha = merkle._sha256
         for chain_id, data in entries:
             leaf_rows.append((index, chain_id, data))
-            h = sha(b"\x00" + data).digest()
-            node_rows.append((index, h))
+            h = sha(b"\x00" + data).digest()  # level 0 is not stored: the leaf's data is
             level = 0
             i = index
             while i & 1:
@@ -344,6 +366,7 @@ class ChainLog:
             return self._groups_hashes(conn, groups)
 
     def leaf_hash(self, index: int) -> bytes:
+        """``SHA-256(0x00 || data)`` of leaf ``index``."""
         with self._reader() as conn:
             return self._fetch_nodes(conn, [(0, index)])[(0, index)]
 

@@ -25,7 +25,8 @@ def upgrade() -> None:
         sa.Column("data", sa.LargeBinary, nullable=False),
         sqlite_with_rowid=False,
     )
-    # Every perfect subtree's hash, level 0 (leaf hashes) up: node_id = level << 48 | index.
+    # Every perfect subtree's hash from level 1 up (level 0 is hashed from chain_leaves.data):
+    # node_id = level << 48 | index.
     op.create_table(
         "chain_nodes",
         sa.Column("node_id", sa.BigInteger, primary_key=True, autoincrement=False),
