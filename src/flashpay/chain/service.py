@@ -24,6 +24,7 @@ either still in the outbox or in the log, never lost. Appends are serialized by 
 
 from __future__ import annotations
 
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -33,6 +34,7 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
 
 from flashpay import db
 from flashpay.chain import leaf as leaf_codec
@@ -48,6 +50,7 @@ TREE_SIZE_MAX = 1 << LEVEL_SHIFT
 APPEND_BATCH_MAX = 1_000_000
 LEAVES_PAGE_MAX = 1000
 DRAIN_BATCH = 1000
+COPY_CHUNK = 5000
 DEFAULT_ORIGIN = "flashpay.example/audit-log"
 # Nodes never change once written, so readers keep the upper levels in memory: at 10M leaves the
 # nodes of level >= 8 are ~80k hashes (~10 MB); a proof then reads only its low nodes.
@@ -58,6 +61,31 @@ _MASK = (1 << 48) - 1
 
 def node_id(level: int, index: int) -> int:
     return level << LEVEL_SHIFT | index
+
+
+def _hash_into(
+    index: int,
+    entries: Sequence[tuple[int, bytes]],
+    frontier: list[bytes],
+    leaf_rows: list[tuple[int, int, bytes]],
+    node_rows: list[tuple[int, bytes]],
+) -> None:
+    """Append ``entries`` from leaf ``index`` on to the compact range ``frontier`` (the perfect
+    subtree hashes of the tree so far, left to right), collecting the rows to write: each leaf,
+    and each node its arrival completes (level 1 up; level 0 is the leaf row itself)."""
+    sha = merkle._sha256
+    for chain_id, data in entries:
+        leaf_rows.append((index, chain_id, data))
+        h = sha(b"\x00" + data).digest()
+        level = 0
+        i = index
+        while i & 1:
+            h = sha(b"\x01" + frontier.pop() + h).digest()
+            level += 1
+            i >>= 1
+            node_rows.append((level << LEVEL_SHIFT | i, h))
+        frontier.append(h)
+        index += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,45 +303,72 @@ class ChainLog:
         frontier_nodes = merkle.perfect_nodes(0, size)
         stored = self._fetch_nodes(conn, frontier_nodes)
         frontier = [stored[n] for n in frontier_nodes]
-        leaf_rows: list[tuple[int, int, bytes]] = []
-        node_rows: list[tuple[int, bytes]] = []
-        index = size
         if chains:
             entries: Sequence[tuple[int, bytes]] = [
                 (c.chain_id, leaf_codec.encode(size + i, c)) for i, c in enumerate(chains)
             ]
         else:
             entries = items
-        sha = merkle._sha256
-        for chain_id, data in entries:
-            leaf_rows.append((index, chain_id, data))
-            h = sha(b"\x00" + data).digest()  # level 0 is not stored: the leaf's data is
-            level = 0
-            i = index
-            while i & 1:
-                h = sha(b"\x01" + frontier.pop() + h).digest()
-                level += 1
-                i >>= 1
-                node_rows.append((level << LEVEL_SHIFT | i, h))
-            frontier.append(h)
-            index += 1
-        self._insert(conn, leaf_rows, node_rows)
-        conn.execute(self._q("UPDATE chain_state SET tree_size = %s WHERE id = 1"), [index])
+        if self.is_postgresql:
+            self._append_postgresql(conn, size, entries, frontier)
+        else:
+            self._append_sqlite(conn, size, entries, frontier)
+        conn.execute(self._q("UPDATE chain_state SET tree_size = %s WHERE id = 1"), [size + count])
         return size
 
-    def _insert(
-        self, conn: Any, leaf_rows: list[tuple[int, int, bytes]], node_rows: list[tuple[int, bytes]]
+    def _append_sqlite(
+        self, conn: Any, size: int, entries: Sequence[tuple[int, bytes]], frontier: list[bytes]
     ) -> None:
-        if not self.is_postgresql:
-            conn.executemany("INSERT INTO chain_leaves VALUES (?, ?, ?)", leaf_rows)
-            conn.executemany("INSERT INTO chain_nodes VALUES (?, ?)", node_rows)
-            return
-        # COPY in text format: bytea as \\x<hex>.
+        """Insert in chunks from a writer thread (sqlite3 releases the GIL while it steps a
+        statement), so SQLite stores one chunk while this thread hashes the next."""
+        chunks: queue.Queue[tuple[list[Any], list[Any]] | None] = queue.Queue(maxsize=4)
+        failure: list[BaseException] = []
+
+        def write() -> None:
+            while (item := chunks.get()) is not None:
+                if failure:
+                    continue
+                try:
+                    conn.executemany("INSERT INTO chain_leaves VALUES (?, ?, ?)", item[0])
+                    conn.executemany("INSERT INTO chain_nodes VALUES (?, ?)", item[1])
+                except BaseException as exc:
+                    failure.append(exc)
+
+        writer = threading.Thread(target=write, name="chain-append-writer")
+        writer.start()
+        try:
+            for start in range(0, len(entries), COPY_CHUNK):
+                leaf_rows: list[tuple[int, int, bytes]] = []
+                node_rows: list[tuple[int, bytes]] = []
+                chunk = entries[start : start + COPY_CHUNK]
+                _hash_into(size + start, chunk, frontier, leaf_rows, node_rows)
+                chunks.put((leaf_rows, node_rows))
+        finally:
+            chunks.put(None)
+            writer.join()
+        if failure:
+            raise failure[0]
+
+    def _append_postgresql(
+        self, conn: Any, size: int, entries: Sequence[tuple[int, bytes]], frontier: list[bytes]
+    ) -> None:
+        """COPY the leaves in chunks through a writer thread, so the server stores one chunk
+        while this thread hashes the next; then COPY the nodes. Text format, bytea as hex."""
+        node_text: list[str] = []
         with conn.cursor() as cur:
-            with cur.copy("COPY chain_leaves (leaf_index, chain_id, data) FROM STDIN") as copy:
-                copy.write("".join(f"{i}\t{c}\t\\\\x{d.hex()}\n" for i, c, d in leaf_rows).encode())
+            copy_sql = "COPY chain_leaves (leaf_index, chain_id, data) FROM STDIN"
+            with cur.copy(copy_sql, writer=QueuedLibpqWriter(cur)) as copy:
+                for start in range(0, len(entries), COPY_CHUNK):
+                    leaf_rows: list[tuple[int, int, bytes]] = []
+                    node_rows: list[tuple[int, bytes]] = []
+                    chunk = entries[start : start + COPY_CHUNK]
+                    _hash_into(size + start, chunk, frontier, leaf_rows, node_rows)
+                    copy.write(
+                        "".join(f"{i}\t{c}\t\\\\x{d.hex()}\n" for i, c, d in leaf_rows).encode()
+                    )
+                    node_text.append("".join(f"{n}\t\\\\x{h.hex()}\n" for n, h in node_rows))
             with cur.copy("COPY chain_nodes (node_id, hash) FROM STDIN") as copy:
-                copy.write("".join(f"{n}\t\\\\x{h.hex()}\n" for n, h in node_rows).encode())
+                copy.write("".join(node_text).encode())
 
     # -- reads -------------------------------------------------------------------------------
     def size(self) -> int:
