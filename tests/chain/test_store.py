@@ -4,13 +4,16 @@ appended from the ledger's outbox in the same transaction."""
 from __future__ import annotations
 
 import random
+import threading
+import time
 
 import pytest
 import sqlalchemy as sa
 
 from flashpay import db
 from flashpay.chain import leaf as leaf_codec
-from flashpay.chain import merkle
+from flashpay.chain import merkle, note
+from flashpay.chain.publisher import Publisher
 from flashpay.chain.service import ChainLog
 from flashpay.ledger import Ledger
 from flashpay.ledger.types import CommittedChain, Transfer, TransferFlags
@@ -116,3 +119,31 @@ def test_leaf_encoding_is_canonical_and_checked() -> None:
         leaf_codec.decode(data[:-1])
     without = CommittedChain(chain_id=7, commitment=None, transfers=chain.transfers[:1])
     assert leaf_codec.decode(leaf_codec.encode(0, without)).commitment is None
+
+
+def test_the_publisher_loop_appends_and_publishes_every_m_leaves(
+    ledger: Ledger, log: ChainLog, log_keys: tuple[str, str]
+) -> None:
+    publisher = Publisher(log, signer=note.parse_signer(log_keys[0]), witnesses=[], quorum=0)
+    stop = threading.Event()
+    loop = threading.Thread(
+        target=publisher.run,
+        args=(ledger,),
+        kwargs={"every_seconds": 3600, "every_leaves": 2, "stop": stop, "poll_seconds": 0.01},
+    )
+    loop.start()
+    try:
+        post_chains(ledger, 3)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            latest = log.latest_checkpoint()
+            if latest is not None and latest.size == 3:
+                break
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        loop.join()
+        publisher.close()
+    sizes = [c.size for c in log.checkpoints()]
+    assert sizes[-1] == 3  # published as soon as 2 new leaves were there, not after an hour
+    assert all(c.final_at_ns is not None for c in log.checkpoints())

@@ -273,3 +273,33 @@ def test_witness_refusals_in_order(tmp_path: Path, log_keys: tuple[str, str]) ->
     )
     assert again.state.size == 6
     assert again.state.root_hash == merkle.root_hash(leaves[:6])
+
+
+def test_a_witness_behind_fetches_the_proof_from_the_log_url(
+    tmp_path: Path, log_keys: tuple[str, str], sqlite_url: str
+) -> None:
+    skey, vkey = log_keys
+    log = ChainLog.open(sqlite_url)
+    log.append_leaves([(i + 1, bytes([i])) for i in range(9)])
+
+    def log_api(request: httpx.Request) -> httpx.Response:  # the log's route, as a seam
+        assert request.url.path == "/v1/chain/proof/consistency"
+        first, second = int(request.url.params["first"]), int(request.url.params["second"])
+        proof = log.consistency_proof(first, second)
+        return httpx.Response(200, json={"proof": [base64.b64encode(h).decode() for h in proof]})
+
+    wkey, _ = note.generate_key("w.example", note.COSIGNATURE_V1)
+    witness = Witness(
+        signer=note.parse_signer(wkey),
+        log_verifier=note.parse_verifier(vkey),
+        state_path=tmp_path / "state.json",
+        log_url="http://log.test",
+        http=httpx.Client(transport=httpx.MockTransport(log_api)),
+    )
+    for size in (3, 9):
+        signed = note.sign(log.checkpoint_body(size).body(), skey)
+        # the publisher believes the witness is at 0; the witness fetches 0->3, then 3->9
+        result, _ = witness.add_checkpoint(format_request(0, [], signed))
+        assert result is AddResult.COSIGNED
+    assert witness.state.size == 9
+    log.close()
