@@ -117,23 +117,18 @@ def status_command(db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """Tree size, the latest checkpoint, and what each witness last cosigned."""
     url = resolve_db(db, data_dir)
     with ChainLog.open(url) as log:
-        checkpoints = log.checkpoints()
+        latest = log.latest_checkpoint(final_only=False)
+        final = log.latest_checkpoint(final_only=True)
         console.print(f"tree size {log.size():,}")
-        if not checkpoints:
+        if latest is None:
             console.print("no checkpoint yet")
             return
-        latest = checkpoints[-1]
-        final = [c for c in checkpoints if c.final_at_ns is not None]
         console.print(
             f"latest checkpoint {latest.size:,} root {latest.root_hash.hex()} "
             f"({'final' if latest.final_at_ns is not None else 'not final'})"
         )
-        console.print(f"latest final checkpoint {final[-1].size:,}" if final else "none final")
-        witnesses: dict[str, int] = {}
-        for c in checkpoints:
-            for name, _ in c.cosignatures:
-                witnesses[name] = max(witnesses.get(name, 0), c.size)
-        for name, size in sorted(witnesses.items()):
+        console.print(f"latest final checkpoint {final.size:,}" if final else "none final")
+        for name, size in sorted(log.cosigned_sizes().items()):
             console.print(f"  witness {name}: cosigned up to {size:,}")
 
 

@@ -24,6 +24,7 @@ from flashpay.chain import note
 from flashpay.chain.service import ChainLog, StoredCheckpoint
 from flashpay.chain.witness import SIZE_CONTENT_TYPE, format_request
 from flashpay.clock import NS_PER_SECOND
+from flashpay.ledger.errors import invariant
 from flashpay.ledger.service import Ledger
 
 WITNESS_TIMEOUT_SECONDS = 3.0
@@ -72,10 +73,8 @@ class Publisher:
         self.quorum = quorum
         self.http = http or httpx.Client(timeout=WITNESS_TIMEOUT_SECONDS)
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(witnesses)))
-        self._sizes: dict[str, int] = {}  # what each witness last cosigned, as far as we know
-        for c in log.checkpoints():
-            for name, _line in c.cosignatures:
-                self._sizes[name] = max(self._sizes.get(name, 0), c.size)
+        # what each witness last cosigned, as far as we know (a 409 corrects it)
+        self._sizes: dict[str, int] = log.cosigned_sizes()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -84,11 +83,13 @@ class Publisher:
     def sign_checkpoint(self) -> StoredCheckpoint:
         """Sign and record a checkpoint of the current tree (if its size has none yet)."""
         body = self.log.checkpoint_body()
-        existing = {c.size: c for c in self.log.checkpoints()}
-        if body.size not in existing:
+        if self.log.checkpoint(body.size) is None:
             self.log.add_checkpoint(body, note.sign(body.body(), self.signer))
-            existing = {c.size: c for c in self.log.checkpoints()}
-        return existing[body.size]
+        stored = self.log.checkpoint(body.size)
+        if stored is None:  # pragma: no cover - recorded just above
+            invariant(False, f"checkpoint {body.size} was not recorded")
+            raise AssertionError
+        return stored
 
     def collect(self, checkpoint: StoredCheckpoint) -> list[WitnessOutcome]:
         """Send ``checkpoint`` to every witness that has not cosigned it; record cosignatures;
@@ -140,8 +141,7 @@ class Publisher:
         """One round: sign a checkpoint of the current tree and collect cosignatures."""
         checkpoint = self.sign_checkpoint()
         outcomes = self.collect(checkpoint)
-        final = {c.size: c for c in self.log.checkpoints()}[checkpoint.size]
-        return final, outcomes
+        return self.log.checkpoint(checkpoint.size) or checkpoint, outcomes
 
     def run(
         self,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import queue
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ TREE_SIZE_MAX = 1 << LEVEL_SHIFT
 APPEND_BATCH_MAX = 1_000_000
 LEAVES_PAGE_MAX = 1000
 DRAIN_BATCH = 1000
+DRAIN_RETRIES_MAX = 50
 COPY_CHUNK = 5000
 DEFAULT_ORIGIN = "flashpay.example/audit-log"
 # Nodes never change once written, so readers keep the upper levels in memory: at 10M leaves the
@@ -254,10 +256,22 @@ class ChainLog:
 
     # -- append ------------------------------------------------------------------------------
     def sync_from_ledger(self, ledger: Ledger, *, limit: int = DRAIN_BATCH) -> int:
-        """Append every chain waiting in the ledger's outbox; returns how many were appended."""
+        """Append every chain waiting in the ledger's outbox; returns how many were appended.
+
+        On SQLite a drain that read the outbox before another process posted cannot take the
+        write lock (``SQLITE_BUSY``): the drain rolls back whole and is retried, bounded."""
         total = 0
+        attempts = 0
         while True:
-            count = ledger.drain_outbox(self.append_chains_in, limit=limit)
+            try:
+                count = ledger.drain_outbox(self.append_chains_in, limit=limit)
+            except sa.exc.OperationalError as exc:
+                busy = "locked" in str(exc) or "busy" in str(exc)
+                attempts += 1
+                if self.is_postgresql or not busy or attempts >= DRAIN_RETRIES_MAX:
+                    raise
+                time.sleep(0.001 * attempts)
+                continue
             total += count
             if count == 0:
                 return total
@@ -504,24 +518,26 @@ class ChainLog:
                 {"s": size, "t": self.clock.now_ns()},
             )
 
-    def checkpoints(self, *, final_only: bool = False) -> list[StoredCheckpoint]:
-        """Every recorded checkpoint, smallest first, with its cosignatures."""
+    def _select_checkpoints(self, where: str, params: dict[str, Any]) -> list[StoredCheckpoint]:
         with self.engine.connect() as connection:
-            where = " WHERE final_at_ns IS NOT NULL" if final_only else ""
             rows = connection.execute(
                 sa.text(
                     "SELECT tree_size, root_hash, note, created_at_ns, final_at_ns "
-                    f"FROM chain_checkpoints{where} ORDER BY tree_size"
-                )
+                    f"FROM chain_checkpoints {where}"
+                ),
+                params,
             ).all()
             cosigs: dict[int, list[tuple[str, str]]] = {}
-            for r in connection.execute(
-                sa.text(
-                    "SELECT tree_size, witness, signature FROM chain_cosignatures "
-                    "ORDER BY tree_size, witness"
-                )
-            ):
-                cosigs.setdefault(int(r[0]), []).append((str(r[1]), str(r[2])))
+            if rows:
+                sizes = [int(r[0]) for r in rows]
+                for r in connection.execute(
+                    sa.text(
+                        "SELECT tree_size, witness, signature FROM chain_cosignatures "
+                        "WHERE tree_size IN :sizes ORDER BY tree_size, witness"
+                    ).bindparams(sa.bindparam("sizes", expanding=True)),
+                    {"sizes": sizes},
+                ):
+                    cosigs.setdefault(int(r[0]), []).append((str(r[1]), str(r[2])))
         return [
             StoredCheckpoint(
                 size=int(r[0]),
@@ -534,11 +550,32 @@ class ChainLog:
             for r in rows
         ]
 
+    def checkpoints(self, *, final_only: bool = False) -> list[StoredCheckpoint]:
+        """Every recorded checkpoint, smallest first, with its cosignatures (audits)."""
+        where = "WHERE final_at_ns IS NOT NULL " if final_only else ""
+        return self._select_checkpoints(where + "ORDER BY tree_size", {})
+
+    def checkpoint(self, size: int) -> StoredCheckpoint | None:
+        found = self._select_checkpoints("WHERE tree_size = :s", {"s": size})
+        return found[0] if found else None
+
     def latest_checkpoint(self, *, final_only: bool = True) -> StoredCheckpoint | None:
-        found = self.checkpoints(final_only=final_only)
-        return found[-1] if found else None
+        where = "WHERE final_at_ns IS NOT NULL " if final_only else ""
+        found = self._select_checkpoints(where + "ORDER BY tree_size DESC LIMIT 1", {})
+        return found[0] if found else None
 
     def final_checkpoint_covering(self, index: int) -> StoredCheckpoint | None:
         """The latest final checkpoint whose tree includes leaf ``index``."""
-        found = [c for c in self.checkpoints(final_only=True) if c.size > index]
-        return found[-1] if found else None
+        found = self._select_checkpoints(
+            "WHERE final_at_ns IS NOT NULL AND tree_size > :i ORDER BY tree_size DESC LIMIT 1",
+            {"i": index},
+        )
+        return found[0] if found else None
+
+    def cosigned_sizes(self) -> dict[str, int]:
+        """The largest checkpoint each witness has cosigned."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.text("SELECT witness, MAX(tree_size) FROM chain_cosignatures GROUP BY witness")
+            ).all()
+        return {str(r[0]): int(r[1]) for r in rows}
