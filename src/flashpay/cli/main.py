@@ -7,6 +7,7 @@ import typer
 from flashpay import __version__
 from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
+from flashpay.chain import cli as chain_cli
 from flashpay.cli import db
 from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
@@ -22,6 +23,8 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(ledger_cli.app, name="ledger")
 app.add_typer(qr_cli.app, name="qr")
+app.add_typer(chain_cli.app, name="chain")
+app.add_typer(chain_cli.witness_app, name="witness")
 app.command("demo")(sim_cli.demo)
 app.add_typer(apikey_cli.app, name="apikey")
 app.add_typer(network_cli.app, name="network")

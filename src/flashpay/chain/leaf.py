@@ -1,0 +1,132 @@
+"""The audit log's leaf: one committed ledger chain in a canonical, versioned binary encoding.
+
+Version 1, all integers unsigned big-endian (docs/reference/chain.md has the byte table)::
+
+    offset  size  field
+    0       1     version = 0x01
+    1       8     leaf_index        position of this leaf in the log (binds the order)
+    9       8     chain_id          the ledger's chain id (its first transfer's timestamp)
+    17      1     commitment flag   0x00 none, 0x01 present
+    18      32    commitment        salted SHA-256 commitment to the business record, or 32 zeros
+    50      2     transfer count    1..8190, in the ledger's commit order (timestamps ascending)
+    52      92×n  transfers, each:
+                  8 id, 8 debit_account_id, 8 credit_account_id, 8 amount, 8 pending_id,
+                  16 user_data_128, 8 user_data_64, 4 user_data_32, 4 timeout_seconds,
+                  4 ledger, 4 code, 4 flags, 8 timestamp
+
+Every field of the ledger's immutable transfer record is encoded, so any change to a posted
+transfer changes the leaf. No card number or personal data is ever in a leaf: the business record
+(payment, merchant, user) is bound only by the 32-byte commitment, whose salt stays with the
+network and the parties. The leaf hash is RFC 9162's ``SHA-256(0x00 || leaf)``.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from flashpay.ledger.types import CommittedChain, Transfer, TransferFlags
+
+LEAF_VERSION = 1
+COMMITMENT_BYTES = 32
+TRANSFERS_MAX = 8190
+_HEADER = struct.Struct(">BQQB32sH")
+_TRANSFER = struct.Struct(">QQQQQ16sQIIIIIQ")
+_NO_COMMITMENT = bytes(COMMITMENT_BYTES)
+
+
+class LeafError(ValueError):
+    """Bytes that are not a well-formed leaf of a known version, or a chain that cannot be one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    """A decoded leaf."""
+
+    leaf_index: int
+    chain_id: int
+    commitment: bytes | None
+    transfers: tuple[Transfer, ...]
+
+
+def encode(leaf_index: int, chain: CommittedChain) -> bytes:
+    """The version-1 leaf of ``chain`` at ``leaf_index``."""
+    if not 1 <= len(chain.transfers) <= TRANSFERS_MAX:
+        raise LeafError(f"chain {chain.chain_id} has {len(chain.transfers)} transfers")
+    commitment = chain.commitment
+    if commitment is not None and len(commitment) != COMMITMENT_BYTES:
+        raise LeafError(f"chain {chain.chain_id}: commitment of {len(commitment)} bytes")
+    parts = [
+        _HEADER.pack(
+            LEAF_VERSION,
+            leaf_index,
+            chain.chain_id,
+            0 if commitment is None else 1,
+            commitment or _NO_COMMITMENT,
+            len(chain.transfers),
+        )
+    ]
+    try:
+        parts.extend(
+            _TRANSFER.pack(
+                t.id,
+                t.debit_account_id,
+                t.credit_account_id,
+                t.amount,
+                t.pending_id,
+                t.user_data_128.to_bytes(16, "big"),
+                t.user_data_64,
+                t.user_data_32,
+                t.timeout_seconds,
+                t.ledger,
+                t.code,
+                int(t.flags),
+                t.timestamp,
+            )
+            for t in chain.transfers
+        )
+    except (struct.error, OverflowError) as exc:
+        raise LeafError(f"chain {chain.chain_id}: a field does not fit its width") from exc
+    return b"".join(parts)
+
+
+def decode(data: bytes) -> Leaf:
+    """Parse a leaf; raises ``LeafError`` naming the byte offset of what is wrong."""
+    if len(data) < _HEADER.size:
+        raise LeafError(f"leaf of {len(data)} bytes is shorter than its {_HEADER.size}-byte header")
+    version, index, chain_id, flag, commitment, count = _HEADER.unpack_from(data, 0)
+    if version != LEAF_VERSION:
+        raise LeafError(f"offset 0: unknown leaf version {version}")
+    if flag not in (0, 1) or (flag == 0 and commitment != _NO_COMMITMENT):
+        raise LeafError("offset 17: bad commitment flag")
+    if not 1 <= count <= TRANSFERS_MAX:
+        raise LeafError(f"offset 50: transfer count {count}")
+    expected = _HEADER.size + count * _TRANSFER.size
+    if len(data) != expected:
+        raise LeafError(f"leaf is {len(data)} bytes, its count says {expected}")
+    transfers = []
+    for i in range(count):
+        f = _TRANSFER.unpack_from(data, _HEADER.size + i * _TRANSFER.size)
+        transfers.append(
+            Transfer(
+                id=f[0],
+                debit_account_id=f[1],
+                credit_account_id=f[2],
+                amount=f[3],
+                pending_id=f[4],
+                user_data_128=int.from_bytes(f[5], "big"),
+                user_data_64=f[6],
+                user_data_32=f[7],
+                timeout_seconds=f[8],
+                ledger=f[9],
+                code=f[10],
+                flags=TransferFlags(f[11]),
+                timestamp=f[12],
+            )
+        )
+    return Leaf(
+        leaf_index=index,
+        chain_id=chain_id,
+        commitment=commitment if flag else None,
+        transfers=tuple(transfers),
+    )
