@@ -19,9 +19,12 @@ from importlib import resources
 import pytest
 from world import PASSWORD, PIN, open_world
 
-from flashpay.api.app import create_app
+from flashpay.api.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
+from flashpay.chain.service import ChainLog
+from flashpay.keys import KeyRing
+from flashpay.platform import Platform
 
 pytestmark = pytest.mark.anyio
 
@@ -60,17 +63,18 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/issuer/cards/{card_id}/freeze"):         (401, 403, 403, 404, 403, 200, 403),
     ("POST", "/v1/issuer/cards/{card_id}/unfreeze"):       (401, 403, 403, 404, 403, 200, 403),
     ("POST", "/v1/issuer/cards/{card_id}/close"):          (401, 403, 403, 404, 403, 200, 403),
+    # The audit log is public to the members' network (decision 0006); the log here is empty.
+    ("GET", "/v1/chain/checkpoint"):                       (404, 404, 404, 404, 404, 404, 404),
+    ("GET", "/v1/chain/proof/inclusion"):                  (400, 400, 400, 400, 400, 400, 400),
+    ("GET", "/v1/chain/proof/consistency"):                (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/chain/leaves"):                           (200, 200, 200, 200, 200, 200, 200),
+    ("GET", "/v1/chain/receipts/{chain_id}"):              (404, 404, 404, 404, 404, 404, 404),
 }
 # fmt: on
-
-
-class _Runtime:
-    def __init__(self, url: str) -> None:
-        from flashpay.clock import FakeClock
-        from flashpay.db import create_engine
-
-        self.engine = create_engine(url)
-        self.clock = FakeClock()
+QUERIES = {
+    "/v1/chain/proof/inclusion": "?index=0&size=1",
+    "/v1/chain/proof/consistency": "?first=0&second=0",
+}
 
 
 def _routes(app) -> set[tuple[str, str]]:
@@ -82,11 +86,13 @@ def _routes(app) -> set[tuple[str, str]]:
     }
 
 
-def test_every_route_has_an_entry_and_every_entry_a_route(tmp_path):
-    runtime = _Runtime(f"sqlite:///{tmp_path}/x.db")
-    app = create_app(runtime, request_hash_key=b"k" * 32)
+def test_every_route_has_an_entry_and_every_entry_a_route(sqlite_url):
+    platform = Platform.open(sqlite_url, keys=KeyRing.generate())
+    log = ChainLog.open(sqlite_url)
+    app = create_platform_app(platform, request_hash_key=b"k" * 32, chain_log=log)
     assert _routes(app) == set(MATRIX)
-    runtime.engine.dispose()
+    log.close()
+    platform.close()
 
 
 def _default_network_json() -> dict:
@@ -132,7 +138,8 @@ async def test_authorization_matrix(database_url, leak_guard):
                 binding_id=binding_id,
                 transfer_id=sent.json()["id"],
                 key_id=key.key_id,
-            )
+                chain_id=1,
+            ) + QUERIES.get(template, "")
             for caller, status in zip(CALLERS, expected, strict=True):
                 body = _body(world, method, template, owner, context)
                 response = await world.client.request(

@@ -13,6 +13,7 @@ from api_testkit import LeakGuard
 from flashpay.api.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
+from flashpay.chain.service import ChainLog
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import get_institution, load_network
@@ -169,7 +170,8 @@ async def open_world(database_url: str, guard: LeakGuard):
             platform=platform, kind=PrincipalKind.MERCHANT, principal_id=1
         ).key
     }
-    app = create_platform_app(platform, request_hash_key=b"k" * 32)
+    chain_log = ChainLog.open(database_url, clock=clock)
+    app = create_platform_app(platform, request_hash_key=b"k" * 32, chain_log=chain_log)
     guard.engines.append(platform.engine)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
@@ -180,4 +182,5 @@ async def open_world(database_url: str, guard: LeakGuard):
             yield World(platform, client, notifier, clock, guard, keys)
         finally:
             pass
+    chain_log.close()
     platform.close()

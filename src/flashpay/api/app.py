@@ -23,6 +23,8 @@ from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_toke
 from flashpay.auth import router as auth_router
 from flashpay.auth.service import Runtime
 from flashpay.cards import router as cards_router
+from flashpay.chain import api as chain_api
+from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
 from flashpay.payments import router as payments_router
 from flashpay.platform import Platform
@@ -87,24 +89,32 @@ async def _wallet_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
-def create_platform_app(platform: Platform, *, request_hash_key: bytes) -> FastAPI:
-    """The app over a full platform, with the wallet's session tokens as bearer tokens."""
+def create_platform_app(
+    platform: Platform, *, request_hash_key: bytes, chain_log: ChainLog | None = None
+) -> FastAPI:
+    """The app over a full platform: the wallet's session tokens as bearer tokens, and the audit
+    log's read API (``/v1/chain``) over ``chain_log`` (one over the platform's database if not
+    given; its owner closes it)."""
 
     def verify(token: str) -> int | None:
         return wallet.authenticate(platform=platform, token=token)
 
-    return create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
+    app = create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
+    chain_api.mount(app, chain_log or ChainLog.open(platform.database_url, clock=platform.clock))
+    return app
 
 
 def create_app_from_environment() -> FastAPI:
     """The app over ``$FLASHPAY_DATABASE_URL`` (uvicorn factory for ``flashpay serve``)."""
     platform = Platform.open(config.database_url())
+    chain_log = ChainLog.open(platform.database_url, clock=platform.clock)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
+        chain_log.close()
         platform.close()
 
-    app = create_platform_app(platform, request_hash_key=request_hash_key())
+    app = create_platform_app(platform, request_hash_key=request_hash_key(), chain_log=chain_log)
     app.router.lifespan_context = lifespan
     return app
