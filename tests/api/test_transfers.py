@@ -8,6 +8,9 @@ import pytest
 from world import PASSWORD, PIN, open_world
 
 from flashpay.cards.numbers import generate_card_number
+from flashpay.chain import note
+from flashpay.chain.publisher import Publisher
+from flashpay.chain.receipt import TrustPolicy, verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
 from flashpay.institutions.service import check_books
 from flashpay.ledger.check import check
@@ -236,3 +239,23 @@ async def test_lists_receipts_and_privacy(world):
         "/v1/sessions", json={"phone": alice.phone, "password": PASSWORD}
     )
     assert login.status_code == 201
+
+
+async def test_the_receipt_carries_an_audit_proof_once_a_checkpoint_is_final(world):
+    alice, card = await world.member_with_card("Alice")
+    bob, _ = await world.member_with_card("Bob", bank="ICBC", prefix="622202")
+    sent = (await world.transfer(alice, from_card_id=card, amount="8.88",
+                                 to_phone=bob.phone)).json()  # fmt: skip
+    path = f"/v1/transfers/{sent['id']}/receipt"
+    assert (await world.client.get(path, headers=alice.headers)).json()["audit"] is None
+    signer, verifier = note.generate_key(world.chain_log.origin)
+    world.chain_log.sync_from_ledger(world.platform.ledger)
+    publisher = Publisher(world.chain_log, signer=note.parse_signer(signer), witnesses=[],
+                          quorum=0)  # fmt: skip
+    publisher.publish()
+    publisher.close()
+    audit = (await world.client.get(path, headers=alice.headers)).json()["audit"]
+    verified = verify_receipt(audit, TrustPolicy(note.parse_verifier(verifier), (), 0))
+    legs = verified.leaf.transfers
+    assert [leg.amount for leg in legs] == [888, 888, 888]
+    assert legs[0].id == derive_id("flashpay.p2p", f"{sent['id']}:0")

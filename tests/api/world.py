@@ -43,6 +43,7 @@ class World:
     clock: FakeClock
     guard: LeakGuard
     keys: dict[str, dict[str, str]]
+    chain_log: ChainLog
     _people: int = 0
 
     # -- issuers --------------------------------------------------------------------------------
@@ -179,7 +180,7 @@ async def open_world(database_url: str, guard: LeakGuard):
         event_hooks={"response": [guard.record]},
     ) as client:  # fmt: skip
         try:
-            yield World(platform, client, notifier, clock, guard, keys)
+            yield World(platform, client, notifier, clock, guard, keys, chain_log)
         finally:
             pass
     chain_log.close()

@@ -9,6 +9,7 @@ read as a float. Card numbers appear only masked; a request field that carries o
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -216,6 +217,11 @@ class ReceiptOut(BaseModel):
     from_card: str
     recipient: str
     completed_at: datetime
+    audit: dict[str, Any] | None = Field(
+        default=None,
+        description="flashpay-receipt/v1 from the audit log; null until a final checkpoint "
+        "covers the transfer's postings.",
+    )
 
 
 # -- issuers and the network -------------------------------------------------------------------

@@ -158,7 +158,9 @@ def _validate(request: P2PRequest) -> CardNumber | None:
 def _chain(
     platform: Platform, transfer_id: int, amount: int, sender: Card, receiver: Card
 ) -> list[Transfer]:
-    ids = [derive_id("flashpay.p2p", f"{transfer_id}:{leg}") for leg in range(3)]
+    ids = [first_posting_id(transfer_id)] + [
+        derive_id("flashpay.p2p", f"{transfer_id}:{leg}") for leg in (1, 2)
+    ]
     code = TransferCode.P2P
     if sender.issuer_id == receiver.issuer_id:
         return [
@@ -185,6 +187,17 @@ def _chain(
                  user_data_64=transfer_id)
         for n, (debit, credit) in enumerate(legs)
     ]  # fmt: skip
+
+
+def first_posting_id(transfer_id: int) -> int:
+    return derive_id("flashpay.p2p", f"{transfer_id}:0")
+
+
+def ledger_chain_id(*, platform: Platform, transfer_id: int) -> int | None:
+    """The ledger chain of a posted transfer (the audit log's key: the timestamp the ledger gave
+    its first posting), ``None`` if nothing was posted."""
+    found = platform.ledger.lookup_transfers([first_posting_id(transfer_id)])
+    return found[0].timestamp if found else None
 
 
 def _commitment(salt: bytes, transfer_id: int, amount: int, voucher: str) -> bytes:
@@ -462,7 +475,7 @@ def recover_transfers(*, platform: Platform, older_than_seconds: int = 60) -> in
         ).all()
     for row in rows:
         transfer_id = int(row.id)
-        posted = platform.ledger.lookup_transfers([derive_id("flashpay.p2p", f"{transfer_id}:0")])
+        posted = platform.ledger.lookup_transfers([first_posting_id(transfer_id)])
         now = platform.clock.now_ns()
         with platform.engine.begin() as connection:
             if posted:

@@ -9,6 +9,8 @@ from flashpay.api.deps import CurrentUser, ServicesDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
+from flashpay.chain.api import ChainLogDep
+from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
 from flashpay.money import Money, MoneyError
 from flashpay.payments import p2p
@@ -70,14 +72,20 @@ def get(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> TransferO
 
 
 @router.get("/{transfer_id}/receipt", response_model=ReceiptOut)
-def receipt(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> ReceiptOut:
-    """The receipt of a completed transfer, with its voucher number; 409 if not completed."""
+def receipt(
+    transfer_id: int, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
+) -> ReceiptOut:
+    """The receipt of a completed transfer, with its voucher number and — once the audit log has
+    a final checkpoint covering it — its leaf, index and inclusion proof to that co-signed
+    checkpoint (``audit``; verify it offline with ``flashpay chain verify-receipt``). 409 if the
+    transfer did not complete."""
     t = _own(platform, user.id, transfer_id)
     if t.status is not p2p.TransferStatus.COMPLETED or t.voucher is None:
         raise ApiError(
             status_code=409, code="no_receipt", message=f"the transfer is {t.status.value}"
         )
     assert t.completed_at_ns is not None
+    chain = p2p.ledger_chain_id(platform=platform, transfer_id=t.id)
     return ReceiptOut(
         voucher=t.voucher,
         transfer_id=str(t.id),
@@ -87,4 +95,5 @@ def receipt(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> Recei
         from_card=t.from_card_display,
         recipient=t.recipient_display,
         completed_at=to_datetime(t.completed_at_ns),
+        audit=None if chain is None else build_receipt(log, chain),
     )
