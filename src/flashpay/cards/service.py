@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from flashpay.cards.models import card_tokens, cards
 from flashpay.cards.numbers import CardNumber, generate_card_number
+from flashpay.db import autocommit
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -253,7 +254,7 @@ def issue_card(
 
 def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
     """The issued card with this number, found by its fingerprint (nothing is decrypted)."""
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(
             sa.select(cards).where(cards.c.pan_fingerprint == _fingerprint(platform, card))
         ).first()
@@ -261,7 +262,7 @@ def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
 
 
 def get_card(*, platform: Platform, card_id: int) -> Card | None:
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(sa.select(cards).where(cards.c.id == card_id)).first()
     return None if row is None else card_from_row(row)
 

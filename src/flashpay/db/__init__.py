@@ -9,6 +9,8 @@ owns one migration branch (``branch_labels=("<domain>",)``) under ``db/migration
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -117,3 +119,15 @@ def current_heads(url: str) -> set[str]:
             return set(MigrationContext.configure(connection).get_current_heads())
     finally:
         engine.dispose()
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[sa.Connection]:
+    """A connection whose every statement commits on its own: one round trip per statement.
+
+    For single reads and single-statement writes on hot paths. A plain ``engine.connect()`` on
+    PostgreSQL costs BEGIN + statement + ROLLBACK (three round trips) and ``engine.begin()``
+    BEGIN + statement + COMMIT; a statement that is atomic on its own needs neither."""
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection

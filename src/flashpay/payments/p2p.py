@@ -32,6 +32,7 @@ from flashpay.cards.models import cards
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import Card, CardStatus, card_from_row, find_card, get_card, is_expired
 from flashpay.clock import NS_PER_SECOND
+from flashpay.db import autocommit
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -241,7 +242,7 @@ class _Payer:
 
 def _payer(platform: Platform, user_id: int, wallet_card_id: int) -> _Payer | None:
     """The paying card, its issuer's record and the user's PIN state, in one query."""
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(
             sa.select(
                 cards,
@@ -270,7 +271,7 @@ def _recipient(platform: Platform, request: P2PRequest, number: CardNumber | Non
     if request.to_phone is None:
         assert number is not None
         return find_card(platform=platform, card=number)
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(
             sa.select(cards)
             .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
@@ -407,7 +408,7 @@ def _post(
     )
     now = platform.clock.now_ns()
     if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        with platform.engine.begin() as connection:
+        with autocommit(platform.engine) as connection:  # one statement: atomic on its own
             _finish(connection, now, transfer_id, TransferStatus.COMPLETED, voucher=voucher)
         return TransferStatus.COMPLETED, None, voucher, now
     first = next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
