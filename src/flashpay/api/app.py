@@ -26,6 +26,8 @@ from flashpay.cards import router as cards_router
 from flashpay.chain import api as chain_api
 from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
+from flashpay.merchants import router as merchants_router
+from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
 from flashpay.platform import Platform
 from flashpay.wallet import router as wallet_router
@@ -80,6 +82,8 @@ def create_app(
     app.include_router(cards_router.router)
     app.include_router(wallet_router.router)
     app.include_router(payments_router.router)
+    app.include_router(merchants_router.router)
+    app.include_router(qr_payments_router.router)
     return app
 
 

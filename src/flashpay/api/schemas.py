@@ -275,3 +275,113 @@ class NetworkLoadOut(BaseModel):
     institutions_updated: int
     bin_ranges: int
     accounts_created: int
+
+
+# -- merchants and QR payments -------------------------------------------------------------------
+class OnboardIn(Strict):
+    legal_name: str = Field(max_length=100)
+    display_name: str = Field(max_length=25)
+    city: str = Field(max_length=15)
+    mcc: str = Field(max_length=4)
+    scene: str = Field(max_length=20)
+
+
+class MerchantOut(BaseModel):
+    id: int
+    code: str
+    acquirer_id: int
+    legal_name: str
+    display_name: str
+    city: str
+    mcc: str
+    scene: str
+    status: str
+
+
+class OnboardedOut(MerchantOut):
+    api_key: str = Field(description="The merchant's API key, shown once.")
+
+
+class TerminalOut(BaseModel):
+    id: int
+    code: str
+
+
+class OrderIn(Strict):
+    amount: str = Field(max_length=24)
+    bill_number: str = Field(max_length=25)
+    terminal: str = Field(default="T0001", max_length=8)
+    expires_in_seconds: int = Field(default=900, ge=1, le=900)
+
+
+class OrderOut(BaseModel):
+    id: int
+    bill_number: str
+    amount: str
+    currency: str
+    status: str
+    payload: str
+    expires_at: datetime
+
+
+class ScanIn(Strict):
+    payload: str = Field(max_length=512)
+    card_id: int
+    amount: str | None = Field(default=None, max_length=24)
+    pin: str | None = Field(default=None, max_length=6)
+
+
+class CollectIn(Strict):
+    code: str = Field(max_length=512, description="The CPM payload or the 19-digit code.")
+    amount: str = Field(max_length=24)
+    terminal: str = Field(default="T0001", max_length=8)
+    capture: bool = True
+    hold_seconds: int = Field(default=7200, ge=60, le=7 * 24 * 3600)
+
+
+class AmountIn(Strict):
+    amount: str = Field(max_length=24)
+
+
+class PaymentCodeOut(BaseModel):
+    qr_payload: str
+    numeric: str
+    expires_at: datetime
+
+
+class PaymentEventOut(BaseModel):
+    status: str
+    amount: str
+    at: datetime
+    detail: str | None
+
+
+class PaymentOut(BaseModel):
+    id: str
+    kind: str
+    status: str
+    decline_reason: str | None
+    amount: str
+    amount_minor: int
+    captured: str
+    refunded: str
+    currency: str
+    card: str | None
+    card_id: int | None
+    merchant_id: int | None
+    merchant: str | None
+    terminal: str | None
+    bill_number: str | None
+    voucher: str | None
+    pin_verified: bool
+    two_phase: bool
+    hold_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    history: list[PaymentEventOut] | None = None
+
+
+class LimitsIn(Strict):
+    free_per_payment: str = Field(max_length=24)
+    qr_daily_limit: str = Field(max_length=24)
+    password: str = Field(max_length=128)

@@ -23,6 +23,10 @@ wallet_users = sa.Table(
     sa.Column("pin_locked_until_ns", sa.BigInteger, nullable=True),
     sa.Column("real_name_verified", sa.Boolean, nullable=False),
     sa.Column("cards_version", sa.Integer, nullable=False),  # bumped to serialise bindings
+    # PBOC barcode-payment limits the user chose (fen): the password-free threshold per payment
+    # and the daily total of QR payments.
+    sa.Column("free_per_payment", sa.BigInteger, nullable=False),
+    sa.Column("qr_daily_limit", sa.BigInteger, nullable=False),
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
 )
 

@@ -49,6 +49,15 @@ from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
 
 CARDS_MAX = 15
+YUAN = 100
+# People's Bank of China barcode payment rules (2018), in fen: password-free payments up to a
+# threshold the user sets (at most ¥1,000 a day in all), with the PIN up to ¥5,000 a day unless
+# the user agreed another limit, static codes at most ¥500 a day.
+FREE_PER_PAYMENT_DEFAULT = 1_000 * YUAN
+FREE_DAILY_MAX = 1_000 * YUAN
+QR_DAILY_DEFAULT = 5_000 * YUAN
+QR_DAILY_MAX = 50_000 * YUAN
+STATIC_DAILY_MAX = 500 * YUAN
 PIN_TRIES_MAX = 5
 PIN_LOCK_SECONDS = 30 * 60
 SESSION_SECONDS = 24 * 3600
@@ -150,6 +159,8 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "pin_locked_until_ns": None,
         "real_name_verified": False,
         "cards_version": 0,
+        "free_per_payment": FREE_PER_PAYMENT_DEFAULT,
+        "qr_daily_limit": QR_DAILY_DEFAULT,
         "created_at_ns": _now(platform),
     }
     try:
@@ -238,7 +249,7 @@ def _peppered(platform: Platform, user_id: int, pin: str) -> str:
     return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
 
 
-def _check_password(platform: Platform, user_id: int, password: str) -> None:
+def check_password(*, platform: Platform, user_id: int, password: str) -> None:
     with platform.engine.connect() as connection:
         stored = connection.execute(
             sa.select(wallet_users.c.password_hash).where(wallet_users.c.id == user_id)
@@ -255,7 +266,7 @@ def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> Non
         raise WalletError("invalid_pin", "a payment PIN is six digits")
     if len(set(pin)) == 1 or pin in ("123456", "654321"):
         raise WalletError("weak_pin", "choose a PIN that is not all one digit or a sequence")
-    _check_password(platform, user_id, password)
+    check_password(platform=platform, user_id=user_id, password=password)
     with platform.engine.begin() as connection:
         connection.execute(
             wallet_users.update()

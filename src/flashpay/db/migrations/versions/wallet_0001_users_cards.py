@@ -26,6 +26,8 @@ def upgrade() -> None:
         sa.Column("pin_locked_until_ns", sa.BigInteger(), nullable=True),
         sa.Column("real_name_verified", sa.Boolean(), nullable=False),
         sa.Column("cards_version", sa.Integer(), nullable=False),
+        sa.Column("free_per_payment", sa.BigInteger(), nullable=False),
+        sa.Column("qr_daily_limit", sa.BigInteger(), nullable=False),
         sa.Column("created_at_ns", sa.BigInteger(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_wallet_users"),
         sa.UniqueConstraint("phone", name="uq_wallet_users_phone"),

@@ -1,0 +1,358 @@
+"""Merchants: onboarding by an acquirer, terminals, static codes, dynamic QR orders, fees.
+
+A merchant belongs to one acquirer and one of the ten scenes, has an MCC (ISO 18245), a display
+name of at most 25 characters and a city of at most 15 (the EMVCo limits of IDs 59 and 60), and a
+``merchant_payable`` account in its acquirer's books. Its code in the QR is a 15-character
+merchant ID in UnionPay's layout: the acquirer IIN's first 3 digits, the MCC, 8 digits of id.
+
+A dynamic order (amount, bill number, expiry ≤ 15 minutes) is created by the merchant's POS and is
+payable once: the payment marks it ``paid`` with a conditional UPDATE, so two concurrent payers
+cannot both pay it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import sqlalchemy as sa
+
+from flashpay.clock import NS_PER_SECOND
+from flashpay.db import autocommit
+from flashpay.institutions.chart import LEDGER_CNY, AccountCode
+from flashpay.institutions.definition import InstitutionKind
+from flashpay.institutions.service import Institution, get_institution, network_institution
+from flashpay.ledger import Account, CreateAccountResult
+from flashpay.ledger.ids import derive_id, new_id
+from flashpay.merchants.models import merchants, qr_orders, terminals
+from flashpay.money import Money
+from flashpay.platform import Platform
+from flashpay.qr.merchant_codes import MerchantCodeFields, dynamic_code, static_code
+from flashpay.sim.books import FeeSplit
+
+ORDER_SECONDS_MAX = 15 * 60
+DISPLAY_NAME_MAX = 25
+CITY_MAX = 15
+
+
+class Scene(StrEnum):
+    SUPERMARKET = "supermarket"
+    CONVENIENCE_STORE = "convenience_store"
+    CAMPUS = "campus"
+    CANTEEN = "canteen"
+    BUS = "bus"
+    SUBWAY = "subway"
+    FOOD_MARKET = "food_market"
+    PARKING = "parking"
+    HOSPITAL = "hospital"
+    VENDING = "vending"
+
+
+# The merchant discount rate and its split per scene, in millionths (FeeSplit): lower for
+# public transport, campuses and hospitals, as UnionPay's preferential rates are.
+SCENE_FEES: dict[Scene, FeeSplit] = {
+    Scene.SUPERMARKET: FeeSplit(6_000, 4_500, 650),
+    Scene.CONVENIENCE_STORE: FeeSplit(6_000, 4_500, 650),
+    Scene.FOOD_MARKET: FeeSplit(3_800, 2_800, 450),
+    Scene.CANTEEN: FeeSplit(3_800, 2_800, 450),
+    Scene.CAMPUS: FeeSplit(2_000, 1_400, 300),
+    Scene.BUS: FeeSplit(2_000, 1_400, 300),
+    Scene.SUBWAY: FeeSplit(2_000, 1_400, 300),
+    Scene.PARKING: FeeSplit(6_000, 4_500, 650),
+    Scene.HOSPITAL: FeeSplit(2_000, 1_400, 300),
+    Scene.VENDING: FeeSplit(6_000, 4_500, 650),
+}
+
+
+class MerchantError(ValueError):
+    def __init__(self, code: str, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    id: int
+    acquirer_id: int
+    code: str
+    legal_name: str
+    display_name: str
+    city: str
+    mcc: str
+    scene: Scene
+    ledger_account_id: int
+    status: str
+
+    @property
+    def fees(self) -> FeeSplit:
+        return SCENE_FEES[self.scene]
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    id: int
+    merchant_id: int
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    id: int
+    merchant_id: int
+    terminal_id: int | None
+    bill_number: str
+    amount: int
+    currency: str
+    status: str
+    payment_id: int | None
+    created_at_ns: int
+    expires_at_ns: int
+
+
+def _merchant(row: sa.Row[tuple[object, ...]]) -> Merchant:
+    m = row._mapping
+    return Merchant(
+        id=int(m["id"]),
+        acquirer_id=int(m["acquirer_id"]),
+        code=str(m["code"]),
+        legal_name=str(m["legal_name"]),
+        display_name=str(m["display_name"]),
+        city=str(m["city"]),
+        mcc=str(m["mcc"]),
+        scene=Scene(m["scene"]),
+        ledger_account_id=int(m["ledger_account_id"]),
+        status=str(m["status"]),
+    )
+
+
+def _order(row: sa.Row[tuple[object, ...]]) -> Order:
+    m = row._mapping
+    return Order(
+        id=int(m["id"]),
+        merchant_id=int(m["merchant_id"]),
+        terminal_id=None if m["terminal_id"] is None else int(m["terminal_id"]),
+        bill_number=str(m["bill_number"]),
+        amount=int(m["amount"]),
+        currency=str(m["currency"]),
+        status=str(m["status"]),
+        payment_id=None if m["payment_id"] is None else int(m["payment_id"]),
+        created_at_ns=int(m["created_at_ns"]),
+        expires_at_ns=int(m["expires_at_ns"]),
+    )
+
+
+def onboard_merchant(
+    *,
+    platform: Platform,
+    acquirer: Institution,
+    legal_name: str,
+    display_name: str,
+    city: str,
+    mcc: str,
+    scene: Scene,
+) -> Merchant:
+    """Sign a merchant: its record, a first terminal ``T0001`` and its ledger account."""
+    if acquirer.kind is not InstitutionKind.ACQUIRER:
+        raise MerchantError("forbidden", "only an acquirer signs merchants", status=403)
+    if not 1 <= len(display_name) <= DISPLAY_NAME_MAX:
+        raise MerchantError("invalid_display_name", "a display name is 1–25 characters")
+    if not 1 <= len(city) <= CITY_MAX:
+        raise MerchantError("invalid_city", "a city is 1–15 characters")
+    if not (len(mcc) == 4 and mcc.isdigit()):
+        raise MerchantError("invalid_mcc", "an MCC is 4 digits (ISO 18245)")
+    if not 1 <= len(legal_name) <= 100:
+        raise MerchantError("invalid_legal_name", "a legal name is 1–100 characters")
+    now = platform.clock.now_ns()
+    placeholder = new_id()  # the code and account derive from the row id, known after insert
+    with platform.engine.begin() as connection:
+        merchant_id = connection.execute(
+            merchants.insert()
+            .values(
+                acquirer_id=acquirer.id,
+                code=f"P{placeholder % 10**14:014d}",
+                legal_name=legal_name,
+                display_name=display_name,
+                city=city,
+                mcc=mcc,
+                scene=scene.value,
+                ledger_account_id=-placeholder,
+                status="active",
+                created_at_ns=now,
+            )
+            .returning(merchants.c.id)
+        ).scalar_one()
+        code = f"{acquirer.iin[:3]}{mcc}{int(merchant_id):08d}"
+        account_id = derive_id("flashpay.merchant-account", code)
+        connection.execute(
+            merchants.update()
+            .where(merchants.c.id == merchant_id)
+            .values(code=code, ledger_account_id=account_id)
+        )
+        connection.execute(
+            terminals.insert().values(merchant_id=merchant_id, code="T0001", created_at_ns=now)
+        )
+    [opened] = platform.ledger.create_accounts(
+        [Account(account_id, LEDGER_CNY, AccountCode.MERCHANT_PAYABLE, user_data_64=acquirer.id)]
+    )
+    if opened not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
+        raise RuntimeError(f"the ledger refused the merchant's account: {opened}")
+    found = get_merchant(platform=platform, merchant_id=int(merchant_id))
+    assert found is not None
+    return found
+
+
+def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(sa.select(merchants).where(merchants.c.id == merchant_id)).first()
+    return None if row is None else _merchant(row)
+
+
+def merchant_by_code(*, platform: Platform, code: str) -> Merchant | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(sa.select(merchants).where(merchants.c.code == code)).first()
+    return None if row is None else _merchant(row)
+
+
+def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> list[Merchant]:
+    query = sa.select(merchants).order_by(merchants.c.id)
+    if acquirer_id is not None:
+        query = query.where(merchants.c.acquirer_id == acquirer_id)
+    with autocommit(platform.engine) as connection:
+        return [_merchant(r) for r in connection.execute(query)]
+
+
+def add_terminal(*, platform: Platform, merchant_id: int) -> Terminal:
+    with platform.engine.begin() as connection:
+        count = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(terminals)
+            .where(terminals.c.merchant_id == merchant_id)
+        ).scalar_one()
+        code = f"T{int(count) + 1:04d}"
+        terminal_id = connection.execute(
+            terminals.insert()
+            .values(merchant_id=merchant_id, code=code, created_at_ns=platform.clock.now_ns())
+            .returning(terminals.c.id)
+        ).scalar_one()
+    return Terminal(int(terminal_id), merchant_id, code)
+
+
+def list_terminals(*, platform: Platform, merchant_id: int) -> list[Terminal]:
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(terminals)
+            .where(terminals.c.merchant_id == merchant_id)
+            .order_by(terminals.c.id)
+        ).all()
+    return [Terminal(int(r.id), int(r.merchant_id), str(r.code)) for r in rows]
+
+
+def terminal_by_code(*, platform: Platform, merchant_id: int, code: str) -> Terminal | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(
+            sa.select(terminals).where(
+                terminals.c.merchant_id == merchant_id, terminals.c.code == code
+            )
+        ).first()
+    return None if row is None else Terminal(int(row.id), int(row.merchant_id), str(row.code))
+
+
+def _fields(platform: Platform, merchant: Merchant, terminal: Terminal) -> MerchantCodeFields:
+    acquirer = get_institution(platform=platform, institution_id=merchant.acquirer_id)
+    assert acquirer is not None
+    return MerchantCodeFields(
+        merchant_id=merchant.code,
+        terminal_id=terminal.code,
+        name=merchant.display_name,
+        city=merchant.city,
+        mcc=merchant.mcc,
+        acquirer_iin=acquirer.iin,
+        forwarding_iin=network_institution(platform=platform).iin,
+    )
+
+
+def static_payload(*, platform: Platform, merchant: Merchant, terminal: Terminal) -> str:
+    """The static code of a merchant's terminal (the payer types the amount)."""
+    return static_code(_fields(platform, merchant, terminal))
+
+
+def create_order(
+    *,
+    platform: Platform,
+    merchant: Merchant,
+    terminal: Terminal,
+    amount: int,
+    bill_number: str,
+    expires_in_seconds: int = ORDER_SECONDS_MAX,
+) -> tuple[Order, str]:
+    """A dynamic order and its QR payload; the same bill number twice is a 409."""
+    if amount <= 0:
+        raise MerchantError("invalid_amount", "an order's amount is positive")
+    if not 1 <= expires_in_seconds <= ORDER_SECONDS_MAX:
+        raise MerchantError("invalid_expiry", "an order expires within 1 s to 15 minutes")
+    if not (1 <= len(bill_number) <= 25 and bill_number.isprintable()):
+        raise MerchantError("invalid_bill_number", "a bill number is 1–25 characters")
+    now = platform.clock.now_ns()
+    try:
+        with platform.engine.begin() as connection:
+            order_id = connection.execute(
+                qr_orders.insert()
+                .values(
+                    merchant_id=merchant.id,
+                    terminal_id=terminal.id,
+                    bill_number=bill_number,
+                    amount=amount,
+                    currency="CNY",
+                    status="open",
+                    payment_id=None,
+                    created_at_ns=now,
+                    expires_at_ns=now + expires_in_seconds * NS_PER_SECOND,
+                )
+                .returning(qr_orders.c.id)
+            ).scalar_one()
+    except sa.exc.IntegrityError as exc:
+        raise MerchantError("duplicate_bill_number", "this bill number exists", 409) from exc
+    order = get_order(platform=platform, merchant_id=merchant.id, order_id=int(order_id))
+    assert order is not None
+    payload = dynamic_code(
+        _fields(platform, merchant, terminal),
+        amount=Money.of(amount, "CNY"),
+        bill_number=bill_number,
+        reference=f"O{order.id}",
+    )
+    return order, payload
+
+
+def get_order(*, platform: Platform, merchant_id: int, order_id: int) -> Order | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(
+            sa.select(qr_orders).where(
+                qr_orders.c.id == order_id, qr_orders.c.merchant_id == merchant_id
+            )
+        ).first()
+    return None if row is None else _order(row)
+
+
+def order_by_bill(*, platform: Platform, merchant_id: int, bill_number: str) -> Order | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(
+            sa.select(qr_orders).where(
+                qr_orders.c.merchant_id == merchant_id, qr_orders.c.bill_number == bill_number
+            )
+        ).first()
+    return None if row is None else _order(row)
+
+
+def order_payload(*, platform: Platform, merchant: Merchant, order: Order) -> str:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(
+            sa.select(terminals).where(terminals.c.id == order.terminal_id)
+        ).one()
+    terminal = Terminal(int(row.id), int(row.merchant_id), str(row.code))
+    return dynamic_code(
+        _fields(platform, merchant, terminal),
+        amount=Money.of(order.amount, order.currency),
+        bill_number=order.bill_number,
+        reference=f"O{order.id}",
+    )

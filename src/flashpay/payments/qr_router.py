@@ -1,0 +1,277 @@
+"""QR payments over HTTP: the wallet's side (``/v1/payments``, payment codes, limits) and the
+merchant's side (``/v1/merchant/payments``: collect with a payment code, capture, void, refund).
+
+A declined payment is a 201 with ``status: declined`` and its reason (decision 0005). A user sees
+only their own payments and a merchant only its own; anyone else gets a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+from fastapi import APIRouter, Response
+
+from flashpay.api.deps import CurrentMerchant, CurrentUser, ServicesDep
+from flashpay.api.errors import ApiError, not_found
+from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from flashpay.api.schemas import (
+    AmountIn,
+    CollectIn,
+    LimitsIn,
+    PaymentCodeOut,
+    PaymentEventOut,
+    PaymentOut,
+    ReceiptOut,
+    ScanIn,
+    money_text,
+)
+from flashpay.chain.api import ChainLogDep
+from flashpay.chain.receipt import build_receipt
+from flashpay.clock import NS_PER_SECOND, to_datetime
+from flashpay.money import Money, MoneyError
+from flashpay.payments import qr
+from flashpay.wallet import service as wallet
+
+router = APIRouter(tags=["payments"])
+T = TypeVar("T")
+
+
+def _fen(text: str) -> int:
+    try:
+        return Money.parse(text, "CNY").amount_minor
+    except MoneyError as exc:
+        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+
+
+def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) -> PaymentOut:
+    events = (
+        [
+            PaymentEventOut(status=e.status.value, amount=money_text(e.amount),
+                            at=to_datetime(e.at_ns), detail=e.detail)
+            for e in qr.history(platform=platform, payment_id=p.id)
+        ]
+        if with_history
+        else None
+    )  # fmt: skip
+    return PaymentOut(
+        id=str(p.id),
+        kind=p.kind.value,
+        status=p.status.value,
+        decline_reason=None if p.decline_reason is None else p.decline_reason.value,
+        amount=money_text(p.amount),
+        amount_minor=p.amount,
+        captured=money_text(p.captured),
+        refunded=money_text(p.refunded),
+        currency=p.currency,
+        card=p.card_display,
+        card_id=p.wallet_card_id,
+        merchant_id=p.merchant_id,
+        merchant=p.merchant_name,
+        terminal=p.terminal,
+        bill_number=p.bill_number,
+        voucher=p.voucher,
+        pin_verified=p.pin_verified,
+        two_phase=p.two_phase,
+        hold_expires_at=None if p.hold_expires_at_ns is None else to_datetime(p.hold_expires_at_ns),
+        created_at=to_datetime(p.created_at_ns),
+        updated_at=to_datetime(p.updated_at_ns),
+        history=events,
+    )
+
+
+def _call(work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except qr.PaymentError as exc:
+        raise ApiError(status_code=exc.status, code=exc.code, message=str(exc)) from exc
+
+
+# -- the wallet's side --------------------------------------------------------------------------
+@router.post("/v1/payments/qr", status_code=201, response_model=PaymentOut)
+def pay_scanned(body: ScanIn, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
+    """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
+    is needed above your password-free threshold. Send an ``Idempotency-Key``."""
+    amount = _fen(body.amount) if body.amount is not None else None
+    payment = _call(
+        lambda: qr.pay_scanned_code(platform=platform, user_id=user.id, payload=body.payload,
+                                    wallet_card_id=body.card_id, amount=amount, pin=body.pin)
+    )  # fmt: skip
+    return _out(platform, payment)
+
+
+@router.post("/v1/cards/{card_id}/payment-code", status_code=201, response_model=PaymentCodeOut)
+def payment_code(
+    card_id: int, user: CurrentUser, platform: ServicesDep, response: Response
+) -> PaymentCodeOut:
+    """A one-time payment code for the merchant to scan (valid 60 s). Not stored for replay."""
+    issued = _call(
+        lambda: qr.issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return PaymentCodeOut(
+        qr_payload=issued.qr_payload,
+        numeric=issued.numeric,
+        expires_at=to_datetime(issued.code.expires_at * NS_PER_SECOND),
+    )
+
+
+@router.put("/v1/me/limits", status_code=204)
+def set_limits(body: LimitsIn, user: CurrentUser, platform: ServicesDep) -> Response:
+    """Your password-free threshold per payment (≤ ¥1,000) and daily QR limit (≤ ¥50,000)."""
+    wallet.check_password(platform=platform, user_id=user.id, password=body.password)
+    qr.set_payment_limits(
+        platform=platform,
+        user_id=user.id,
+        free_per_payment=_fen(body.free_per_payment),
+        qr_daily_limit=_fen(body.qr_daily_limit),
+    )
+    return Response(status_code=204)
+
+
+def _page(items: list[qr.Payment], limit: int, platform: ServicesDep) -> Page[PaymentOut]:
+    page = items[:limit]
+    return Page[PaymentOut](
+        items=[_out(platform, p) for p in page],
+        next_cursor=encode_cursor({"before": page[-1].id}) if len(items) > limit else None,
+    )
+
+
+def _before(cursor: str | None) -> int | None:
+    position = decode_cursor(cursor)
+    before = position.get("before") if position else None
+    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
+        raise ApiError(status_code=422, code="invalid_cursor", message="the cursor is not valid")
+    return before
+
+
+@router.get("/v1/payments", response_model=Page[PaymentOut])
+def my_payments(
+    user: CurrentUser, platform: ServicesDep, limit: LimitQuery = 20, cursor: CursorQuery = None
+) -> Page[PaymentOut]:
+    rows = qr.list_payments(
+        platform=platform, user_id=user.id, before_id=_before(cursor), limit=limit + 1
+    )
+    return _page(rows, limit, platform)
+
+
+@router.get("/v1/payments/{payment_id}", response_model=PaymentOut)
+def my_payment(payment_id: int, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
+    found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
+    if found is None:
+        raise not_found("payment")
+    return _out(platform, found, with_history=True)
+
+
+def _receipt(platform: ServicesDep, log: ChainLogDep, p: qr.Payment) -> ReceiptOut:
+    if p.voucher is None or p.status in (qr.PaymentStatus.DECLINED, qr.PaymentStatus.VOIDED):
+        raise ApiError(status_code=409, code="no_receipt", message=f"the payment is {p.status}")
+    chain = qr.chain_id(platform, p)
+    audit = build_receipt(log, chain) if chain is not None else None
+    return ReceiptOut(
+        voucher=p.voucher,
+        transfer_id=str(p.id),
+        status=p.status.value,
+        amount=money_text(p.captured or p.amount),
+        currency=p.currency,
+        from_card=p.card_display or "",
+        recipient=p.merchant_name or "",
+        completed_at=to_datetime(p.updated_at_ns),
+        audit=audit,
+    )
+
+
+@router.get("/v1/payments/{payment_id}/receipt", response_model=ReceiptOut)
+def my_receipt(
+    payment_id: int, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
+) -> ReceiptOut:
+    """The receipt (voucher number; the audit log's proof once a final checkpoint covers it)."""
+    found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
+    if found is None:
+        raise not_found("payment")
+    return _receipt(platform, log, found)
+
+
+# -- the merchant's side ------------------------------------------------------------------------
+@router.post("/v1/merchant/payments", status_code=201, response_model=PaymentOut)
+def collect(body: CollectIn, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
+    """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
+    amount = _fen(body.amount)
+    payment = _call(
+        lambda: qr.collect_with_code(platform=platform, merchant_id=merchant.id, code=body.code,
+                                     amount=amount, terminal_code=body.terminal,
+                                     capture=body.capture, hold_seconds=body.hold_seconds)
+    )  # fmt: skip
+    return _out(platform, payment)
+
+
+@router.get("/v1/merchant/payments", response_model=Page[PaymentOut])
+def merchant_payments(
+    merchant: CurrentMerchant,
+    platform: ServicesDep,
+    day: str | None = None,
+    terminal: str | None = None,
+    limit: LimitQuery = 20,
+    cursor: CursorQuery = None,
+) -> Page[PaymentOut]:
+    """The merchant's payments, newest first; ``day`` (YYYY-MM-DD, Beijing) and ``terminal``."""
+    rows = qr.list_payments(
+        platform=platform,
+        merchant_id=merchant.id,
+        day=day,
+        terminal=terminal,
+        before_id=_before(cursor),
+        limit=limit + 1,
+    )
+    return _page(rows, limit, platform)
+
+
+def _merchant_payment(platform: ServicesDep, merchant_id: int, payment_id: int) -> qr.Payment:
+    found = qr.get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
+    if found is None:
+        raise not_found("payment")
+    return found
+
+
+@router.get("/v1/merchant/payments/{payment_id}", response_model=PaymentOut)
+def merchant_payment(
+    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep
+) -> PaymentOut:
+    return _out(platform, _merchant_payment(platform, merchant.id, payment_id), with_history=True)
+
+
+@router.get("/v1/merchant/payments/{payment_id}/receipt", response_model=ReceiptOut)
+def merchant_receipt(
+    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep, log: ChainLogDep
+) -> ReceiptOut:
+    return _receipt(platform, log, _merchant_payment(platform, merchant.id, payment_id))
+
+
+@router.post("/v1/merchant/payments/{payment_id}/capture", response_model=PaymentOut)
+def capture(
+    payment_id: int, body: AmountIn, merchant: CurrentMerchant, platform: ServicesDep
+) -> PaymentOut:
+    amount = _fen(body.amount)
+    p = _call(lambda: qr.capture(platform=platform, merchant_id=merchant.id,
+                                 payment_id=payment_id, amount=amount))  # fmt: skip
+    return _out(platform, p)
+
+
+@router.post("/v1/merchant/payments/{payment_id}/void", response_model=PaymentOut)
+def void(payment_id: int, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
+    p = _call(lambda: qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id))
+    return _out(platform, p)
+
+
+@router.post(
+    "/v1/merchant/payments/{payment_id}/refunds", status_code=201, response_model=PaymentOut
+)
+def refund(
+    payment_id: int, body: AmountIn, merchant: CurrentMerchant, platform: ServicesDep
+) -> PaymentOut:
+    """Refund all or part of a payment to the card it came from. Send an ``Idempotency-Key``:
+    each accepted request is one refund."""
+    amount = _fen(body.amount)
+    p = _call(lambda: qr.refund(platform=platform, merchant_id=merchant.id,
+                                payment_id=payment_id, amount=amount))  # fmt: skip
+    return _out(platform, p)
