@@ -28,47 +28,98 @@ from flashpay.platform import Platform
 
 pytestmark = pytest.mark.anyio
 
-# Callers in the order they call each route: the owner and the issuer last, so a route that
-# changes or deletes its resource does so after everyone else was refused.
-CALLERS = ("anonymous", "other_user", "merchant", "other_issuer", "admin", "issuer", "owner")
+# Callers in the order they call each route: the owners last, so a route that changes or deletes
+# its resource does so after everyone else was refused. ``merchant`` is another merchant;
+# ``shop`` is the merchant that owns the orders and was paid the payments in the path.
+CALLERS = (
+    "anonymous", "other_user", "merchant", "other_issuer", "admin", "acquirer", "issuer",
+    "owner", "shop",
+)  # fmt: skip
+
+
+def _all(status: int) -> tuple[int, ...]:
+    return (status,) * len(CALLERS)
+
+
+def _user(ok: int, other_user: int) -> tuple[int, ...]:
+    """Wallet routes: the owner gets ``ok``, another user ``other_user``, no one else in."""
+    return (401, other_user, 403, 403, 403, 403, 403, ok, 403)
+
+
+def _shop(ok: int, other_merchant: int) -> tuple[int, ...]:
+    """Merchant routes: the shop gets ``ok``, another merchant ``other_merchant``."""
+    return (401, 403, other_merchant, 403, 403, 403, 403, 403, ok)
+
+
+def _issuer(ok: int) -> tuple[int, ...]:
+    """Issuer routes on a card BOC issued: BOC gets ``ok``, another bank 404."""
+    return (401, 403, 403, 404, 403, 403, ok, 403, 403)
+
+
+_ADMIN = (401, 403, 403, 403, 200, 403, 403, 403, 403)
+_ACQUIRER = (401, 403, 403, 403, 403, 200, 403, 403, 403)
+_RECORD_CARD = (401, 403, 403, 422, 403, 403, 201, 403, 403)  # another bank's BIN: 422
+_SIGN_MERCHANT = (401, 403, 403, 403, 403, 201, 403, 403, 403)
 
 # (method, path template) -> expected status per caller, in CALLERS order.
 # fmt: off
 MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
-    ("GET", "/v1/health"):                                 (200, 200, 200, 200, 200, 200, 200),
-    ("GET", "/v1/ready"):                                  (200, 200, 200, 200, 200, 200, 200),
-    ("GET", "/v1/admin/api-keys"):                         (401, 403, 403, 403, 200, 403, 403),
-    ("POST", "/v1/admin/api-keys/{key_id}/revoke"):        (401, 403, 403, 403, 200, 403, 403),
-    ("PUT", "/v1/admin/network"):                          (401, 403, 403, 403, 200, 403, 403),
-    ("GET", "/v1/institutions"):                           (200, 200, 200, 200, 200, 200, 200),
-    ("POST", "/v1/users"):                                 (201, 201, 201, 201, 201, 201, 201),
-    ("POST", "/v1/sessions"):                              (201, 201, 201, 201, 201, 201, 201),
-    ("GET", "/v1/me"):                                     (401, 200, 403, 403, 403, 403, 200),
-    ("PUT", "/v1/me/pin"):                                 (401, 204, 403, 403, 403, 403, 204),
-    ("POST", "/v1/cards/bindings"):                        (401, 422, 403, 403, 403, 403, 201),
-    ("POST", "/v1/cards/bindings/{binding_id}/confirm"):   (401, 404, 403, 403, 403, 403, 201),
-    ("GET", "/v1/cards"):                                  (401, 200, 403, 403, 403, 403, 200),
-    ("GET", "/v1/cards/{card_id}"):                        (401, 404, 403, 403, 403, 403, 200),
-    ("DELETE", "/v1/cards/{card_id}"):                     (401, 404, 403, 403, 403, 403, 204),
-    ("POST", "/v1/cards/{card_id}/default"):               (401, 404, 403, 403, 403, 403, 200),
-    ("POST", "/v1/cards/{card_id}/freeze"):                (401, 404, 403, 403, 403, 403, 200),
-    ("POST", "/v1/cards/{card_id}/unfreeze"):              (401, 404, 403, 403, 403, 403, 200),
-    ("GET", "/v1/cards/{card_id}/balance"):                (401, 404, 403, 403, 403, 403, 200),
-    ("POST", "/v1/transfers"):                             (401, 404, 403, 403, 403, 403, 201),
-    ("GET", "/v1/transfers"):                              (401, 200, 403, 403, 403, 403, 200),
-    ("GET", "/v1/transfers/{transfer_id}"):                (401, 404, 403, 403, 403, 403, 200),
-    ("GET", "/v1/transfers/{transfer_id}/receipt"):        (401, 404, 403, 403, 403, 403, 200),
-    ("POST", "/v1/issuer/cards"):                          (401, 403, 403, 422, 403, 201, 403),
-    ("GET", "/v1/issuer/cards/{card_id}"):                 (401, 403, 403, 404, 403, 200, 403),
-    ("POST", "/v1/issuer/cards/{card_id}/freeze"):         (401, 403, 403, 404, 403, 200, 403),
-    ("POST", "/v1/issuer/cards/{card_id}/unfreeze"):       (401, 403, 403, 404, 403, 200, 403),
-    ("POST", "/v1/issuer/cards/{card_id}/close"):          (401, 403, 403, 404, 403, 200, 403),
+    ("GET", "/v1/health"):                                 _all(200),
+    ("GET", "/v1/ready"):                                  _all(200),
+    ("GET", "/v1/admin/api-keys"):                         _ADMIN,
+    ("POST", "/v1/admin/api-keys/{key_id}/revoke"):        _ADMIN,
+    ("PUT", "/v1/admin/network"):                          _ADMIN,
+    ("GET", "/v1/institutions"):                           _all(200),
+    ("POST", "/v1/users"):                                 _all(201),
+    ("POST", "/v1/sessions"):                              _all(201),
+    ("GET", "/v1/me"):                                     _user(200, 200),
+    ("PUT", "/v1/me/pin"):                                 _user(204, 204),
+    ("PUT", "/v1/me/limits"):                              _user(204, 204),
+    ("POST", "/v1/cards/bindings"):                        _user(201, 422),
+    ("POST", "/v1/cards/bindings/{binding_id}/confirm"):   _user(201, 404),
+    ("GET", "/v1/cards"):                                  _user(200, 200),
+    ("GET", "/v1/cards/{card_id}"):                        _user(200, 404),
+    ("DELETE", "/v1/cards/{card_id}"):                     _user(204, 404),
+    ("POST", "/v1/cards/{card_id}/default"):               _user(200, 404),
+    ("POST", "/v1/cards/{card_id}/freeze"):                _user(200, 404),
+    ("POST", "/v1/cards/{card_id}/unfreeze"):              _user(200, 404),
+    ("GET", "/v1/cards/{card_id}/balance"):                _user(200, 404),
+    ("POST", "/v1/cards/{card_id}/payment-code"):          _user(201, 404),
+    ("POST", "/v1/transfers"):                             _user(201, 404),
+    ("GET", "/v1/transfers"):                              _user(200, 200),
+    ("GET", "/v1/transfers/{transfer_id}"):                _user(200, 404),
+    ("GET", "/v1/transfers/{transfer_id}/receipt"):        _user(200, 404),
+    ("POST", "/v1/payments/qr"):                           _user(201, 404),
+    ("GET", "/v1/payments"):                               _user(200, 200),
+    ("GET", "/v1/payments/{payment_id}"):                  _user(200, 404),
+    ("GET", "/v1/payments/{payment_id}/receipt"):          _user(200, 404),
+    ("POST", "/v1/issuer/cards"):                          _RECORD_CARD,
+    ("GET", "/v1/issuer/cards/{card_id}"):                 _issuer(200),
+    ("POST", "/v1/issuer/cards/{card_id}/freeze"):         _issuer(200),
+    ("POST", "/v1/issuer/cards/{card_id}/unfreeze"):       _issuer(200),
+    ("POST", "/v1/issuer/cards/{card_id}/close"):          _issuer(200),
+    ("POST", "/v1/acquirer/merchants"):                    _SIGN_MERCHANT,
+    ("GET", "/v1/acquirer/merchants"):                     _ACQUIRER,
+    ("GET", "/v1/merchant"):                               _shop(200, 200),
+    ("POST", "/v1/merchant/terminals"):                    _shop(201, 201),
+    ("GET", "/v1/merchant/terminals"):                     _shop(200, 200),
+    ("GET", "/v1/merchant/qr"):                            _shop(200, 200),
+    ("POST", "/v1/merchant/orders"):                       _shop(201, 201),
+    ("GET", "/v1/merchant/orders/{order_id}"):             _shop(200, 404),
+    ("GET", "/v1/merchant/orders/{order_id}/qr"):          _shop(200, 404),
+    ("POST", "/v1/merchant/payments"):                     _shop(201, 201),
+    ("GET", "/v1/merchant/payments"):                      _shop(200, 200),
+    ("GET", "/v1/merchant/payments/{payment_id}"):         _shop(200, 404),
+    ("GET", "/v1/merchant/payments/{payment_id}/receipt"): _shop(200, 404),
+    ("POST", "/v1/merchant/payments/{payment_id}/capture"): _shop(200, 404),
+    ("POST", "/v1/merchant/payments/{payment_id}/void"):   _shop(200, 404),
+    ("POST", "/v1/merchant/payments/{payment_id}/refunds"): _shop(201, 404),
     # The audit log is public to the members' network (decision 0006); the log here is empty.
-    ("GET", "/v1/chain/checkpoint"):                       (404, 404, 404, 404, 404, 404, 404),
-    ("GET", "/v1/chain/proof/inclusion"):                  (400, 400, 400, 400, 400, 400, 400),
-    ("GET", "/v1/chain/proof/consistency"):                (200, 200, 200, 200, 200, 200, 200),
-    ("GET", "/v1/chain/leaves"):                           (200, 200, 200, 200, 200, 200, 200),
-    ("GET", "/v1/chain/receipts/{chain_id}"):              (404, 404, 404, 404, 404, 404, 404),
+    ("GET", "/v1/chain/checkpoint"):                       _all(404),
+    ("GET", "/v1/chain/proof/inclusion"):                  _all(400),
+    ("GET", "/v1/chain/proof/consistency"):                _all(200),
+    ("GET", "/v1/chain/leaves"):                           _all(200),
+    ("GET", "/v1/chain/receipts/{chain_id}"):              _all(404),
 }
 # fmt: on
 QUERIES = {
@@ -106,11 +157,14 @@ async def test_authorization_matrix(database_url, leak_guard):
         headers = {
             "anonymous": {},
             "other_user": other.headers,
-            "merchant": world.keys["merchant"],
             "issuer": world.keys["BOC"],
             "other_issuer": world.keys["ICBC"],
             "admin": world.keys["admin"],
+            "acquirer": world.keys["UMS"],
+            "merchant": (await world.merchant("Another Shop"))["headers"],
         }
+        shop = await world.merchant("The Shop")
+        headers["shop"] = shop["headers"]
         peer, _ = await world.member_with_card("Peer")
         failures = []
         for (method, template), expected in MATRIX.items():
@@ -132,13 +186,25 @@ async def test_authorization_matrix(database_url, leak_guard):
             key = create_api_key(platform=world.platform, kind=PrincipalKind.MERCHANT,
                                  principal_id=7)  # fmt: skip
             unbound, _ = await world.issue(owner, balance="1.00")
-            context = {"card_id": card["id"], "peer": peer, "otp": otp, "unbound": unbound}
+            order = await world.order(shop, "2.00", f"O-{len(failures)}-{next(_counter)}")
+            paid = (await world.pay(owner, order["payload"], card["id"])).json()
+            code = (await world.payment_code(owner, card["id"]))["qr_payload"]
+            held = await world.collect(shop, code, "1.00", capture=False)
+            payment_id = (
+                held.json()["id"] if template.endswith(("/capture", "/void")) else paid["id"]
+            )
+            fresh_order = await world.order(shop, "1.00", f"F-{next(_counter)}")
+            fresh_code = (await world.payment_code(owner, card["id"]))["qr_payload"]
+            context = {"card_id": card["id"], "peer": peer, "otp": otp, "unbound": unbound,
+                       "order_payload": fresh_order["payload"], "code": fresh_code}  # fmt: skip
             path = template.format(
                 card_id=issued["id"] if template.startswith("/v1/issuer") else card["id"],
                 binding_id=binding_id,
                 transfer_id=sent.json()["id"],
                 key_id=key.key_id,
                 chain_id=1,
+                order_id=order["id"],
+                payment_id=payment_id,
             ) + QUERIES.get(template, "")
             for caller, status in zip(CALLERS, expected, strict=True):
                 body = _body(world, method, template, owner, context)
@@ -177,6 +243,19 @@ def _body(world, method, template, owner, context):
         return {"card_number": pan, "expiry": "12/30", "holder_name": "New Holder",
                 "holder_id_number": "110101199001019999", "phone": "13600000000",
                 "opening_balance": "1.00"}  # fmt: skip
+    if template == "/v1/me/limits":
+        return {"free_per_payment": "500.00", "qr_daily_limit": "5000.00", "password": PASSWORD}
+    if template == "/v1/payments/qr":
+        return {"payload": context["order_payload"], "card_id": context["card_id"], "pin": PIN}
+    if template == "/v1/acquirer/merchants" and method == "POST":
+        return {"legal_name": "New Co", "display_name": f"New {n}", "city": "Beijing",
+                "mcc": "5411", "scene": "supermarket"}  # fmt: skip
+    if template == "/v1/merchant/orders":
+        return {"amount": "3.00", "bill_number": f"B-{n}"}
+    if template == "/v1/merchant/payments" and method == "POST":
+        return {"code": context["code"], "amount": "1.00"}
+    if template.endswith(("/capture", "/refunds")):
+        return {"amount": "1.00"}
     if template == "/v1/admin/network":
         return _default_network_json()
     return None

@@ -1,5 +1,6 @@
 """Concurrency on PostgreSQL through the real ASGI app (requests run on its thread pool, each on
-its own database connection): funds, daily limits and idempotency keys hold exactly."""
+its own database connection): funds, daily limits, idempotency keys, dynamic orders and payment
+codes hold exactly."""
 
 from __future__ import annotations
 
@@ -85,3 +86,42 @@ async def test_ten_concurrent_retries_with_one_key_post_once(world):
     )
     assert changed.status_code == 422
     assert changed.json()["error"]["code"] == "idempotency_key_reused"
+
+
+async def test_one_dynamic_order_paid_by_twenty_concurrent_requests(world):
+    shop = await world.merchant("Wumart")
+    payers = [await world.member_with_card(f"Payer {n}") for n in range(4)]
+    order = await world.order(shop, "25.00", "RACE-1")
+    responses = await asyncio.gather(
+        *(
+            world.pay(person, order["payload"], card)
+            for n in range(20)
+            for person, card in [payers[n % 4]]
+        )
+    )
+    outcomes = Counter((r.json()["status"], r.json()["decline_reason"]) for r in responses)
+    assert outcomes == {("completed", None): 1, ("declined", "order_already_paid"): 19}
+
+
+async def test_one_payment_code_used_by_twenty_terminals_at_once(world):
+    shops = [await world.merchant(f"Shop {n}") for n in range(4)]
+    alice, card = await world.member_with_card("Alice")
+    code = (await world.payment_code(alice, card))["qr_payload"]
+    responses = await asyncio.gather(
+        *(world.collect(shops[n % 4], code, "3.00") for n in range(20))
+    )
+    outcomes = Counter((r.json()["status"], r.json()["decline_reason"]) for r in responses)
+    assert outcomes == {("completed", None): 1, ("declined", "code_already_used"): 19}
+    assert (await world.balance(alice, card))["available"] == "997.00"
+
+
+async def test_the_daily_qr_limit_holds_for_concurrent_payments(world):
+    shop = await world.merchant("Wumart")
+    alice, card = await world.member_with_card("Alice", balance="10000.00")
+    first = await world.order(shop, "4990.00", "BIG")
+    assert (await world.pay(alice, first["payload"], card)).json()["status"] == "completed"
+    orders = [await world.order(shop, "5.00", f"SMALL-{n}") for n in range(10)]
+    responses = await asyncio.gather(*(world.pay(alice, o["payload"], card) for o in orders))
+    outcomes = Counter((r.json()["status"], r.json()["decline_reason"]) for r in responses)
+    # ¥4,990 of the ¥5,000 daily limit used: exactly two ¥5 payments fit.
+    assert outcomes == {("completed", None): 2, ("declined", "limit_exceeded"): 8}

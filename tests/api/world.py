@@ -133,6 +133,77 @@ class World:
         card = await self.bind(person, pan)
         return person, int(card["id"])
 
+    # -- merchants ------------------------------------------------------------------------------
+    async def merchant(
+        self,
+        name: str = "Wumart",
+        *,
+        scene: str = "supermarket",
+        mcc: str = "5411",
+        acquirer: str = "UMS",
+        city: str = "Beijing",
+    ) -> dict[str, Any]:
+        """An acquirer signs a merchant; the result holds ``headers`` with its API key."""
+        response = await self.client.post(
+            "/v1/acquirer/merchants",
+            json={
+                "legal_name": f"{name} Co., Ltd.",
+                "display_name": name,
+                "city": city,
+                "mcc": mcc,
+                "scene": scene,
+            },
+            headers=self.keys[acquirer],
+        )
+        assert response.status_code == 201, response.text
+        body = dict(response.json())
+        body["headers"] = {"X-Api-Key": body.pop("api_key")}
+        return body
+
+    async def static_code(self, merchant: dict[str, Any], terminal: str = "T0001") -> str:
+        response = await self.client.get(
+            f"/v1/merchant/qr?terminal={terminal}", headers=merchant["headers"]
+        )
+        assert response.status_code == 200, response.text
+        return response.text
+
+    async def order(
+        self, merchant: dict[str, Any], amount: str, bill: str, **extra: Any
+    ) -> dict[str, Any]:
+        response = await self.client.post(
+            "/v1/merchant/orders",
+            json={"amount": amount, "bill_number": bill, **extra},
+            headers=merchant["headers"],
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def pay(self, person: Person, payload: str, card_id: int, **body: Any) -> httpx.Response:
+        body.setdefault("pin", PIN)
+        if body["pin"] is None:
+            del body["pin"]
+        return await self.client.post(
+            "/v1/payments/qr",
+            json={"payload": payload, "card_id": card_id, **body},
+            headers=person.headers,
+        )
+
+    async def payment_code(self, person: Person, card_id: int) -> dict[str, Any]:
+        response = await self.client.post(
+            f"/v1/cards/{card_id}/payment-code", headers=person.headers
+        )
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def collect(
+        self, merchant: dict[str, Any], code: str, amount: str, **body: Any
+    ) -> httpx.Response:
+        return await self.client.post(
+            "/v1/merchant/payments",
+            json={"code": code, "amount": amount, **body},
+            headers=merchant["headers"],
+        )
+
     async def transfer(self, person: Person, **body: Any) -> httpx.Response:
         body.setdefault("pin", PIN)
         return await self.client.post("/v1/transfers", json=body, headers=person.headers)
@@ -150,7 +221,7 @@ async def open_world(database_url: str, guard: LeakGuard):
     platform = Platform.open(database_url, clock=clock, keys=KeyRing.generate(), notifier=notifier)
     load_network(platform=platform, definition=default_definition())
     keys: dict[str, dict[str, str]] = {}
-    for code in ("BOC", "ICBC", "CMB", "UMS"):
+    for code in ("BOC", "ICBC", "CMB", "UMS", "LKL", "BOCMS"):
         institution = get_institution(platform=platform, code=code)
         assert institution is not None
         key = create_api_key(

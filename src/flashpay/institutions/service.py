@@ -241,7 +241,9 @@ def check_books(*, platform: Platform) -> list[str]:
     pair agrees (issuer ``network_payable`` = network ``issuer_receivable[issuer]``, network
     ``issuer_payable[issuer]`` = issuer ``network_receivable``, network
     ``acquirer_payable[acquirer]`` = acquirer ``network_receivable``)."""
-    from flashpay.cards.models import cards  # cards depend on institutions, not the reverse
+    # Cards and merchants depend on institutions, not the reverse.
+    from flashpay.cards.models import cards
+    from flashpay.merchants.models import merchants
 
     members = list_institutions(platform=platform)
     network = next((i for i in members if i.kind is InstitutionKind.NETWORK), None)
@@ -269,6 +271,10 @@ def check_books(*, platform: Platform) -> list[str]:
     with platform.engine.connect() as connection:
         for row in connection.execute(sa.select(cards.c.issuer_id, cards.c.ledger_account_id)):
             own.setdefault(int(row.issuer_id), []).append(int(row.ledger_account_id))
+        for row in connection.execute(
+            sa.select(merchants.c.acquirer_id, merchants.c.ledger_account_id)
+        ):
+            own.setdefault(int(row.acquirer_id), []).append(int(row.ledger_account_id))
     ids = [a for accounts in own.values() for a in accounts]
     found = {a.id: a for a in platform.ledger.lookup_accounts(ids)}
     problems: list[str] = []

@@ -76,7 +76,10 @@ def onboard(
 
 @router.get("/v1/acquirer/merchants", response_model=list[MerchantOut])
 def acquirer_merchants(caller: CurrentInstitution, platform: ServicesDep) -> list[MerchantOut]:
-    """The merchants this acquirer signed."""
+    """The merchants this acquirer signed (acquirers only)."""
+    acquirer = get_institution(platform=platform, institution_id=caller.id)
+    if acquirer is None or acquirer.kind.value != "acquirer":
+        raise ApiError(status_code=403, code="forbidden", message="this endpoint is for acquirers")
     return [
         _merchant_out(m) for m in service.list_merchants(platform=platform, acquirer_id=caller.id)
     ]
