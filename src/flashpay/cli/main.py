@@ -11,6 +11,7 @@ from flashpay.chain import cli as chain_cli
 from flashpay.cli import db
 from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
+from flashpay.payments import cli as pay_cli
 from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
 
@@ -28,6 +29,7 @@ app.add_typer(chain_cli.witness_app, name="witness")
 app.command("demo")(sim_cli.demo)
 app.add_typer(apikey_cli.app, name="apikey")
 app.add_typer(network_cli.app, name="network")
+app.add_typer(pay_cli.app, name="pay")
 app.command("serve")(serve)
 
 
