@@ -148,7 +148,7 @@ def test_network_load_and_show(tmp_path: Path) -> None:
     data = tmp_path / "data"
     first = flashpay("network", "load", "--data-dir", str(data))
     assert first.returncode == 0, first.stderr
-    assert " ".join(first.stdout.split()) == (
+    assert one_line(first.stdout) == (
         "loaded: 9 institutions created, 0 updated, 11 BIN ranges, 40 ledger accounts opened"
     )
     assert (data / "flashpay.db").exists()
@@ -164,7 +164,7 @@ def test_network_load_and_show(tmp_path: Path) -> None:
     second = flashpay("network", "load", str(definition), "--data-dir", str(data))
     assert second.returncode == 0, second.stderr
     # The new issuer's four accounts and the network's two mirrors of it; nothing twice.
-    assert " ".join(second.stdout.split()) == (
+    assert one_line(second.stdout) == (
         "loaded: 1 institutions created, 9 updated, 12 BIN ranges, 6 ledger accounts opened"
     )
     shown = flashpay("network", "show", "--data-dir", str(data))
