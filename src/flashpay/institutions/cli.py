@@ -45,7 +45,8 @@ def load(
     console.print(
         f"loaded: {summary.institutions_created} institutions created, "
         f"{summary.institutions_updated} updated, {summary.bin_ranges} BIN ranges, "
-        f"{summary.accounts_created} ledger accounts opened"
+        f"{summary.accounts_created} ledger accounts opened",
+        soft_wrap=True,  # one line whatever the terminal width, for scripts
     )
 
 

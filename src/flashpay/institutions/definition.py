@@ -124,11 +124,12 @@ def parse_definition(data: Mapping[str, Any]) -> NetworkDefinition:
     if not acquirers:
         raise DefinitionError("acquirers", "a network needs at least one acquirer")
     definition = NetworkDefinition(network, issuers, acquirers)
-    seen: dict[str, str] = {}
-    for i, inst in enumerate(definition.institutions):
-        if inst.code in seen:
-            raise DefinitionError(f"{inst.kind}s[{i}].code", f"{inst.code} is used twice")
-        seen[inst.code] = inst.kind
+    seen = {network.code}
+    for kind, members in (("issuers", issuers), ("acquirers", acquirers)):
+        for i, inst in enumerate(members):  # the path names the index within its own list
+            if inst.code in seen:
+                raise DefinitionError(f"{kind}[{i}].code", f"{inst.code} is used twice")
+            seen.add(inst.code)
     prefixes: dict[str, str] = {network.token_bin or "": network.code}
     for i, issuer in enumerate(issuers):
         for j, bin_range in enumerate(issuer.bins):

@@ -4,9 +4,9 @@ A counter is one row per (scope, Beijing day). ``reserve`` adds an amount only i
 stays within the limit, in one conditional UPDATE — the database's row lock makes concurrent
 reservations queue, so no interleaving can pass the limit. A payment the ledger then declines
 gives its reservation back. A process that dies between reserving and posting leaves the
-reservation in place: the error is on the safe side (the user can spend less, never more), and
-``recover_transfers`` leaves it (the counters cannot tell a reservation that was taken from one
-that was not).
+reservation in place (on the safe side: the user can spend less, never more) until
+``recover_transfers`` declines the transfer and gives it back — once, from whichever process
+settles the ``created`` record.
 """
 
 from __future__ import annotations

@@ -219,8 +219,10 @@ def _finish(
     status: TransferStatus,
     reason: DeclineReason | None = None,
     voucher: str | None = None,
-) -> None:
-    connection.execute(
+) -> bool:
+    """Settle a ``created`` record; ``False`` if another process settled it first (then its
+    limit reservation is that process's to give back, not ours)."""
+    settled = connection.execute(
         p2p_transfers.update()
         .where(p2p_transfers.c.id == transfer_id, p2p_transfers.c.status == "created")
         .values(
@@ -229,7 +231,8 @@ def _finish(
             voucher=voucher,
             completed_at_ns=now_ns,
         )
-    )
+    ).rowcount
+    return settled == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -423,8 +426,8 @@ def _post(
         logger.error("P2P transfer %s: the ledger refused the chain: %s", transfer_id, results)
         reason = DeclineReason.PROCESSING_ERROR
     with platform.engine.begin() as connection:
-        _finish(connection, now, transfer_id, TransferStatus.DECLINED, reason)
-        limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
+        if _finish(connection, now, transfer_id, TransferStatus.DECLINED, reason):
+            limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
     return TransferStatus.DECLINED, reason, None, now
 
 
@@ -483,9 +486,10 @@ def recover_transfers(*, platform: Platform, older_than_seconds: int = 60) -> in
                 _finish(connection, now, transfer_id, TransferStatus.COMPLETED,
                         voucher=_voucher(row.day, transfer_id))  # fmt: skip
                 continue
-            _finish(connection, now, transfer_id, TransferStatus.DECLINED,
-                    DeclineReason.PROCESSING_ERROR)  # fmt: skip
-            # A ``created`` record was written with its limit reservation: give it back.
-            scopes = [f"user:{row.user_id}", f"card:{row.from_card_id}"]
-            limits.release_in(connection, day=row.day, amount=int(row.amount), scopes=scopes)
+            if _finish(connection, now, transfer_id, TransferStatus.DECLINED,
+                       DeclineReason.PROCESSING_ERROR):  # fmt: skip
+                # A ``created`` record was written with its limit reservation: give it back
+                # (once: only the process whose UPDATE settled the record does).
+                scopes = [f"user:{row.user_id}", f"card:{row.from_card_id}"]
+                limits.release_in(connection, day=row.day, amount=int(row.amount), scopes=scopes)
     return len(rows)

@@ -503,6 +503,17 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
             refusal = WalletError(code, "the one-time code is wrong")
         else:
             # The code is right: the binding, the token and the wallet card commit together.
+            # Checked again here, under the user's row lock: two bindings of one card started
+            # before either was confirmed would otherwise both bind it.
+            bound = connection.execute(
+                sa.select(wallet_cards.c.id).where(
+                    wallet_cards.c.user_id == user_id,
+                    wallet_cards.c.card_id == row.card_id,
+                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+                )
+            ).first()
+            if bound is not None:
+                raise WalletError("card_already_bound", "this card is bound already", status=409)
             if _active_count(connection, user_id) >= CARDS_MAX:
                 raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
             connection.execute(
