@@ -15,7 +15,7 @@ import httpx
 import sqlalchemy as sa
 
 # Luhn-valid numbers on real BINs (Bank of China 621661, ICBC 622202); sent in request bodies.
-TEST_CARD_NUMBERS = ("6216610200016587", "6222020200112233440")
+TEST_CARD_NUMBERS = ("6216610200016585", "6222020200112233446")
 
 
 def dump_database(engine: sa.Engine) -> bytes:
