@@ -54,10 +54,19 @@ TARGET_PER_SECOND = 1_000
 TARGET_P99_MS = 50.0
 
 _LUA = r"""
-local members = {MEMBERS}
-local shops = {SHOPS}
-local codes = {CODES}
-local threads = THREADS
+local function rows(name)
+  local out = {}
+  for line in io.lines("@@DIR@@/" .. name) do
+    local fields = {}
+    for field in string.gmatch(line, "[^\t]+") do fields[#fields + 1] = field end
+    out[#out + 1] = fields
+  end
+  return out
+end
+local members = rows("members.tsv")
+local shops = rows("shops.tsv")
+local codes = rows("codes.tsv")
+local threads = 2
 local counter = 0
 local next_tid = 0
 tid = 0
@@ -69,7 +78,7 @@ function request()
   local index = tid + counter * threads
   counter = counter + 1
   local shop = shops[1]
-  if index % HOT ~= 0 then shop = shops[(index % (#shops - 1)) + 2] end
+  if index % @@HOT@@ ~= 0 then shop = shops[(index % (#shops - 1)) + 2] end
   local amount = string.format("%d.%02d", 1 + index % 4, index % 100)
   if index % 2 == 0 then
     local member = members[(index % #members) + 1]
@@ -80,17 +89,12 @@ function request()
                                shop[2], member[2], amount)
     return wrk.format("POST", "/v1/payments/qr", headers, body)
   end
-  local code = codes[(math.floor(index / 2) % #codes) + 1]
+  local code = codes[(math.floor(index / 2) % #codes) + 1][1]
   local headers = {["X-Api-Key"] = shop[1],
                    ["Idempotency-Key"] = "wrk-cpm-" .. tid .. "-" .. counter,
                    ["Content-Type"] = "application/json"}
   local body = string.format('{"code": "%s", "amount": "%s"}', code, amount)
   return wrk.format("POST", "/v1/merchant/payments", headers, body)
-end
-function response(status, headers, body)
-  if status ~= 201 or not string.find(body, '"status":"completed"', 1, true) then
-    declined = (declined or 0) + 1
-  end
 end
 function done(summary, latency, requests)
   io.write(string.format("RESULT %d %d %d %f %f\n", summary.requests,
@@ -153,15 +157,14 @@ def main() -> None:
             shops = _shops(platform)
             server, base_url = _start_server(url, args.workers, data_dir)
             codes = _codes(platform, members, CODES_PER_SECOND * args.seconds // 2)
+            (data_dir / "codes.tsv").write_text("\n".join(codes) + "\n")
+            (data_dir / "members.tsv").write_text(
+                "".join(f"{m.token}\t{m.card_id}\n" for m in members)
+            )
+            (data_dir / "shops.tsv").write_text("".join(f"{k}\t{p}\n" for k, p, _ in shops))
         finally:
             platform.close()
-        lua = (
-            _LUA.replace("{MEMBERS}", ", ".join(f'{{"{m.token}", {m.card_id}}}' for m in members))
-            .replace("{SHOPS}", ", ".join(f'{{"{k}", "{p}"}}' for k, p, _ in shops))
-            .replace("{CODES}", ", ".join(f'"{c}"' for c in codes))
-            .replace("THREADS", "2")
-            .replace("HOT", str(HOT_SHARE))
-        )
+        lua = _LUA.replace("@@DIR@@", str(data_dir)).replace("@@HOT@@", str(HOT_SHARE))
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(lua)
         profiler = None
