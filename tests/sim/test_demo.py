@@ -75,8 +75,20 @@ def test_flashpay_demo_fast_command(tmp_path):
         timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    summary = json.loads((tmp_path / "demo-summary.json").read_text())["summary"]
+    written = json.loads((tmp_path / "demo-summary.json").read_text())
+    summary = written["summary"]
     assert summary["ledger_check"]["ok"]
+    # The audit log holds every ledger chain, co-signed by the three witness processes.
+    audit_log = written["audit_log"]
+    assert audit_log["final"] is True
+    assert len(audit_log["cosigned_by"]) == 3
+    assert audit_log["leaves"] > 1000
+    verified = subprocess.run(
+        [sys.executable, "-m", "flashpay.cli", "chain", "audit", "--data-dir", str(tmp_path),
+         "--keys", audit_log["keys_file"]],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert verified.returncode == 0, verified.stdout + verified.stderr
     check = subprocess.run(
         [sys.executable, "-m", "flashpay.cli", "ledger", "check", "--data-dir", str(tmp_path)],
         capture_output=True,

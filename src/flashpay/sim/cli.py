@@ -68,26 +68,43 @@ def demo(
             progress.update(task, completed=done, total=total)
 
         try:
-            result = run_demo(url, options, progress=advance)
+            result = run_demo(url, options, progress=advance, audit_directory=directory / "chain")
         except ValueError as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     _print_summary(result.summary, result.timing)
+    audit = result.audit
+    if audit is not None:
+        state = "[green]final[/green]" if audit.final else "[red]NOT final[/red]"
+        console.print(
+            f"audit log: {audit.leaves:,} leaves (one per ledger chain), root {audit.root_hash}; "
+            f"checkpoint {state}, co-signed by {len(audit.cosigned_by)} of 3 member witnesses "
+            f"(quorum {audit.quorum}): {', '.join(audit.cosigned_by)}",
+            highlight=False,
+        )
     target = json_path or directory / SUMMARY_FILE_NAME
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(
-        json.dumps(
-            {"summary": result.summary, "timing": result.timing}, indent=2, ensure_ascii=False
-        )
-    )
+    payload: dict[str, Any] = {"summary": result.summary, "timing": result.timing}
+    if audit is not None:
+        payload["audit_log"] = {
+            "leaves": audit.leaves, "root_hash": audit.root_hash, "final": audit.final,
+            "cosigned_by": list(audit.cosigned_by), "quorum": audit.quorum,
+            "checkpoint": audit.checkpoint, "keys_file": audit.keys_file,
+        }  # fmt: skip
+    target.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
     console.print(f"\nJSON summary: {target}")
     console.print(
         "Next: [bold]flashpay ledger check"
         + (f" --db {db}" if db else (f" --data-dir {data_dir}" if data_dir else ""))
         + "[/bold] to re-check the books, [bold]flashpay ledger bench[/bold] to measure the "
-        "ledger, [bold]flashpay serve[/bold] for the HTTP API."
+        "ledger, [bold]flashpay chain audit --keys "
+        + str(directory / "chain" / "keys.txt")
+        + "[/bold] to re-derive the audit log from the ledger and verify its checkpoint, "
+        "[bold]flashpay serve[/bold] for the HTTP API."
     )
     if not result.summary["ledger_check"]["ok"] or not result.summary["mirrors_agree"]:
+        raise typer.Exit(1)
+    if audit is not None and not audit.final:
         raise typer.Exit(1)
 
 
@@ -152,6 +169,6 @@ def _print_summary(s: dict[str, Any], timing: dict[str, float]) -> None:
     for problem in check["problems"]:
         err_console.print(f"[red]{problem}[/red]")
     console.print(
-        "[dim]Not yet in the demo: the wallet and QR payment flows, and the co-signed audit log "
-        "(their issues are open); the demo posts the §4 chains through the ledger directly.[/dim]"
+        "[dim]Not yet in the demo: the wallet, P2P and QR payment services (issue 7); the demo "
+        "posts the §4 chains through the ledger directly, then the audit log co-signs them.[/dim]"
     )

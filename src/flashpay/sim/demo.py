@@ -18,6 +18,7 @@ import tracemalloc
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from flashpay import db
@@ -32,6 +33,7 @@ from flashpay.ledger import (
     check,
     derive_id,
 )
+from flashpay.sim.audit import AuditSummary, cosign
 from flashpay.sim.books import (
     LEDGER_CNY,
     AccountCode,
@@ -92,6 +94,7 @@ class Tally:
 class DemoResult:
     summary: dict[str, Any]
     timing: dict[str, float] = field(default_factory=dict)
+    audit: AuditSummary | None = None  # keys and signatures differ per run: not in ``summary``
 
 
 class _Ids:
@@ -336,9 +339,15 @@ class _Run:
 
 
 def run_demo(
-    url: str, options: DemoOptions, *, progress: Callable[[int, int], None] | None = None
+    url: str,
+    options: DemoOptions,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    audit_directory: Path | None = None,
 ) -> DemoResult:
-    """Build the network and run the traffic on a migrated, empty database at ``url``."""
+    """Build the network and run the traffic on a migrated, empty database at ``url``; with
+    ``audit_directory``, then append every chain to the audit log and have it co-signed by
+    witness processes (``flashpay.sim.audit``)."""
     timing: dict[str, float] = {}
     started = time.perf_counter()
     tracemalloc.start()
@@ -397,6 +406,10 @@ def run_demo(
         run.parking["holds_expired"] = ledger.expire_pending_transfers()
         timing["traffic_seconds"] = time.perf_counter() - traffic_started
         summary = _summary(url, run, options, len(events))
+        audit = None
+        if audit_directory is not None:
+            audit = cosign(url, ledger, audit_directory)
+            timing["audit_seconds"] = audit.seconds
     finally:
         ledger.close()
     _, peak = tracemalloc.get_traced_memory()
@@ -406,7 +419,7 @@ def run_demo(
     timing["payments_per_second"] = summary["payments"]["attempted"] / max(
         timing["traffic_seconds"], 1e-9
     )
-    return DemoResult(summary, timing)
+    return DemoResult(summary, timing, audit)
 
 
 def _balance(accounts: dict[int, Account], account_id: int, *, credit_normal: bool) -> int:
