@@ -10,7 +10,7 @@ what the ledger holds. The books balance afterwards in every case.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -19,11 +19,8 @@ import sqlalchemy as sa
 from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import card_balance, get_card, issue_card
 from flashpay.clock import FakeClock
-from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
-from flashpay.keys import KeyRing
+from flashpay.institutions.service import get_institution
 from flashpay.ledger import Transfer
-from flashpay.ledger.check import check
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import limits
 from flashpay.payments.models import p2p_transfers
@@ -72,24 +69,6 @@ class Member:
     wallet_card_id: int
     card_id: int
     phone: str
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock(START_NS)
-
-
-@pytest.fixture
-def platform(database_url: str, clock: FakeClock) -> Iterator[Platform]:
-    opened = Platform.open(
-        database_url, clock=clock, keys=KeyRing.generate(), notifier=RecordingNotifier()
-    )
-    load_network(platform=opened, definition=default_definition())
-    yield opened
-    report = check(database_url)
-    assert report.ok, [str(p) for p in report.problems]
-    assert check_books(platform=opened) == []
-    opened.close()
 
 
 def member(platform: Platform, n: int, *, bank: str, prefix: str, balance: int) -> Member:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
+from anyio import to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
@@ -27,6 +28,7 @@ from flashpay.chain import api as chain_api
 from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
 from flashpay.merchants import router as merchants_router
+from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
 from flashpay.platform import Platform
@@ -115,6 +117,9 @@ def create_app_from_environment() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Settle what a crashed process left half-way (idempotent; each worker may run it).
+        await to_thread.run_sync(lambda: p2p.recover_transfers(platform=platform))
+        await to_thread.run_sync(lambda: qr.recover_payments(platform=platform))
         yield
         chain_log.close()
         platform.close()

@@ -3,6 +3,7 @@
     flashpay pay code --phone 13800000001 --password '…' --card 1        # show a payment code
     flashpay pay collect --merchant 3 --amount 12.50 CODE                # the shop scans it
     flashpay pay scan --phone 13800000001 --password '…' --card 1 --amount 9.90 --pin 135790 PAYLOAD
+    flashpay pay recover                                                 # settle half-done records
 
 The user is identified by phone and password (as the app's login does); the merchant by id (the
 operator's terminal). Each command prints the payment (or the code) as JSON; a declined payment
@@ -20,7 +21,7 @@ import typer
 from flashpay.cards.service import CardError
 from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
 from flashpay.money import Money, MoneyError
-from flashpay.payments import qr
+from flashpay.payments import p2p, qr
 from flashpay.platform import Platform
 from flashpay.wallet import service as wallet
 
@@ -139,3 +140,22 @@ def scan(
     finally:
         platform.close()
     _print(payment)
+
+
+@app.command("recover")
+def recover(
+    older_than: Annotated[
+        int, typer.Option(min=0, help="Settle records left 'created' for this many seconds.")
+    ] = 60,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Settle transfers and payments a crashed process left half-way (from what the ledger
+    holds); safe to run at any time. `flashpay serve` runs it when it starts."""
+    platform = _open(db, data_dir)
+    try:
+        transfers = p2p.recover_transfers(platform=platform, older_than_seconds=older_than)
+        settled = qr.recover_payments(platform=platform, older_than_seconds=older_than)
+    finally:
+        platform.close()
+    typer.echo(json.dumps({"transfers_settled": transfers, "payments_settled": settled}))

@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -664,7 +664,7 @@ def _post(
     if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
         status = PaymentStatus.AUTHORIZED if a.two_phase else PaymentStatus.COMPLETED
         with platform.engine.begin() as connection:
-            connection.execute(
+            settled = connection.execute(
                 payments.update()
                 .where(payments.c.id == payment_id, payments.c.status == "created")
                 .values(
@@ -676,8 +676,9 @@ def _post(
                     if a.two_phase
                     else None,
                 )
-            )
-            _event(connection, payment_id, 2, status, a.amount, now)
+            ).rowcount
+            if settled == 1:  # else a recovery settled it from the same ledger state
+                _event(connection, payment_id, 2, status, a.amount, now)
         return
     first = next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
     if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
@@ -686,21 +687,88 @@ def _post(
         logger.error("payment %s: the ledger refused the chain: %s", payment_id, results)
         reason = DeclineReason.PROCESSING_ERROR
     with platform.engine.begin() as connection:
+        _decline_created(connection, payment_id, a.amount, reason, now, day, scopes, a.order_id)
+
+
+def _decline_created(
+    connection: sa.Connection,
+    payment_id: int,
+    amount: int,
+    reason: DeclineReason,
+    now: int,
+    day: str,
+    scopes: Iterable[str],
+    order_id: int | None,
+) -> None:
+    """Decline a ``created`` payment and give back what its record's transaction took (limits,
+    the order) — only if this UPDATE settled it, so a racing recovery cannot give twice."""
+    settled = connection.execute(
+        payments.update()
+        .where(payments.c.id == payment_id, payments.c.status == "created")
+        .values(status=PaymentStatus.DECLINED.value, decline_reason=reason.value, updated_at_ns=now)
+    ).rowcount
+    if settled != 1:
+        return
+    _event(connection, payment_id, _next_seq(connection, payment_id), PaymentStatus.DECLINED,
+           amount, now, reason.value)  # fmt: skip
+    limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
+    if order_id is not None:  # the order can be paid again (with another card)
         connection.execute(
-            payments.update()
-            .where(payments.c.id == payment_id, payments.c.status == "created")
-            .values(
-                status=PaymentStatus.DECLINED.value, decline_reason=reason.value, updated_at_ns=now
+            sa.text("UPDATE qr_orders SET status = 'open', payment_id = NULL "
+                    "WHERE id = :o AND payment_id = :p"),
+            {"o": order_id, "p": payment_id},
+        )  # fmt: skip
+
+
+def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int:
+    """Settle payments a dead process left ``created`` (after their record, before or after the
+    ledger post): from what the ledger holds, completed (or authorized for a hold) with their
+    voucher, else declined ``processing_error`` with their limits and order given back. Safe to
+    run at any time, from any process. Returns how many it settled."""
+    cutoff = platform.clock.now_ns() - older_than_seconds * NS_PER_SECOND
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(payments).where(
+                payments.c.status == "created", payments.c.created_at_ns < cutoff
             )
+        ).all()
+    for row in rows:
+        payment_id, amount = int(row.id), int(row.amount)
+        posted = platform.ledger.lookup_transfers(
+            _ids(payment_id, "hold" if row.two_phase else "purchase")
         )
-        _event(connection, payment_id, 2, PaymentStatus.DECLINED, a.amount, now, reason.value)
-        limits.release_in(connection, day=day, amount=a.amount, scopes=list(scopes))
-        if a.order_id is not None:  # the order can be paid again (with another card)
-            connection.execute(
-                sa.text("UPDATE qr_orders SET status = 'open', payment_id = NULL "
-                        "WHERE id = :o AND payment_id = :p"),
-                {"o": a.order_id, "p": payment_id},
-            )  # fmt: skip
+        now = platform.clock.now_ns()
+        with platform.engine.begin() as connection:
+            if posted:
+                status = PaymentStatus.AUTHORIZED if row.two_phase else PaymentStatus.COMPLETED
+                hold_end = (
+                    posted[0].timestamp + posted[0].timeout_seconds * NS_PER_SECOND
+                    if row.two_phase
+                    else None
+                )
+                settled = connection.execute(
+                    payments.update()
+                    .where(payments.c.id == payment_id, payments.c.status == "created")
+                    .values(
+                        status=status.value,
+                        voucher=_voucher(row.day, payment_id),
+                        captured=0 if row.two_phase else amount,
+                        updated_at_ns=now,
+                        hold_expires_at_ns=hold_end,
+                    )
+                ).rowcount
+                if settled == 1:
+                    _event(connection, payment_id, _next_seq(connection, payment_id), status,
+                           amount, now, "recovered")  # fmt: skip
+                continue
+            scopes = [f"qr:user:{row.user_id}", f"card:{row.card_id}"]
+            if not row.pin_verified:
+                scopes.append(f"free:user:{row.user_id}")
+            if row.kind == PaymentKind.MPM_STATIC.value:
+                scopes.append(f"static:user:{row.user_id}")
+            _decline_created(connection, payment_id, amount, DeclineReason.PROCESSING_ERROR,
+                             now, row.day, scopes, row.order_id)  # fmt: skip
+    return len(rows)
 
 
 # -- after the payment: capture, void, refund ---------------------------------------------------

@@ -1,0 +1,84 @@
+"""Crash safety of QR payments at the service level, on SQLite and PostgreSQL: a process that
+dies after the ``created`` record (with its order claim and limits) and before, or after, the
+ledger post leaves a record that ``recover_payments`` settles from what the ledger holds."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import sqlalchemy as sa
+
+from flashpay.clock import FakeClock
+from flashpay.institutions.service import get_institution
+from flashpay.merchants.service import Scene, create_order, onboard_merchant, terminal_by_code
+from flashpay.payments import qr
+from flashpay.payments.models import payments
+from flashpay.platform import Platform
+
+from .test_recovery import (
+    PIN,
+    RECOVERY_AGE_SECONDS,
+    CrashError,
+    CrashingLedger,
+    available,
+    member,
+    used,
+)
+
+
+def _shop_and_order(platform: Platform, amount: int, bill: str) -> str:
+    ums = get_institution(platform=platform, code="UMS")
+    assert ums is not None
+    shop = onboard_merchant(platform=platform, acquirer=ums, legal_name="Wumart Co",
+                            display_name="Wumart", city="Beijing", mcc="5411",
+                            scene=Scene.SUPERMARKET)  # fmt: skip
+    terminal = terminal_by_code(platform=platform, merchant_id=shop.id, code="T0001")
+    assert terminal is not None
+    _, payload = create_order(platform=platform, merchant=shop, terminal=terminal,
+                              amount=amount, bill_number=bill)  # fmt: skip
+    return payload
+
+
+def _left_created(platform: Platform) -> int:
+    with platform.engine.connect() as connection:
+        [payment_id] = connection.execute(
+            sa.select(payments.c.id).where(payments.c.status == "created")
+        ).scalars()
+    return int(payment_id)
+
+
+@pytest.mark.parametrize("after_post", [False, True], ids=["before_post", "after_post"])
+def test_a_crashed_payment_is_settled_from_the_ledger(
+    platform: Platform, clock: FakeClock, after_post: bool
+) -> None:
+    payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
+    payload = _shop_and_order(platform, 2_500, "CRASH-1")
+    crashing = dataclasses.replace(
+        platform, ledger=CrashingLedger(platform.ledger, after_post=after_post)
+    )
+    with pytest.raises(CrashError):
+        qr.pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
+                            wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
+    payment_id = _left_created(platform)
+    assert used(platform, f"qr:user:{payer.user_id}") == 2_500  # reserved with the record
+    assert qr.recover_payments(platform=platform) == 0  # too young: it may still be running
+    clock.advance(RECOVERY_AGE_SECONDS + 1)
+    assert qr.recover_payments(platform=platform) == 1
+    settled = qr.get_payment(platform=platform, payment_id=payment_id, user_id=payer.user_id)
+    assert settled is not None
+    if after_post:
+        assert settled.status is qr.PaymentStatus.COMPLETED
+        assert settled.voucher is not None
+        assert available(platform, payer.card_id) == 7_500
+        assert used(platform, f"qr:user:{payer.user_id}") == 2_500
+    else:
+        assert settled.status is qr.PaymentStatus.DECLINED
+        assert settled.decline_reason is qr.DeclineReason.PROCESSING_ERROR
+        assert available(platform, payer.card_id) == 10_000
+        assert used(platform, f"qr:user:{payer.user_id}") == 0  # given back
+        # The order is open again: the customer can pay it now.
+        again = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+                                    wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
+        assert again.status is qr.PaymentStatus.COMPLETED
+    assert qr.recover_payments(platform=platform) == 0  # nothing left; running again is safe
