@@ -11,6 +11,7 @@ import logging
 
 import pytest
 from api_testkit import LeakGuard
+from world import checked_world
 
 
 @pytest.fixture
@@ -24,3 +25,10 @@ def leak_guard(caplog: pytest.LogCaptureFixture):
     guard = LeakGuard()
     yield guard
     guard.check(caplog.text)
+
+
+@pytest.fixture
+async def world(database_url, leak_guard):
+    """A world over SQLite and PostgreSQL whose books are proven after the test."""
+    async with checked_world(database_url, leak_guard) as opened:
+        yield opened

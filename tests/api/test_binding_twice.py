@@ -5,15 +5,8 @@ confirmed used to both bind the card: two wallet cards, two tokens, two of the 1
 from __future__ import annotations
 
 import pytest
-from world import open_world
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
 
 
 async def test_two_bindings_of_one_card_bind_it_once(world):

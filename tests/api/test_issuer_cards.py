@@ -8,27 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from world import open_world
+from world import code_of
 
 from flashpay.api.models import idempotency_keys
 from flashpay.cards.numbers import generate_card_number
-from flashpay.institutions.service import check_books
-from flashpay.ledger.check import check
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
-        report = check(database_url)
-        assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=w.platform) == []
-
-
-def code_of(response) -> str:
-    return response.json()["error"]["code"]
 
 
 def new_pan(world, prefix: str, length: int = 16) -> str:

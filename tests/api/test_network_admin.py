@@ -11,23 +11,13 @@ from importlib import resources
 from typing import Any
 
 import pytest
-from world import open_world
+from world import code_of
 
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
-from flashpay.institutions.service import check_books, get_institution
-from flashpay.ledger.check import check
+from flashpay.institutions.service import get_institution
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
-        report = check(database_url)
-        assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=w.platform) == []
 
 
 def shipped() -> dict[str, Any]:
@@ -58,10 +48,6 @@ def changed_network() -> dict[str, Any]:
         }
     )
     return data
-
-
-def code_of(response) -> str:
-    return response.json()["error"]["code"]
 
 
 def institution_key(world, code: str) -> dict[str, str]:

@@ -5,11 +5,9 @@ every decline reason, one merchant in every scene — and the books after every 
 from __future__ import annotations
 
 import pytest
-from world import PIN, open_world
+from world import PIN, code_of
 
 from flashpay.institutions.chart import AccountCode, institution_account_id
-from flashpay.institutions.service import check_books
-from flashpay.ledger.check import check
 from flashpay.payments import qr
 
 # Other networks' public payloads (verified in tests/qr): Brazil's PIX, Thailand's PromptPay, a
@@ -30,19 +28,6 @@ SCENES = {
     "bus": "4131", "subway": "4111", "food_market": "5422", "parking": "7523",
     "hospital": "8062", "vending": "5814",
 }  # fmt: skip
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
-        report = check(database_url)
-        assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=w.platform) == []
-
-
-def code_of(response) -> str:
-    return response.json()["error"]["code"]
 
 
 async def test_static_code_purchase_posts_section_4_to_the_fen(world):

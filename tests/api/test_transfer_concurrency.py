@@ -8,10 +8,8 @@ import asyncio
 from collections import Counter
 
 import pytest
-from world import PIN, open_world
+from world import PIN, checked_world
 
-from flashpay.institutions.service import check_books
-from flashpay.ledger.check import check
 from flashpay.payments import limits
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -19,11 +17,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 @pytest.fixture
 async def world(postgres_url, leak_guard):
-    async with open_world(postgres_url, leak_guard) as w:
+    async with checked_world(postgres_url, leak_guard) as w:
         yield w
-        report = check(postgres_url)
-        assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=w.platform) == []
 
 
 async def test_fifty_transfers_from_a_card_that_covers_twenty(world):

@@ -5,32 +5,17 @@ receipts, pagination, and the books after every flow."""
 from __future__ import annotations
 
 import pytest
-from world import PASSWORD, PIN, open_world
+from world import PASSWORD, PIN, code_of
 
 from flashpay.cards.numbers import generate_card_number
 from flashpay.chain import note
 from flashpay.chain.publisher import Publisher
 from flashpay.chain.receipt import TrustPolicy, verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
-from flashpay.institutions.service import check_books
-from flashpay.ledger.check import check
 from flashpay.ledger.ids import derive_id
 
 pytestmark = pytest.mark.anyio
 DAY = 24 * 3600
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
-        report = check(database_url)
-        assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=w.platform) == []
-
-
-def code_of(response) -> str:
-    return response.json()["error"]["code"]
 
 
 async def test_cross_bank_by_phone_posts_the_chain_of_section_4(world):

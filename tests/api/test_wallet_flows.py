@@ -4,23 +4,13 @@ from several banks (and every way binding can be refused), balances, freezing, u
 from __future__ import annotations
 
 import pytest
-from world import PASSWORD, PIN, open_world
+from world import PASSWORD, PIN, code_of
 
 from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import reveal_card_number
 from flashpay.wallet.service import CARDS_MAX, OTP_SECONDS
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def world(database_url, leak_guard):
-    async with open_world(database_url, leak_guard) as w:
-        yield w
-
-
-def code_of(response) -> str:
-    return response.json()["error"]["code"]
 
 
 async def test_sign_up_login_and_me(world):

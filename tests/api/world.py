@@ -16,8 +16,9 @@ from flashpay.cards.numbers import generate_card_number
 from flashpay.chain.service import ChainLog
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import get_institution, load_network
+from flashpay.institutions.service import check_books, get_institution, load_network
 from flashpay.keys import KeyRing
+from flashpay.ledger.check import check
 from flashpay.notify import RecordingNotifier
 from flashpay.platform import Platform
 
@@ -256,3 +257,19 @@ async def open_world(database_url: str, guard: LeakGuard):
             pass
     chain_log.close()
     platform.close()
+
+
+@asynccontextmanager
+async def checked_world(database_url: str, guard: LeakGuard):
+    """``open_world``, then the proof after the test: the ledger's invariants hold
+    (``flashpay.ledger.check``) and every institution's books balance, mirrors agreeing."""
+    async with open_world(database_url, guard) as world:
+        yield world
+        report = check(database_url)
+        assert report.ok, [str(p) for p in report.problems]
+        assert check_books(platform=world.platform) == []
+
+
+def code_of(response: httpx.Response) -> str:
+    """The machine-readable code of an error response."""
+    return str(response.json()["error"]["code"])

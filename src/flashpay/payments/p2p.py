@@ -45,16 +45,15 @@ from flashpay.ledger.ids import derive_id, new_id
 from flashpay.notify import mask_phone
 from flashpay.payments import limits
 from flashpay.payments.models import p2p_transfers
+from flashpay.payments.payer import Payer, payer_by_wallet_card
 from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     PHONE,
     PinCheck,
-    PinState,
     WalletCardStatus,
     WalletError,
     check_pin,
-    pin_state_columns,
     record_pin_check,
 )
 
@@ -235,41 +234,6 @@ def _finish(
     return settled == 1
 
 
-@dataclass(frozen=True, slots=True)
-class _Payer:
-    wallet_card_id: int
-    wallet_status: WalletCardStatus
-    card: Card
-    pin: PinState
-
-
-def _payer(platform: Platform, user_id: int, wallet_card_id: int) -> _Payer | None:
-    """The paying card, its issuer's record and the user's PIN state, in one query."""
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(
-                cards,
-                wallet_cards.c.status.label("wallet_status"),
-                *pin_state_columns(),
-            )
-            .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
-            .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
-            .where(
-                wallet_cards.c.id == wallet_card_id,
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-        ).first()
-    if row is None:
-        return None
-    return _Payer(
-        wallet_card_id=wallet_card_id,
-        wallet_status=WalletCardStatus(row.wallet_status),
-        card=card_from_row(row),
-        pin=PinState(user_id, row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns),
-    )
-
-
 def _recipient(platform: Platform, request: P2PRequest, number: CardNumber | None) -> Card | None:
     if request.to_phone is None:
         assert number is not None
@@ -289,7 +253,7 @@ def _recipient(platform: Platform, request: P2PRequest, number: CardNumber | Non
 
 
 def _early_decline(
-    platform: Platform, payer: _Payer, verdict: PinCheck, receiver: Card | None
+    platform: Platform, payer: Payer, verdict: PinCheck, receiver: Card | None
 ) -> DeclineReason | None:
     """The reasons that need no write to decide, in ``DeclineReason`` order."""
     if verdict is not PinCheck.OK:
@@ -318,7 +282,9 @@ def create_transfer(*, platform: Platform, user_id: int, request: P2PRequest) ->
     one transaction that records the transfer with the PIN outcome and reserves the daily limits,
     the ledger's posting, and one transaction that completes (or declines) the record."""
     number = _validate(request)
-    payer = _payer(platform, user_id, request.from_wallet_card_id)
+    payer = payer_by_wallet_card(
+        platform=platform, user_id=user_id, wallet_card_id=request.from_wallet_card_id
+    )
     if payer is None:
         raise WalletError("not_found", "no such card in this wallet", status=404)
     verdict = check_pin(platform=platform, state=payer.pin, pin=request.pin)

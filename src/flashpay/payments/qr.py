@@ -59,6 +59,7 @@ from flashpay.merchants.service import (
 from flashpay.money import MoneyError
 from flashpay.payments import limits
 from flashpay.payments.models import payment_codes, payment_events, payments, token_counters
+from flashpay.payments.payer import Payer, payer_by_token, payer_by_wallet_card
 from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
 from flashpay.qr.merchant_codes import read_flashpay_code
@@ -69,11 +70,9 @@ from flashpay.wallet.service import (
     FREE_DAILY_MAX,
     STATIC_DAILY_MAX,
     PinCheck,
-    PinState,
     WalletCardStatus,
     WalletError,
     check_pin,
-    pin_state_columns,
     record_pin_check,
 )
 
@@ -169,24 +168,13 @@ class PaymentEvent:
     detail: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Payer:
-    user_id: int
-    wallet_card_id: int
-    wallet_status: WalletCardStatus
-    card: Card
-    pin: PinState
-    free_per_payment: int
-    qr_daily_limit: int
-
-
 @dataclass(slots=True)
 class _Attempt:
     """Everything a payment needs once its front end has run; the pipeline fills the rest."""
 
     kind: PaymentKind
     amount: int
-    payer: _Payer | None = None
+    payer: Payer | None = None
     merchant: Merchant | None = None
     terminal: Terminal | None = None
     order_id: int | None = None
@@ -196,54 +184,6 @@ class _Attempt:
     two_phase: bool = False
     hold_seconds: int = HOLD_SECONDS_DEFAULT
     reason: DeclineReason | None = None
-
-
-# -- reading the payer ------------------------------------------------------------------------
-def _payer_query() -> sa.Select[tuple[object, ...]]:
-    return (
-        sa.select(
-            cards,
-            wallet_cards.c.id.label("wallet_card_id"),
-            wallet_cards.c.user_id,
-            wallet_cards.c.status.label("wallet_status"),
-            wallet_users.c.free_per_payment,
-            wallet_users.c.qr_daily_limit,
-            *pin_state_columns(),
-        )
-        .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
-        .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
-        .where(wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
-    )
-
-
-def _payer_from(row: sa.Row[tuple[object, ...]]) -> _Payer:
-    return _Payer(
-        user_id=int(row.user_id),
-        wallet_card_id=int(row.wallet_card_id),
-        wallet_status=WalletCardStatus(row.wallet_status),
-        card=card_from_row(row),
-        pin=PinState(
-            int(row.user_id), row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns
-        ),
-        free_per_payment=int(row.free_per_payment),
-        qr_daily_limit=int(row.qr_daily_limit),
-    )
-
-
-def _payer_by_wallet_card(platform: Platform, user_id: int, wallet_card_id: int) -> _Payer | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            _payer_query().where(
-                wallet_cards.c.id == wallet_card_id, wallet_cards.c.user_id == user_id
-            )
-        ).first()
-    return None if row is None else _payer_from(row)
-
-
-def _payer_by_token(platform: Platform, token: str) -> _Payer | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(_payer_query().where(wallet_cards.c.token == token)).first()
-    return None if row is None else _payer_from(row)
 
 
 # -- front ends -------------------------------------------------------------------------------
@@ -258,7 +198,7 @@ def pay_scanned_code(
 ) -> Payment:
     """The user scanned ``payload`` (MPM) and pays it with a bound card: ``amount`` for a static
     code (a dynamic code carries its own; giving a different one is a 422)."""
-    payer = _payer_by_wallet_card(platform, user_id, wallet_card_id)
+    payer = payer_by_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
     if payer is None:
         raise PaymentError("not_found", "no such card in this wallet", status=404)
     if amount is not None and not 0 < amount <= AMOUNT_MAX:
@@ -307,7 +247,7 @@ def pay_scanned_code(
 def issue_code(*, platform: Platform, user_id: int, wallet_card_id: int) -> codes.IssuedCode:
     """A one-time payment code for a bound card (valid 60 s): the next counter of the card's
     token, recorded so the network can find its numeric form and refuse a second use."""
-    payer = _payer_by_wallet_card(platform, user_id, wallet_card_id)
+    payer = payer_by_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
     if payer is None:
         raise PaymentError("not_found", "no such card in this wallet", status=404)
     with autocommit(platform.engine) as connection:
@@ -426,7 +366,7 @@ def collect_with_code(
             codes.CodeDecline.EXPIRED: DeclineReason.CODE_EXPIRED,
             codes.CodeDecline.NOT_YET_VALID: DeclineReason.CODE_INVALID,
         }.get(check, DeclineReason.CODE_INVALID)
-    attempt.payer = _payer_by_token(platform, presented.token)
+    attempt.payer = payer_by_token(platform=platform, token=presented.token)
     if attempt.payer is None and attempt.reason is None:
         attempt.reason = DeclineReason.CODE_INVALID  # the card was unbound since
     attempt.code_key = (presented.token, presented.atc)

@@ -40,6 +40,7 @@ from enum import StrEnum
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from flashpay.cards.numbers import luhn_check_digit
 from flashpay.qr.cpm import CpmDecodeError, CpmPayload, TlvItem, decode_cpm, encode_cpm
 from flashpay.qr.mpm import QrError
 
@@ -141,18 +142,6 @@ def cryptogram(key: bytes, code: PaymentCode) -> bytes:
     return hmac.new(key, message, hashlib.sha256).digest()[:8]
 
 
-def _luhn_check_digit(digits: str) -> str:
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return str((10 - total % 10) % 10)
-
-
 def numeric_code(lookup_key: bytes, code: PaymentCode) -> str:
     """The 19-digit numeric form: ``62`` + 16 keyed digits + Luhn check digit."""
     message = b"".join(
@@ -166,7 +155,7 @@ def numeric_code(lookup_key: bytes, code: PaymentCode) -> str:
     )
     digest = hmac.new(lookup_key, message, hashlib.sha256).digest()
     body = NUMERIC_PREFIX + f"{int.from_bytes(digest[:8], 'big') % 10**16:016d}"
-    return body + _luhn_check_digit(body)
+    return body + luhn_check_digit(body)
 
 
 def _track2(token: str, expiry: str) -> bytes:
@@ -280,7 +269,7 @@ def parse_numeric_code(text: str) -> str:
         raise PaymentCodeError(CodeDecline.MALFORMED, "a payment code is 19 digits")
     if not digits.startswith(NUMERIC_PREFIX):
         raise PaymentCodeError(CodeDecline.FOREIGN, "a flashpay payment code starts with 62")
-    if _luhn_check_digit(digits[:-1]) != digits[-1]:
+    if luhn_check_digit(digits[:-1]) != digits[-1]:
         raise PaymentCodeError(CodeDecline.MALFORMED, "the check digit is wrong")
     return digits
 

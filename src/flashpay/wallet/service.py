@@ -374,6 +374,21 @@ def _active_count(connection: sa.Connection, user_id: int) -> int:
     )
 
 
+def _check_room(connection: sa.Connection, user_id: int, card_id: int) -> None:
+    """Refuse a card already in this wallet, or a sixteenth card."""
+    bound = connection.execute(
+        sa.select(wallet_cards.c.id).where(
+            wallet_cards.c.user_id == user_id,
+            wallet_cards.c.card_id == card_id,
+            wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+        )
+    ).first()
+    if bound is not None:
+        raise WalletError("card_already_bound", "this card is bound already", status=409)
+    if _active_count(connection, user_id) >= CARDS_MAX:
+        raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+
+
 def start_binding(
     *,
     platform: Platform,
@@ -418,17 +433,7 @@ def start_binding(
             raise WalletError(
                 "real_name_mismatch", "the card holder is not the account holder", status=422
             )
-        bound = connection.execute(
-            sa.select(wallet_cards.c.id).where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.card_id == card.id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-        ).first()
-        if bound is not None:
-            raise WalletError("card_already_bound", "this card is bound already", status=409)
-        if _active_count(connection, user_id) >= CARDS_MAX:
-            raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+        _check_room(connection, user_id, card.id)
     otp = f"{secrets.randbelow(10**6):06d}"
     now = _now(platform)
     expires = now + OTP_SECONDS * NS_PER_SECOND
@@ -505,17 +510,7 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
             # The code is right: the binding, the token and the wallet card commit together.
             # Checked again here, under the user's row lock: two bindings of one card started
             # before either was confirmed would otherwise both bind it.
-            bound = connection.execute(
-                sa.select(wallet_cards.c.id).where(
-                    wallet_cards.c.user_id == user_id,
-                    wallet_cards.c.card_id == row.card_id,
-                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-                )
-            ).first()
-            if bound is not None:
-                raise WalletError("card_already_bound", "this card is bound already", status=409)
-            if _active_count(connection, user_id) >= CARDS_MAX:
-                raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+            _check_room(connection, user_id, int(row.card_id))
             connection.execute(
                 wallet_bindings.update()
                 .where(wallet_bindings.c.id == binding_id)

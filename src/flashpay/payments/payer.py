@@ -1,0 +1,72 @@
+"""The paying card of a transfer or a payment, read in one query: the wallet card, the issuer's
+card record and the user's PIN state and QR limits (one round trip on the hot path)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from flashpay.cards.models import cards
+from flashpay.cards.service import Card, card_from_row
+from flashpay.db import autocommit
+from flashpay.platform import Platform
+from flashpay.wallet.models import wallet_cards, wallet_users
+from flashpay.wallet.service import PinState, WalletCardStatus, pin_state_columns
+
+
+@dataclass(frozen=True, slots=True)
+class Payer:
+    user_id: int
+    wallet_card_id: int
+    wallet_status: WalletCardStatus
+    card: Card
+    pin: PinState
+    free_per_payment: int
+    qr_daily_limit: int
+
+
+def _query() -> sa.Select[tuple[object, ...]]:
+    return (
+        sa.select(
+            cards,
+            wallet_cards.c.id.label("wallet_card_id"),
+            wallet_cards.c.user_id,
+            wallet_cards.c.status.label("wallet_status"),
+            wallet_users.c.free_per_payment,
+            wallet_users.c.qr_daily_limit,
+            *pin_state_columns(),
+        )
+        .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
+        .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+        .where(wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
+    )
+
+
+def _payer(row: sa.Row[tuple[object, ...]]) -> Payer:
+    pin = PinState(int(row.user_id), row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns)
+    return Payer(
+        user_id=int(row.user_id),
+        wallet_card_id=int(row.wallet_card_id),
+        wallet_status=WalletCardStatus(row.wallet_status),
+        card=card_from_row(row),
+        pin=pin,
+        free_per_payment=int(row.free_per_payment),
+        qr_daily_limit=int(row.qr_daily_limit),
+    )
+
+
+def payer_by_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> Payer | None:
+    """The user's bound card ``wallet_card_id`` (``None`` if not theirs or unbound)."""
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(
+            _query().where(wallet_cards.c.id == wallet_card_id, wallet_cards.c.user_id == user_id)
+        ).first()
+    return None if row is None else _payer(row)
+
+
+def payer_by_token(*, platform: Platform, token: str) -> Payer | None:
+    """The bound card behind a network token (a payment code's)."""
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(_query().where(wallet_cards.c.token == token)).first()
+    return None if row is None else _payer(row)
