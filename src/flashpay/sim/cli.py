@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,10 +16,13 @@ from flashpay import config
 from flashpay import db as database
 from flashpay.cli.common import DataDirOption, DbOption, console, err_console
 from flashpay.money import CNY, Money
+from flashpay.sim.audit import AuditSummary
 from flashpay.sim.demo import DemoOptions, run_demo
+from flashpay.sim.live import LiveOptions, run_live
 
 SUMMARY_FILE_NAME = "demo-summary.json"
 FAST = DemoOptions(users=300, merchants=60, days=1)
+LIVE_FAST = LiveOptions(users=40, merchants=30)
 
 
 def _yuan(fen: int) -> str:
@@ -27,18 +32,25 @@ def _yuan(fen: int) -> str:
 def demo(
     db: DbOption = None,
     data_dir: DataDirOption = None,
-    users: Annotated[int, typer.Option(min=1, max=200_000, help="Wallet users.")] = 5_000,
+    users: Annotated[int | None, typer.Option(min=1, max=200_000, help="Wallet users.")] = None,
     merchants: Annotated[int, typer.Option(min=10, max=20_000, help="Merchants.")] = 300,
     days: Annotated[int, typer.Option(min=1, max=30, help="Days of traffic.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
-    fast: Annotated[
-        bool, typer.Option("--fast", help="A small run (300 users) for tests.")
+    fast: Annotated[bool, typer.Option("--fast", help="A small run for tests.")] = False,
+    ledger_level: Annotated[
+        bool,
+        typer.Option(
+            "--ledger",
+            help="The ledger-level simulator instead: the same traffic model posted as §4 "
+            "chains straight into the ledger (100,000+ payments; no wallet or QR services).",
+        ),
     ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON summary.")
     ] = None,
 ) -> None:
-    """Build the demo network, run the day's payments, check the books, print a summary."""
+    """Build the demo network, run a day of payments through the services, prove the books and
+    have the audit log co-signed, print a summary."""
     directory = config.data_dir(data_dir)
     url = config.database_url(db, data_directory=directory)
     if database.is_sqlite(url):
@@ -46,14 +58,42 @@ def demo(
         if path is not None and db is None:  # the demo owns its default database file
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
-    options = FAST if fast else DemoOptions(users=users, merchants=merchants, days=days)
-    options = DemoOptions(
-        seed=seed, users=options.users, merchants=options.merchants, days=options.days
+    if ledger_level:
+        _ledger_demo(url, directory, db, data_dir, users, merchants, days, seed, fast, json_path)
+        return
+    options = LiveOptions(
+        seed=seed,
+        users=users or (LIVE_FAST.users if fast else LiveOptions().users),
+        merchants=LIVE_FAST.merchants if fast else merchants,
+        days=days,
     )
     console.print(
         f"[bold]flashpay demo[/bold]: {options.users:,} users, {options.merchants:,} merchants, "
-        f"{options.days} day(s), seed {options.seed} → {url}"
+        f"{options.days} day(s), seed {options.seed}, through the wallet, payment and P2P "
+        f"services → {url}"
     )
+    with _progress() as (progress, advance):
+        try:
+            live = run_live(url, options, data_directory=directory, progress=advance)
+        except ValueError as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+        del progress
+    _print_live(live.summary, live.timing)
+    _print_audit(live.audit)
+    target = json_path or directory / SUMMARY_FILE_NAME
+    _write(target, live.summary, live.timing, live.audit)
+    console.print(f"\nJSON summary: {target}; ground truth: {directory / 'ground-truth.jsonl'}")
+    _next(directory, db, data_dir)
+    s = live.summary
+    if not s["ledger_check"]["ok"] or not s["books_balance"]:
+        raise typer.Exit(1)
+    if live.audit is not None and not live.audit.final:
+        raise typer.Exit(1)
+
+
+@contextmanager
+def _progress() -> Iterator[tuple[Progress, Callable[[int, int], None]]]:
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -67,44 +107,120 @@ def demo(
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
+        yield progress, advance
+
+
+def _write(
+    target: Path, summary: dict[str, Any], timing: dict[str, float], audit: AuditSummary | None
+) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    payload: dict[str, Any] = {"summary": summary, "timing": timing}
+    if audit is not None:
+        payload["audit_log"] = {
+            "leaves": audit.leaves,
+            "root_hash": audit.root_hash,
+            "final": audit.final,
+            "cosigned_by": list(audit.cosigned_by),
+            "quorum": audit.quorum,
+            "checkpoint": audit.checkpoint,
+            "keys_file": audit.keys_file,
+        }
+    target.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+
+
+def _print_audit(audit: AuditSummary | None) -> None:
+    if audit is None:
+        return
+    state = "[green]final[/green]" if audit.final else "[red]NOT final[/red]"
+    console.print(
+        f"audit log: {audit.leaves:,} leaves (one per ledger chain), root {audit.root_hash}; "
+        f"checkpoint {state}, co-signed by {len(audit.cosigned_by)} of 3 member witnesses "
+        f"(quorum {audit.quorum}): {', '.join(audit.cosigned_by)}",
+        highlight=False,
+    )
+
+
+def _next(directory: Path, db: str | None, data_dir: Path | None) -> None:
+    where = f" --db {db}" if db else (f" --data-dir {data_dir}" if data_dir else "")
+    console.print(
+        f"Next: [bold]flashpay ledger check{where}[/bold] to re-check the books, "
+        f"[bold]flashpay chain audit{where} --keys {directory / 'chain' / 'keys.txt'}[/bold] to "
+        "re-derive the audit log from the ledger and verify its checkpoint, "
+        f"[bold]flashpay serve{where}[/bold] for the HTTP API over this network."
+    )
+
+
+def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
+    p = s["payments"]
+    console.print(
+        f"\n{s['users']:,} users with {s['cards']:,} bound cards, {s['merchants']:,} merchants; "
+        f"{p['attempted']:,} QR payments in {timing['traffic_seconds']:.1f} s "
+        f"({timing['payments_per_second']:,.0f}/s), set-up {timing['setup_seconds']:.1f} s"
+    )
+    console.print(
+        _table("payments by way of paying", ("mode", "payments"),
+               [(k, f"{n:,}") for k, n in p["by_mode"].items()])
+    )  # fmt: skip
+    console.print(
+        _table("outcomes", ("status", "count"), [(k, f"{n:,}") for k, n in p["outcomes"].items()])
+    )
+    console.print(
+        _table("decline reasons", ("reason", "count"),
+               [(k, f"{n:,}") for k, n in p["decline_reasons"].items()])
+    )  # fmt: skip
+    console.print(
+        _table("paid per scene", ("scene", "payments", "volume"),
+               [(k, f"{v['count']:,}", _yuan(v["volume_fen"])) for k, v in s["scenes"].items()])
+    )  # fmt: skip
+    console.print(
+        f"P2P transfers: {s['transfers']}; refunds: {s['refunds']['count']:,} "
+        f"({_yuan(s['refunds']['volume_fen'])}); anomalies injected: {s['anomalies_injected']}"
+    )
+    verdict = "[green]ok[/green]" if s["ledger_check"]["ok"] else "[red]FAILED[/red]"
+    books = "[green]balance[/green]" if s["books_balance"] else "[red]DO NOT balance[/red]"
+    console.print(
+        f"ledger check: {verdict} (debits = credits; every balance recomputed); every "
+        f"institution's books {books}, mirrored payables included"
+    )
+    for problem in [*s["ledger_check"]["problems"], *s["book_problems"]]:
+        err_console.print(f"[red]{problem}[/red]")
+
+
+def _ledger_demo(
+    url: str,
+    directory: Path,
+    db: str | None,
+    data_dir: Path | None,
+    users: int | None,
+    merchants: int,
+    days: int,
+    seed: int,
+    fast: bool,
+    json_path: Path | None,
+) -> None:
+    options = FAST if fast else DemoOptions(users=users or 5_000, merchants=merchants, days=days)
+    options = DemoOptions(
+        seed=seed, users=options.users, merchants=options.merchants, days=options.days
+    )
+    console.print(
+        f"[bold]flashpay demo --ledger[/bold]: {options.users:,} users, "
+        f"{options.merchants:,} merchants, {options.days} day(s), seed {options.seed} → {url}"
+    )
+    with _progress() as (_bar, advance):
         try:
             result = run_demo(url, options, progress=advance, audit_directory=directory / "chain")
         except ValueError as exc:
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     _print_summary(result.summary, result.timing)
-    audit = result.audit
-    if audit is not None:
-        state = "[green]final[/green]" if audit.final else "[red]NOT final[/red]"
-        console.print(
-            f"audit log: {audit.leaves:,} leaves (one per ledger chain), root {audit.root_hash}; "
-            f"checkpoint {state}, co-signed by {len(audit.cosigned_by)} of 3 member witnesses "
-            f"(quorum {audit.quorum}): {', '.join(audit.cosigned_by)}",
-            highlight=False,
-        )
+    _print_audit(result.audit)
     target = json_path or directory / SUMMARY_FILE_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
-    payload: dict[str, Any] = {"summary": result.summary, "timing": result.timing}
-    if audit is not None:
-        payload["audit_log"] = {
-            "leaves": audit.leaves, "root_hash": audit.root_hash, "final": audit.final,
-            "cosigned_by": list(audit.cosigned_by), "quorum": audit.quorum,
-            "checkpoint": audit.checkpoint, "keys_file": audit.keys_file,
-        }  # fmt: skip
-    target.write_text(json.dumps(payload, indent=2, ensure_ascii=False))
+    _write(target, result.summary, result.timing, result.audit)
     console.print(f"\nJSON summary: {target}")
-    console.print(
-        "Next: [bold]flashpay ledger check"
-        + (f" --db {db}" if db else (f" --data-dir {data_dir}" if data_dir else ""))
-        + "[/bold] to re-check the books, [bold]flashpay ledger bench[/bold] to measure the "
-        "ledger, [bold]flashpay chain audit --keys "
-        + str(directory / "chain" / "keys.txt")
-        + "[/bold] to re-derive the audit log from the ledger and verify its checkpoint, "
-        "[bold]flashpay serve[/bold] for the HTTP API."
-    )
+    _next(directory, db, data_dir)
     if not result.summary["ledger_check"]["ok"] or not result.summary["mirrors_agree"]:
         raise typer.Exit(1)
-    if audit is not None and not audit.final:
+    if result.audit is not None and not result.audit.final:
         raise typer.Exit(1)
 
 
@@ -169,6 +285,6 @@ def _print_summary(s: dict[str, Any], timing: dict[str, float]) -> None:
     for problem in check["problems"]:
         err_console.print(f"[red]{problem}[/red]")
     console.print(
-        "[dim]Not yet in the demo: the wallet, P2P and QR payment services (issue 7); the demo "
-        "posts the §4 chains through the ledger directly, then the audit log co-signs them.[/dim]"
+        "[dim]The ledger-level run posts the §4 chains straight into the ledger (no wallet or QR "
+        "services); `flashpay demo` without --ledger runs the same model through them.[/dim]"
     )

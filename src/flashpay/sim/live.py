@@ -1,0 +1,473 @@
+"""The demo through the real services: the network, merchants, users and cards, and a day of
+traffic, all made with the same public service functions the HTTP API calls — no back-door
+writes. (``flashpay.sim.demo`` is the ledger-level simulator: the same network and traffic
+model posted as §4 chains straight into the ledger, at 100,000+ payments a run.)
+
+What happens, seeded and deterministic in its outcomes (ids and salts are random, counts and
+amounts are not):
+
+1. ``load_network`` (the shipped definition); acquirers sign the merchants (``onboard_merchant``);
+   users register, set a PIN, and bind their cards: each card is recorded by its issuer
+   (``issue_card``) and bound with the one-time code the issuer's phone receives.
+2. Each purchase goes the way its scene pays: buses, subways and vending machines scan the
+   rider's payment code (CPM); canteens, food markets, campuses and convenience stores show a
+   static code the user pays (MPM static, small amounts); supermarkets and hospitals make a
+   dynamic order at the till (MPM dynamic); parking authorizes on entry and captures on exit
+   (two-phase). P2P transfers go by phone number. Some purchases are refunded.
+3. Things go wrong as in real life: insufficient funds and limits come from the balances and the
+   rules; a few users type a wrong PIN and a few codes are scanned after their 60 seconds
+   (injected, and marked as such in the ground-truth file).
+
+Ground truth — what the simulator meant, one JSON line per action, with the injected anomaly
+if any — goes to ``ground-truth.jsonl`` beside the summary, apart from the platform's data.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flashpay import db
+from flashpay.cards.numbers import CardNumber, luhn_check_digit
+from flashpay.cards.service import issue_card
+from flashpay.clock import NS_PER_SECOND, FakeClock
+from flashpay.institutions.definition import CardType, default_definition
+from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.keys import KeyRing
+from flashpay.ledger.check import check
+from flashpay.merchants.service import (
+    Merchant,
+    Scene,
+    create_order,
+    onboard_merchant,
+    terminal_by_code,
+)
+from flashpay.merchants.service import static_payload as merchant_static_payload
+from flashpay.notify import RecordingNotifier
+from flashpay.payments import p2p, qr
+from flashpay.platform import Platform
+from flashpay.sim.audit import AuditSummary, cosign
+from flashpay.sim.demo import DAY_START_NS, PARKING_HOLD_FEN, _Event, _traffic
+from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
+from flashpay.wallet import service as wallet
+
+PASSWORD = "demo-password-1"
+PIN = "135790"
+WRONG_PIN_PER_MILLE = 5
+EXPIRED_CODE_PER_MILLE = 3
+REFUND_PERCENT = 2
+CPM_SCENES = frozenset({"bus", "subway", "vending"})
+DYNAMIC_SCENES = frozenset({"supermarket", "hospital"})
+ISSUER_CODES = ("BOC", "ICBC", "CCB", "CMB", "ABC")  # sim.network.ISSUERS, in order
+ACQUIRER_CODES = ("UMS", "LKL", "BOCMS")  # sim.network.ACQUIRERS, in order
+MCC = {scene.name: scene.mcc for scene in SCENES}
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    seed: int = 7
+    users: int = 300
+    merchants: int = 300
+    days: int = 1
+
+
+@dataclass
+class LiveResult:
+    summary: dict[str, Any]
+    timing: dict[str, float] = field(default_factory=dict)
+    audit: AuditSummary | None = None
+
+
+@dataclass
+class _World:
+    platform: Platform
+    clock: FakeClock
+    notifier: RecordingNotifier
+    merchants: list[Merchant]
+    static_codes: dict[int, str]
+    user_ids: list[int]
+    phones: list[str]
+    wallet_cards: dict[int, int]  # sim card index -> wallet card id
+    card_users: dict[int, int]  # sim card index -> sim user index
+
+
+def _card_number(rng: random.Random, prefix: str) -> CardNumber:
+    body = prefix + "".join(str(rng.randrange(10)) for _ in range(15 - len(prefix)))
+    return CardNumber(body + luhn_check_digit(body))
+
+
+def _prefixes() -> dict[tuple[str, CardType], str]:
+    out: dict[tuple[str, CardType], str] = {}
+    for issuer in default_definition().issuers:
+        for bin_range in issuer.bins:
+            out.setdefault((issuer.code, bin_range.card_type), bin_range.prefix)
+    return out
+
+
+def _build(
+    platform: Platform,
+    clock: FakeClock,
+    notifier: RecordingNotifier,
+    network: DemoNetwork,
+    seed: int,
+) -> _World:
+    rng = random.Random(seed * 7919)
+    load_network(platform=platform, definition=default_definition())
+    acquirers = [get_institution(platform=platform, code=c) for c in ACQUIRER_CODES]
+    issuers = [get_institution(platform=platform, code=c) for c in ISSUER_CODES]
+    assert len(ACQUIRERS) == len(acquirers)
+    assert len(ISSUERS) == len(issuers)
+    merchants: list[Merchant] = []
+    static_codes: dict[int, str] = {}
+    for m in network.merchants:
+        acquirer = acquirers[m.acquirer]
+        assert acquirer is not None
+        merchant = onboard_merchant(
+            platform=platform,
+            acquirer=acquirer,
+            legal_name=f"{m.name} Co., Ltd.",
+            display_name=m.name[:25],
+            city=m.city,
+            mcc=MCC[m.scene],
+            scene=Scene(m.scene),
+        )
+        merchants.append(merchant)
+        terminal = terminal_by_code(platform=platform, merchant_id=merchant.id, code="T0001")
+        assert terminal is not None
+        static_codes[m.index] = merchant_static_payload(
+            platform=platform, merchant=merchant, terminal=terminal
+        )
+    phones = [f"139{n:08d}" for n in range(network.users)]
+    id_numbers = [f"{110101_19900101_000 + n:017d}X" for n in range(network.users)]
+
+    def signup(n: int) -> int:  # the slow part is the password's Argon2id: run it on 2 cores
+        user = wallet.register(
+            platform=platform,
+            phone=phones[n],
+            name=f"User {n}",
+            id_number=id_numbers[n],
+            password=PASSWORD,
+        )
+        wallet.set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
+        return user.id
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        user_ids = list(pool.map(signup, range(network.users)))
+    prefixes = _prefixes()
+    wallet_cards: dict[int, int] = {}
+    card_users: dict[int, int] = {}
+    for card in network.cards:
+        issuer = issuers[card.issuer]
+        assert issuer is not None
+        # An issuer without a credit BIN range (ABC here) issues the card as a debit card.
+        credit = card.credit and (issuer.code, CardType.CREDIT) in prefixes
+        kind = CardType.CREDIT if credit else CardType.DEBIT
+        number = _card_number(rng, prefixes[(issuer.code, kind)])
+        issued = issue_card(
+            platform=platform,
+            issuer=issuer,
+            card=number,
+            expiry="2812",
+            holder_name=f"User {card.user}",
+            holder_id_number=id_numbers[card.user],
+            phone=phones[card.user],
+            credit_limit=card.opening_fen if credit else 0,
+            opening_balance=0 if credit else card.opening_fen,
+        )
+        binding = wallet.start_binding(
+            platform=platform,
+            user_id=user_ids[card.user],
+            card_number=number.reveal(),
+            expiry="12/28",
+            cvv=issued.cvv if credit else None,
+        )
+        otp = notifier.last_code("card_binding", str(binding.id))
+        bound = wallet.confirm_binding(
+            platform=platform, user_id=user_ids[card.user], binding_id=binding.id, otp=otp
+        )
+        wallet_cards[card.index] = bound.id
+        card_users[card.index] = card.user
+    notifier.messages.clear()
+    return _World(
+        platform,
+        clock,
+        notifier,
+        merchants,
+        static_codes,
+        user_ids,
+        phones,
+        wallet_cards,
+        card_users,
+    )
+
+
+@dataclass
+class _Run:
+    world: _World
+    rng: random.Random
+    truth: list[dict[str, Any]] = field(default_factory=list)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+    by_mode: Counter[str] = field(default_factory=Counter)
+    volume_by_scene: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    count_by_scene: Counter[str] = field(default_factory=Counter)
+    volume_by_issuer: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    holds: dict[tuple[int, int], int] = field(default_factory=dict)  # (card, merchant) -> id
+    completed: list[tuple[int, int]] = field(default_factory=list)  # (payment id, merchant id)
+    refunds: int = 0
+    refunded_fen: int = 0
+    transfers: Counter[str] = field(default_factory=Counter)
+
+    def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
+        platform = self.world.platform
+        status = payment.status.value
+        self.outcomes[status] += 1
+        self.by_mode[mode] += 1
+        if payment.decline_reason is not None:
+            self.reasons[payment.decline_reason.value] += 1
+        if payment.status in (qr.PaymentStatus.COMPLETED, qr.PaymentStatus.AUTHORIZED):
+            scene = self.world.merchants[event.merchant].scene.value
+            self.count_by_scene[scene] += 1
+            self.volume_by_scene[scene] += payment.amount
+            card = payment.card_display or ""
+            self.volume_by_issuer[card[:6]] += payment.amount
+        self.truth.append(
+            {
+                "at_s": event.at_s,
+                "kind": event.kind,
+                "mode": mode,
+                "card": event.card,
+                "merchant": event.merchant,
+                "amount_fen": event.amount_fen,
+                "anomaly": anomaly,
+                "outcome": status,
+                "reason": payment.decline_reason and payment.decline_reason.value,
+            }
+        )
+        del platform
+
+
+def _purchase(run: _Run, event: _Event) -> None:
+    w = run.world
+    platform = w.platform
+    user = w.card_users[event.card]
+    user_id, wallet_card = w.user_ids[user], w.wallet_cards[event.card]
+    merchant = w.merchants[event.merchant]
+    scene = merchant.scene.value
+    anomaly: str | None = None
+    if scene in CPM_SCENES or (scene not in DYNAMIC_SCENES and event.amount_fen > 20_000):
+        mode = "cpm"
+        code = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=wallet_card)
+        if run.rng.randrange(1000) < EXPIRED_CODE_PER_MILLE:
+            anomaly = "expired_code"
+            w.clock.advance(61)
+        payment = qr.collect_with_code(
+            platform=platform,
+            merchant_id=merchant.id,
+            code=code.numeric if run.rng.randrange(4) == 0 else code.qr_payload,
+            amount=event.amount_fen,
+        )
+    else:
+        pin = PIN if event.amount_fen > 100_000 else None
+        if pin is not None and run.rng.randrange(1000) < WRONG_PIN_PER_MILLE * 20:
+            anomaly, pin = "wrong_pin", "975310"
+        if scene in DYNAMIC_SCENES:
+            mode = "mpm_dynamic"
+            terminal = terminal_by_code(platform=platform, merchant_id=merchant.id, code="T0001")
+            assert terminal is not None
+            _, payload = create_order(
+                platform=platform,
+                merchant=merchant,
+                terminal=terminal,
+                amount=event.amount_fen,
+                bill_number=f"B{event.at_s}-{len(run.truth)}",
+            )
+            payment = qr.pay_scanned_code(
+                platform=platform,
+                user_id=user_id,
+                payload=payload,
+                wallet_card_id=wallet_card,
+                pin=pin,
+            )
+        else:
+            mode = "mpm_static"
+            payment = qr.pay_scanned_code(
+                platform=platform,
+                user_id=user_id,
+                payload=w.static_codes[event.merchant],
+                wallet_card_id=wallet_card,
+                amount=event.amount_fen,
+                pin=pin,
+            )
+    run.record(event, mode, payment, anomaly)
+    if payment.status is qr.PaymentStatus.COMPLETED:
+        run.completed.append((payment.id, merchant.id))
+
+
+def _parking(run: _Run, event: _Event) -> None:
+    w = run.world
+    platform = w.platform
+    user = w.card_users[event.card]
+    user_id, wallet_card = w.user_ids[user], w.wallet_cards[event.card]
+    merchant = w.merchants[event.merchant]
+    key = (event.card, event.merchant)
+    if event.kind == "parking_entry":
+        code = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=wallet_card)
+        payment = qr.collect_with_code(
+            platform=platform,
+            merchant_id=merchant.id,
+            code=code.qr_payload,
+            amount=PARKING_HOLD_FEN,
+            capture=False,
+            hold_seconds=4 * 3600,
+        )
+        run.record(event, "parking_hold", payment, None)
+        if payment.status is qr.PaymentStatus.AUTHORIZED:
+            run.holds[key] = payment.id
+        return
+    held = run.holds.pop(key, None)
+    if held is None:
+        return
+    try:
+        captured = qr.capture(
+            platform=platform,
+            merchant_id=merchant.id,
+            payment_id=held,
+            amount=min(event.amount_fen, PARKING_HOLD_FEN),
+        )
+    except qr.PaymentError:
+        return
+    run.outcomes["parking_captured"] += 1
+    run.volume_by_scene["parking"] += captured.captured
+
+
+def _transfer(run: _Run, event: _Event) -> None:
+    w = run.world
+    sender = w.card_users[event.card]
+    receiver = w.card_users[event.receiver]
+    if sender == receiver:
+        return
+    transfer = p2p.create_transfer(
+        platform=w.platform,
+        user_id=w.user_ids[sender],
+        request=p2p.P2PRequest(
+            from_wallet_card_id=w.wallet_cards[event.card],
+            amount=event.amount_fen,
+            pin=PIN,
+            to_phone=w.phones[receiver],
+        ),
+    )
+    run.transfers[transfer.decline_reason.value if transfer.decline_reason else "completed"] += 1
+    run.truth.append(
+        {
+            "at_s": event.at_s,
+            "kind": "p2p",
+            "mode": "p2p",
+            "card": event.card,
+            "receiver_card": event.receiver,
+            "amount_fen": event.amount_fen,
+            "anomaly": None,
+            "outcome": transfer.status.value,
+            "reason": transfer.decline_reason and transfer.decline_reason.value,
+        }
+    )
+
+
+def _refunds(run: _Run) -> None:
+    """A few purchases come back (a return at the supermarket, a cancelled appointment)."""
+    platform = run.world.platform
+    for payment_id, merchant_id in run.completed:
+        if run.rng.randrange(100) >= REFUND_PERCENT:
+            continue
+        payment = qr.get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
+        if payment is None:
+            continue
+        amount = payment.amount if run.rng.randrange(2) else max(1, payment.amount // 2)
+        qr.refund(platform=platform, merchant_id=merchant_id, payment_id=payment_id, amount=amount)
+        run.refunds += 1
+        run.refunded_fen += amount
+
+
+def run_live(
+    url: str,
+    options: LiveOptions,
+    *,
+    data_directory: Path,
+    progress: Callable[[int, int], None] | None = None,
+    audit: bool = True,
+) -> LiveResult:
+    """Build the network and run the traffic through the services on an empty database."""
+    timing: dict[str, float] = {}
+    started = time.perf_counter()
+    db.upgrade(url)
+    clock = FakeClock(DAY_START_NS)
+    notifier = RecordingNotifier()
+    platform = Platform.open(url, clock=clock, keys=KeyRing.load(data_directory), notifier=notifier)
+    try:
+        network = build_network(seed=options.seed, users=options.users, merchants=options.merchants)
+        world = _build(platform, clock, notifier, network, options.seed)
+        timing["setup_seconds"] = time.perf_counter() - started
+        rng = random.Random(options.seed)
+        events = _traffic(rng, network, options.days)
+        run = _Run(world, random.Random(options.seed + 1))
+        traffic_started = time.perf_counter()
+        for n, event in enumerate(events):
+            clock.set_ns(max(clock.now_ns(), DAY_START_NS + event.at_s * NS_PER_SECOND))
+            if event.kind == "purchase":
+                _purchase(run, event)
+            elif event.kind == "p2p":
+                _transfer(run, event)
+            else:
+                _parking(run, event)
+            if progress is not None and n % 200 == 0:
+                progress(n, len(events))
+        _refunds(run)
+        clock.set_ns(clock.now_ns() + 5 * 3600 * NS_PER_SECOND)  # unreleased holds expire
+        platform.ledger.expire_pending_transfers()
+        timing["traffic_seconds"] = time.perf_counter() - traffic_started
+        report = check(url)
+        books = check_books(platform=platform)
+        audit_summary = cosign(url, platform.ledger, data_directory / "chain") if audit else None
+        if audit_summary is not None:
+            timing["audit_seconds"] = audit_summary.seconds
+    finally:
+        platform.close()
+    (data_directory / "ground-truth.jsonl").write_text(
+        "".join(json.dumps(row, sort_keys=True) + "\n" for row in run.truth)
+    )
+    attempted = sum(run.by_mode.values())
+    timing["total_seconds"] = time.perf_counter() - started
+    timing["payments_per_second"] = attempted / max(timing["traffic_seconds"], 1e-9)
+    summary = {
+        "seed": options.seed,
+        "users": options.users,
+        "cards": len(network.cards),
+        "merchants": options.merchants,
+        "payments": {
+            "attempted": attempted,
+            "by_mode": dict(sorted(run.by_mode.items())),
+            "outcomes": dict(sorted(run.outcomes.items())),
+            "decline_reasons": dict(sorted(run.reasons.items())),
+        },
+        "scenes": {
+            s: {"count": run.count_by_scene[s], "volume_fen": run.volume_by_scene[s]}
+            for s in sorted(run.volume_by_scene)
+        },
+        "issuers_by_bin": dict(sorted(run.volume_by_issuer.items())),
+        "transfers": dict(sorted(run.transfers.items())),
+        "refunds": {"count": run.refunds, "volume_fen": run.refunded_fen},
+        "anomalies_injected": dict(
+            sorted(Counter(t["anomaly"] for t in run.truth if t["anomaly"]).items())
+        ),
+        "ledger_check": {"ok": report.ok, "problems": [str(p) for p in report.problems[:20]]},
+        "books_balance": not books,
+        "book_problems": books[:20],
+    }
+    return LiveResult(summary, timing, audit_summary)
