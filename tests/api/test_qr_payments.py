@@ -7,6 +7,9 @@ from __future__ import annotations
 import pytest
 from world import PIN, code_of
 
+from flashpay.chain import note
+from flashpay.chain.publisher import Publisher
+from flashpay.chain.receipt import TrustPolicy, verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
 from flashpay.payments import qr
 
@@ -274,3 +277,29 @@ async def test_every_scene_debit_and_credit_same_and_cross_bank(world):
     listed = await world.client.get("/v1/payments?limit=100", headers=alice.headers)
     assert len(listed.json()["items"]) == 10
     assert (await world.balance(alice, credit["id"]))["outstanding"] == "61.70"
+
+
+async def test_payment_receipts_carry_the_audit_proof_once_final(world):
+    shop = await world.merchant("Wumart")
+    alice, card = await world.member_with_card("Alice")
+    paid = (await world.pay(alice, await world.static_code(shop), card, amount="66.60")).json()
+    path = f"/v1/payments/{paid['id']}/receipt"
+    assert (await world.client.get(path, headers=alice.headers)).json()["audit"] is None
+    signer, verifier = note.generate_key(world.chain_log.origin)
+    world.chain_log.sync_from_ledger(world.platform.ledger)
+    publisher = Publisher(world.chain_log, signer=note.parse_signer(signer), witnesses=[],
+                          quorum=0)  # fmt: skip
+    publisher.publish()
+    publisher.close()
+    trust = TrustPolicy(note.parse_verifier(verifier), (), 0)
+    for receipt in (
+        await world.client.get(path, headers=alice.headers),
+        await world.client.get(f"/v1/merchant/payments/{paid['id']}/receipt",
+                               headers=shop["headers"]),
+    ):  # fmt: skip
+        verified = verify_receipt(receipt.json()["audit"], trust)
+        assert [leg.amount for leg in verified.leaf.transfers] == [
+            t.amount for t in world.platform.ledger.lookup_transfers(qr._ids(int(paid["id"]),
+                                                                             "purchase"))
+            if t.amount
+        ]  # fmt: skip
