@@ -72,6 +72,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/institutions"):                           _all(200),
     ("POST", "/v1/users"):                                 _all(201),
     ("POST", "/v1/sessions"):                              _all(201),
+    ("DELETE", "/v1/sessions/current"):                    _user(204, 204),
     ("GET", "/v1/me"):                                     _user(200, 200),
     ("PUT", "/v1/me/pin"):                                 _user(204, 204),
     ("PUT", "/v1/me/limits"):                              _user(204, 204),
@@ -206,10 +207,18 @@ async def test_authorization_matrix(database_url, leak_guard):
                 order_id=order["id"],
                 payment_id=payment_id,
             ) + QUERIES.get(template, "")
+            route_headers = dict(headers)
+            if template == "/v1/sessions/current":  # logging out ends the token: use spare ones
+                for caller, person in (("other_user", other), ("owner", owner)):
+                    spare_session = await world.client.post(
+                        "/v1/sessions", json={"phone": person.phone, "password": PASSWORD}
+                    )
+                    token = spare_session.json()["token"]
+                    route_headers[caller] = {"Authorization": f"Bearer {token}"}
             for caller, status in zip(CALLERS, expected, strict=True):
                 body = _body(world, method, template, owner, context)
                 response = await world.client.request(
-                    method, path, json=body, headers=headers[caller]
+                    method, path, json=body, headers=route_headers[caller]
                 )
                 if response.status_code != status:
                     failures.append(

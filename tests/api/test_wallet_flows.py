@@ -41,6 +41,14 @@ async def test_sign_up_login_and_me(world):
         "/v1/sessions", json={"phone": person.phone, "password": PASSWORD}
     )
     assert login.headers["cache-control"] == "no-store"
+    second = {"Authorization": f"Bearer {login.json()['token']}"}
+    assert (await world.client.delete("/v1/sessions/current", headers=second)).status_code == 204
+    after = await world.client.get("/v1/me", headers=second)
+    assert (after.status_code, code_of(after)) == (401, "invalid_credentials")
+    assert (await world.client.get("/v1/me", headers=person.headers)).status_code == 200
+    login = await world.client.post(
+        "/v1/sessions", json={"phone": person.phone, "password": PASSWORD}
+    )
     world.clock.advance(24 * 3600 + 1)  # sessions last a day
     expired = await world.client.get(
         "/v1/me", headers={"Authorization": f"Bearer {login.json()['token']}"}

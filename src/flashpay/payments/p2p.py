@@ -72,8 +72,8 @@ class TransferStatus(StrEnum):
 class DeclineReason(StrEnum):
     """Why a transfer was declined; closed, in the order the checks run."""
 
+    PIN_NOT_SET = "pin_not_set"  # a user without a PIN cannot be locked: checked first
     PIN_LOCKED = "pin_locked"
-    PIN_NOT_SET = "pin_not_set"
     WRONG_PIN = "wrong_pin"
     CARD_FROZEN = "card_frozen"
     CARD_CLOSED = "card_closed"

@@ -111,8 +111,8 @@ class DeclineReason(StrEnum):
     CODE_EXPIRED = "code_expired"
     CODE_INVALID = "code_invalid"
     PIN_REQUIRED = "pin_required"
+    PIN_NOT_SET = "pin_not_set"  # a user without a PIN cannot be locked: checked first
     PIN_LOCKED = "pin_locked"
-    PIN_NOT_SET = "pin_not_set"
     WRONG_PIN = "wrong_pin"
     CARD_FROZEN = "card_frozen"
     CARD_CLOSED = "card_closed"

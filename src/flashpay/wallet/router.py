@@ -6,7 +6,7 @@ own code and status (see ``flashpay.api.app``). Another user's card is a 404, ne
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from flashpay.api.deps import CurrentUser, ServicesDep
 from flashpay.api.errors import ApiError
@@ -47,6 +47,15 @@ def login(body: LoginIn, platform: ServicesDep, response: Response) -> SessionOu
     session = wallet.login(platform=platform, phone=body.phone, password=body.password)
     response.headers["Cache-Control"] = "no-store"
     return SessionOut.of(session)
+
+
+@router.delete("/v1/sessions/current", status_code=204)
+def logout(user: CurrentUser, platform: ServicesDep, request: Request) -> Response:
+    """Log out: the bearer token of this request stops working."""
+    del user  # authenticated by the dependency; the token itself is what we revoke
+    _scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    wallet.logout(platform=platform, token=token.strip())
+    return Response(status_code=204)
 
 
 @router.get("/v1/me", response_model=UserOut)
