@@ -122,6 +122,7 @@ def load_network(*, platform: Platform, definition: NetworkDefinition) -> LoadSu
             for b in i.bins
         ]
         connection.execute(institution_bins.insert(), rows)
+    _forget(platform.database_url)
     accounts = [
         a
         for inst in definition.institutions
@@ -188,6 +189,33 @@ def institution_code(*, platform: Platform, institution_id: int) -> str:
 
 
 _NETWORK: dict[str, str] = {}
+_IINS: dict[tuple[str, int | None], str] = {}
+
+
+def institution_iin(*, platform: Platform, institution_id: int | None) -> str:
+    """An institution's IIN (``None``: the network's), cached per process until the next
+    ``load_network`` (which may change an IIN) clears the caches."""
+    key = (platform.database_url, institution_id)
+    iin = _IINS.get(key)
+    if iin is None:
+        found = (
+            network_institution(platform=platform)
+            if institution_id is None
+            else get_institution(platform=platform, institution_id=institution_id)
+        )
+        if found is None:
+            raise LookupError(f"no institution {institution_id}")
+        iin = _IINS[key] = found.iin
+    return iin
+
+
+def _forget(database_url: str) -> None:
+    """Drop this database's cached institution facts (after a new definition is loaded)."""
+    for key in [k for k in _CODES if k[0] == database_url]:
+        del _CODES[key]
+    for iin_key in [k for k in _IINS if k[0] == database_url]:
+        del _IINS[iin_key]
+    _NETWORK.pop(database_url, None)
 
 
 def network_code(*, platform: Platform) -> str:

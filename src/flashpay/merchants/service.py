@@ -21,7 +21,7 @@ from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode
 from flashpay.institutions.definition import InstitutionKind
-from flashpay.institutions.service import Institution, get_institution, network_institution
+from flashpay.institutions.service import Institution, institution_iin
 from flashpay.ledger import Account, CreateAccountResult
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.merchants.models import merchants, qr_orders, terminals
@@ -214,6 +214,33 @@ def merchant_by_code(*, platform: Platform, code: str) -> Merchant | None:
     return None if row is None else _merchant(row)
 
 
+def merchant_terminal(
+    *,
+    platform: Platform,
+    terminal_code: str,
+    merchant_id: int | None = None,
+    merchant_code: str | None = None,
+) -> tuple[Merchant | None, Terminal | None]:
+    """A merchant (by id or QR code) and one of its terminals, in one query."""
+    query = sa.select(merchants, terminals.c.id.label("terminal_id")).outerjoin(
+        terminals,
+        sa.and_(terminals.c.merchant_id == merchants.c.id, terminals.c.code == terminal_code),
+    )
+    query = (
+        query.where(merchants.c.id == merchant_id)
+        if merchant_id is not None
+        else query.where(merchants.c.code == merchant_code)
+    )
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(query).first()
+    if row is None:
+        return None, None
+    merchant = _merchant(row)
+    if row.terminal_id is None:
+        return merchant, None
+    return merchant, Terminal(int(row.terminal_id), merchant.id, terminal_code)
+
+
 def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> list[Merchant]:
     query = sa.select(merchants).order_by(merchants.c.id)
     if acquirer_id is not None:
@@ -259,16 +286,14 @@ def terminal_by_code(*, platform: Platform, merchant_id: int, code: str) -> Term
 
 
 def _fields(platform: Platform, merchant: Merchant, terminal: Terminal) -> MerchantCodeFields:
-    acquirer = get_institution(platform=platform, institution_id=merchant.acquirer_id)
-    assert acquirer is not None
     return MerchantCodeFields(
         merchant_id=merchant.code,
         terminal_id=terminal.code,
         name=merchant.display_name,
         city=merchant.city,
         mcc=merchant.mcc,
-        acquirer_iin=acquirer.iin,
-        forwarding_iin=network_institution(platform=platform).iin,
+        acquirer_iin=institution_iin(platform=platform, institution_id=merchant.acquirer_id),
+        forwarding_iin=institution_iin(platform=platform, institution_id=None),
     )
 
 

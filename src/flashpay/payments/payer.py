@@ -24,6 +24,7 @@ class Payer:
     pin: PinState
     free_per_payment: int
     qr_daily_limit: int
+    token: str  # the network token the card is bound under
 
 
 def _query() -> sa.Select[tuple[object, ...]]:
@@ -33,6 +34,7 @@ def _query() -> sa.Select[tuple[object, ...]]:
             wallet_cards.c.id.label("wallet_card_id"),
             wallet_cards.c.user_id,
             wallet_cards.c.status.label("wallet_status"),
+            wallet_cards.c.token,
             wallet_users.c.free_per_payment,
             wallet_users.c.qr_daily_limit,
             *pin_state_columns(),
@@ -53,6 +55,7 @@ def _payer(row: sa.Row[tuple[object, ...]]) -> Payer:
         pin=pin,
         free_per_payment=int(row.free_per_payment),
         qr_daily_limit=int(row.qr_daily_limit),
+        token=str(row.token),
     )
 
 

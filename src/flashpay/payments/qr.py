@@ -52,9 +52,8 @@ from flashpay.merchants.service import (
     Merchant,
     Terminal,
     get_merchant,
-    merchant_by_code,
+    merchant_terminal,
     order_by_bill,
-    terminal_by_code,
 )
 from flashpay.money import MoneyError
 from flashpay.payments import limits
@@ -184,6 +183,7 @@ class _Attempt:
     two_phase: bool = False
     hold_seconds: int = HOLD_SECONDS_DEFAULT
     reason: DeclineReason | None = None
+    bill_number: str | None = None
 
 
 # -- front ends -------------------------------------------------------------------------------
@@ -212,11 +212,8 @@ def pay_scanned_code(
     if code is None:
         attempt.reason = DeclineReason.FOREIGN_CODE
         return _run(platform, attempt)
-    merchant = merchant_by_code(platform=platform, code=code.merchant_id)
-    terminal = (
-        terminal_by_code(platform=platform, merchant_id=merchant.id, code=code.terminal_id)
-        if merchant is not None
-        else None
+    merchant, terminal = merchant_terminal(
+        platform=platform, merchant_code=code.merchant_id, terminal_code=code.terminal_id
     )
     if merchant is None or terminal is None or merchant.status != "active":
         attempt.reason = DeclineReason.MERCHANT_NOT_FOUND
@@ -236,6 +233,7 @@ def pay_scanned_code(
         if amount is not None and amount != order.amount:
             raise PaymentError("amount_mismatch", "a dynamic code carries its own amount")
         attempt.amount, attempt.order_id = order.amount, order.id
+        attempt.bill_number = order.bill_number
         attempt.order_expires_at_ns = order.expires_at_ns
         if order.expires_at_ns <= platform.clock.now_ns():
             attempt.reason = DeclineReason.ORDER_EXPIRED
@@ -250,10 +248,7 @@ def issue_code(*, platform: Platform, user_id: int, wallet_card_id: int) -> code
     payer = payer_by_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
     if payer is None:
         raise PaymentError("not_found", "no such card in this wallet", status=404)
-    with autocommit(platform.engine) as connection:
-        token = connection.execute(
-            sa.select(wallet_cards.c.token).where(wallet_cards.c.id == wallet_card_id)
-        ).scalar_one()
+    token = payer.token
     now_s = platform.clock.now_ns() // NS_PER_SECOND
     with platform.engine.begin() as connection:
         dialect = connection.dialect.name
@@ -320,10 +315,11 @@ def collect_with_code(
 ) -> Payment:
     """The merchant's terminal scanned a payment code (CPM payload or the 19 digits) and
     collects ``amount``; ``capture=False`` only authorizes (a hold, captured or voided later)."""
-    merchant = get_merchant(platform=platform, merchant_id=merchant_id)
+    merchant, terminal = merchant_terminal(
+        platform=platform, merchant_id=merchant_id, terminal_code=terminal_code
+    )
     if merchant is None:
         raise PaymentError("not_found", "no such merchant", status=404)
-    terminal = terminal_by_code(platform=platform, merchant_id=merchant_id, code=terminal_code)
     if terminal is None:
         raise PaymentError("unknown_terminal", "no such terminal at this merchant")
     if not 0 < amount <= AMOUNT_MAX:
@@ -465,13 +461,34 @@ def _run(platform: Platform, a: _Attempt) -> Payment:
             )
         )  # fmt: skip
         _event(connection, payment_id, 1, status, a.amount, now, a.reason and a.reason.value)
+    outcome = _Outcome(status, a.reason, None, 0, None, now)
     if a.reason is None:
-        assert a.payer is not None
-        assert a.merchant is not None
-        _post(platform, payment_id, a, day, salt, scopes)
-    found = _load(platform, payment_id)
-    assert found is not None
-    return found
+        outcome = _post(platform, payment_id, a, day, salt, scopes)
+    # The answer from what we know: no read-back of the row just written.
+    return Payment(
+        id=payment_id,
+        kind=a.kind,
+        user_id=payer.user_id if payer else None,
+        wallet_card_id=payer.wallet_card_id if payer else None,
+        card_display=payer.card.masked if payer else None,
+        merchant_id=a.merchant.id if a.merchant else None,
+        merchant_name=a.merchant.display_name if a.merchant else None,
+        terminal=a.terminal.code if a.terminal else None,
+        order_id=a.order_id,
+        bill_number=a.bill_number,
+        amount=a.amount,
+        captured=outcome.captured,
+        refunded=0,
+        currency="CNY",
+        status=outcome.status,
+        decline_reason=outcome.reason,
+        voucher=outcome.voucher,
+        pin_verified=pin_ok,
+        two_phase=a.two_phase,
+        hold_expires_at_ns=outcome.hold_expires_at_ns,
+        created_at_ns=now,
+        updated_at_ns=outcome.updated_at_ns,
+    )
 
 
 def _event(
@@ -581,6 +598,16 @@ def _commitment(salt: bytes, payment_id: int, what: str, amount: int) -> bytes:
     return hashlib.sha256(salt + record).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    status: PaymentStatus
+    reason: DeclineReason | None
+    voucher: str | None
+    captured: int
+    hold_expires_at_ns: int | None
+    updated_at_ns: int
+
+
 def _post(
     platform: Platform,
     payment_id: int,
@@ -588,7 +615,8 @@ def _post(
     day: str,
     salt: bytes,
     scopes: Mapping[str, int],
-) -> None:
+) -> _Outcome:
+    """Post the chain and complete (or decline) the record; what it became."""
     assert a.payer is not None
     assert a.merchant is not None
     legs = purchase_legs(platform, a.payer.card, a.merchant, a.amount)
@@ -619,7 +647,14 @@ def _post(
             ).rowcount
             if settled == 1:  # else a recovery settled it from the same ledger state
                 _event(connection, payment_id, 2, status, a.amount, now)
-        return
+        return _Outcome(
+            status,
+            None,
+            _voucher(day, payment_id),
+            0 if a.two_phase else a.amount,
+            now + a.hold_seconds * NS_PER_SECOND if a.two_phase else None,
+            now,
+        )
     first = next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
     if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
         reason = DeclineReason.INSUFFICIENT_FUNDS
@@ -628,6 +663,7 @@ def _post(
         reason = DeclineReason.PROCESSING_ERROR
     with platform.engine.begin() as connection:
         _decline_created(connection, payment_id, a.amount, reason, now, day, scopes, a.order_id)
+    return _Outcome(PaymentStatus.DECLINED, reason, None, 0, None, now)
 
 
 def _decline_created(
