@@ -7,9 +7,7 @@ from __future__ import annotations
 import pytest
 from world import PIN, code_of
 
-from flashpay.chain import note
-from flashpay.chain.publisher import Publisher
-from flashpay.chain.receipt import TrustPolicy, verify_receipt
+from flashpay.chain.receipt import verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
 from flashpay.payments import qr
 
@@ -285,13 +283,7 @@ async def test_payment_receipts_carry_the_audit_proof_once_final(world):
     paid = (await world.pay(alice, await world.static_code(shop), card, amount="66.60")).json()
     path = f"/v1/payments/{paid['id']}/receipt"
     assert (await world.client.get(path, headers=alice.headers)).json()["audit"] is None
-    signer, verifier = note.generate_key(world.chain_log.origin)
-    world.chain_log.sync_from_ledger(world.platform.ledger)
-    publisher = Publisher(world.chain_log, signer=note.parse_signer(signer), witnesses=[],
-                          quorum=0)  # fmt: skip
-    publisher.publish()
-    publisher.close()
-    trust = TrustPolicy(note.parse_verifier(verifier), (), 0)
+    trust = world.publish_checkpoint()
     for receipt in (
         await world.client.get(path, headers=alice.headers),
         await world.client.get(f"/v1/merchant/payments/{paid['id']}/receipt",

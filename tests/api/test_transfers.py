@@ -8,9 +8,7 @@ import pytest
 from world import PASSWORD, PIN, code_of
 
 from flashpay.cards.numbers import generate_card_number
-from flashpay.chain import note
-from flashpay.chain.publisher import Publisher
-from flashpay.chain.receipt import TrustPolicy, verify_receipt
+from flashpay.chain.receipt import verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
 from flashpay.ledger.ids import derive_id
 
@@ -233,14 +231,9 @@ async def test_the_receipt_carries_an_audit_proof_once_a_checkpoint_is_final(wor
                                  to_phone=bob.phone)).json()  # fmt: skip
     path = f"/v1/transfers/{sent['id']}/receipt"
     assert (await world.client.get(path, headers=alice.headers)).json()["audit"] is None
-    signer, verifier = note.generate_key(world.chain_log.origin)
-    world.chain_log.sync_from_ledger(world.platform.ledger)
-    publisher = Publisher(world.chain_log, signer=note.parse_signer(signer), witnesses=[],
-                          quorum=0)  # fmt: skip
-    publisher.publish()
-    publisher.close()
+    trust = world.publish_checkpoint()
     audit = (await world.client.get(path, headers=alice.headers)).json()["audit"]
-    verified = verify_receipt(audit, TrustPolicy(note.parse_verifier(verifier), (), 0))
+    verified = verify_receipt(audit, trust)
     legs = verified.leaf.transfers
     assert [leg.amount for leg in legs] == [888, 888, 888]
     assert legs[0].id == derive_id("flashpay.p2p", f"{sent['id']}:0")

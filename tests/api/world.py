@@ -13,6 +13,9 @@ from api_testkit import LeakGuard
 from flashpay.api.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
+from flashpay.chain import note
+from flashpay.chain.publisher import Publisher
+from flashpay.chain.receipt import TrustPolicy
 from flashpay.chain.service import ChainLog
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
@@ -204,6 +207,18 @@ class World:
             json={"code": code, "amount": amount, **body},
             headers=merchant["headers"],
         )
+
+    def publish_checkpoint(self) -> TrustPolicy:
+        """Take the ledger's chains into the audit log and publish a final checkpoint (signed by
+        a fresh log key, no witnesses); the trust policy that verifies its receipts."""
+        signer, verifier = note.generate_key(self.chain_log.origin)
+        self.chain_log.sync_from_ledger(self.platform.ledger)
+        publisher = Publisher(
+            self.chain_log, signer=note.parse_signer(signer), witnesses=[], quorum=0
+        )
+        publisher.publish()
+        publisher.close()
+        return TrustPolicy(note.parse_verifier(verifier), (), 0)
 
     async def transfer(self, person: Person, **body: Any) -> httpx.Response:
         body.setdefault("pin", PIN)

@@ -226,7 +226,6 @@ class _Run:
     transfers: Counter[str] = field(default_factory=Counter)
 
     def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
-        platform = self.world.platform
         status = payment.status.value
         self.outcomes[status] += 1
         self.by_mode[mode] += 1
@@ -251,15 +250,18 @@ class _Run:
                 "reason": payment.decline_reason and payment.decline_reason.value,
             }
         )
-        del platform
+
+
+def _actors(run: _Run, event: _Event) -> tuple[Platform, int, int, Merchant]:
+    """The platform, the paying user's id and wallet card, and the merchant of ``event``."""
+    w = run.world
+    user = w.card_users[event.card]
+    return w.platform, w.user_ids[user], w.wallet_cards[event.card], w.merchants[event.merchant]
 
 
 def _purchase(run: _Run, event: _Event) -> None:
     w = run.world
-    platform = w.platform
-    user = w.card_users[event.card]
-    user_id, wallet_card = w.user_ids[user], w.wallet_cards[event.card]
-    merchant = w.merchants[event.merchant]
+    platform, user_id, wallet_card, merchant = _actors(run, event)
     scene = merchant.scene.value
     anomaly: str | None = None
     if scene in CPM_SCENES or (scene not in DYNAMIC_SCENES and event.amount_fen > 20_000):
@@ -312,11 +314,7 @@ def _purchase(run: _Run, event: _Event) -> None:
 
 
 def _parking(run: _Run, event: _Event) -> None:
-    w = run.world
-    platform = w.platform
-    user = w.card_users[event.card]
-    user_id, wallet_card = w.user_ids[user], w.wallet_cards[event.card]
-    merchant = w.merchants[event.merchant]
+    platform, user_id, wallet_card, merchant = _actors(run, event)
     key = (event.card, event.merchant)
     if event.kind == "parking_entry":
         code = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=wallet_card)
