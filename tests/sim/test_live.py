@@ -40,6 +40,11 @@ def test_live_demo_summary_matches_the_records(database_url, tmp_path):
     assert bound == s["cards"]
     assert merchants == SMALL.merchants
     assert set(s["payments"]["by_mode"]) >= {"cpm", "mpm_static", "mpm_dynamic"}
+    # Some payments went through the HTTP API; every retry with the same key was replayed
+    # byte for byte, and none was paid twice (the records above count each payment once).
+    http = s["http"]
+    assert http["payments"] > 0
+    assert http["retries_replayed_identically"] == http["retries_with_the_same_key"]
     truth = (tmp_path / "ground-truth.jsonl").read_text().splitlines()
     assert len(truth) == s["payments"]["attempted"] + transfers
     assert {json.loads(line)["kind"] for line in truth} >= {"purchase", "p2p"}

@@ -176,6 +176,13 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
         f"P2P transfers: {s['transfers']}; refunds: {s['refunds']['count']:,} "
         f"({_yuan(s['refunds']['volume_fen'])}); anomalies injected: {s['anomalies_injected']}"
     )
+    http = s["http"]
+    console.print(
+        f"through the HTTP API: {http['payments']:,} payments with an Idempotency-Key, "
+        f"{http['retries_with_the_same_key']:,} client retries with the same key, "
+        f"{http['retries_replayed_identically']:,} answered with the stored response "
+        "(nothing paid twice)"
+    )
     verdict = "[green]ok[/green]" if s["ledger_check"]["ok"] else "[red]FAILED[/red]"
     books = "[green]balance[/green]" if s["books_balance"] else "[red]DO NOT balance[/red]"
     console.print(

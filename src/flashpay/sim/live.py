@@ -13,7 +13,10 @@ amounts are not):
    rider's payment code (CPM); canteens, food markets, campuses and convenience stores show a
    static code the user pays (MPM static, small amounts); supermarkets and hospitals make a
    dynamic order at the till (MPM dynamic); parking authorizes on entry and captures on exit
-   (two-phase). P2P transfers go by phone number. Some purchases are refunded.
+   (two-phase). P2P transfers go by phone number. Some purchases are refunded. A share of the
+   static-code payments goes through the HTTP API itself (the real ASGI app over the same
+   platform) with a bearer token and an ``Idempotency-Key``, and some of those are sent twice,
+   as a client retries: the retry must get the stored answer and pay nothing.
 3. Things go wrong as in real life: insufficient funds and limits come from the balances and the
    rules; a few users type a wrong PIN and a few codes are scanned after their 60 seconds
    (injected, and marked as such in the ground-truth file).
@@ -24,6 +27,7 @@ if any — goes to ``ground-truth.jsonl`` beside the summary, apart from the pla
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 import time
@@ -34,9 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from flashpay import db
+from flashpay.api.app import create_platform_app
 from flashpay.cards.numbers import CardNumber, luhn_check_digit
 from flashpay.cards.service import issue_card
+from flashpay.chain.service import ChainLog
 from flashpay.clock import NS_PER_SECOND, FakeClock
 from flashpay.institutions.definition import CardType, default_definition
 from flashpay.institutions.service import check_books, get_institution, load_network
@@ -50,6 +58,7 @@ from flashpay.merchants.service import (
     terminal_by_code,
 )
 from flashpay.merchants.service import static_payload as merchant_static_payload
+from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import p2p, qr
 from flashpay.platform import Platform
@@ -63,6 +72,8 @@ PIN = "135790"
 WRONG_PIN_PER_MILLE = 5
 EXPIRED_CODE_PER_MILLE = 3
 REFUND_PERCENT = 2
+HTTP_PERCENT = 5  # of static-code payments: through the HTTP API with an Idempotency-Key
+RETRY_PERCENT = 30  # of those: the client sends the same request again (a retry)
 CPM_SCENES = frozenset({"bus", "subway", "vending"})
 DYNAMIC_SCENES = frozenset({"supermarket", "hospital"})
 ISSUER_CODES = ("BOC", "ICBC", "CCB", "CMB", "ABC")  # sim.network.ISSUERS, in order
@@ -96,6 +107,55 @@ class _World:
     phones: list[str]
     wallet_cards: dict[int, int]  # sim card index -> wallet card id
     card_users: dict[int, int]  # sim card index -> sim user index
+
+
+class _App:
+    """The HTTP API in-process (the real ASGI app over the same platform and clock): the app's
+    way of paying, with bearer tokens and Idempotency-Keys, for a share of the static-code
+    payments — and the client retries that repeat one of them with the same key."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.log = ChainLog.open(platform.database_url, clock=platform.clock)
+        app = create_platform_app(
+            platform, request_hash_key=b"flashpay-demo-request-hash-key-1", chain_log=self.log
+        )
+        # The real ASGI app driven by httpx on a private event loop (no server, no sockets).
+        self._loop = asyncio.new_event_loop()
+        self._client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://flashpay.demo"
+        )
+        self.tokens: dict[int, str] = {}
+        self.requests = 0
+        self.retries = 0
+        self.replayed = 0
+
+    def _post(self, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
+        return self._loop.run_until_complete(self._client.post(path, json=body, headers=headers))
+
+    def token(self, user: int, phone: str) -> str:
+        if user not in self.tokens:
+            response = self._post("/v1/sessions", {"phone": phone, "password": PASSWORD}, {})
+            response.raise_for_status()
+            self.tokens[user] = str(response.json()["token"])
+        return self.tokens[user]
+
+    def pay(self, token: str, body: dict[str, Any], key: str, retry: bool) -> str:
+        """POST /v1/payments/qr (and once more if ``retry``); the payment's id."""
+        headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": key}
+        first = self._post("/v1/payments/qr", body, headers)
+        first.raise_for_status()
+        self.requests += 1
+        if retry:
+            again = self._post("/v1/payments/qr", body, headers)
+            self.retries += 1
+            if again.content == first.content and again.headers.get("idempotent-replayed"):
+                self.replayed += 1
+        return str(first.json()["id"])
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._client.aclose())
+        self._loop.close()
+        self.log.close()
 
 
 def _card_number(rng: random.Random, prefix: str) -> CardNumber:
@@ -224,6 +284,7 @@ class _Run:
     refunds: int = 0
     refunded_fen: int = 0
     transfers: Counter[str] = field(default_factory=Counter)
+    app: _App | None = None
 
     def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
         status = payment.status.value
@@ -300,14 +361,36 @@ def _purchase(run: _Run, event: _Event) -> None:
             )
         else:
             mode = "mpm_static"
-            payment = qr.pay_scanned_code(
-                platform=platform,
-                user_id=user_id,
-                payload=w.static_codes[event.merchant],
-                wallet_card_id=wallet_card,
-                amount=event.amount_fen,
-                pin=pin,
-            )
+            if run.app is not None and run.rng.randrange(100) < HTTP_PERCENT:
+                mode = "mpm_static_http"
+                user = w.card_users[event.card]
+                body: dict[str, Any] = {
+                    "payload": w.static_codes[event.merchant],
+                    "card_id": wallet_card,
+                    "amount": Money.of(event.amount_fen).decimal_text(),
+                }
+                if pin is not None:
+                    body["pin"] = pin
+                payment_id = run.app.pay(
+                    run.app.token(user, w.phones[user]),
+                    body,
+                    key=f"demo-{len(run.truth)}",
+                    retry=run.rng.randrange(100) < RETRY_PERCENT,
+                )
+                found = qr.get_payment(
+                    platform=platform, payment_id=int(payment_id), user_id=user_id
+                )
+                assert found is not None
+                payment = found
+            else:
+                payment = qr.pay_scanned_code(
+                    platform=platform,
+                    user_id=user_id,
+                    payload=w.static_codes[event.merchant],
+                    wallet_card_id=wallet_card,
+                    amount=event.amount_fen,
+                    pin=pin,
+                )
     run.record(event, mode, payment, anomaly)
     if payment.status is qr.PaymentStatus.COMPLETED:
         run.completed.append((payment.id, merchant.id))
@@ -414,7 +497,7 @@ def run_live(
         timing["setup_seconds"] = time.perf_counter() - started
         rng = random.Random(options.seed)
         events = _traffic(rng, network, options.days)
-        run = _Run(world, random.Random(options.seed + 1))
+        run = _Run(world, random.Random(options.seed + 1), app=_App(platform))
         traffic_started = time.perf_counter()
         for n, event in enumerate(events):
             clock.set_ns(max(clock.now_ns(), DAY_START_NS + event.at_s * NS_PER_SECOND))
@@ -427,6 +510,8 @@ def run_live(
             if progress is not None and n % 200 == 0:
                 progress(n, len(events))
         _refunds(run)
+        if run.app is not None:
+            run.app.close()
         clock.set_ns(clock.now_ns() + 5 * 3600 * NS_PER_SECOND)  # unreleased holds expire
         platform.ledger.expire_pending_transfers()
         timing["traffic_seconds"] = time.perf_counter() - traffic_started
@@ -461,6 +546,11 @@ def run_live(
         "issuers_by_bin": dict(sorted(run.volume_by_issuer.items())),
         "transfers": dict(sorted(run.transfers.items())),
         "refunds": {"count": run.refunds, "volume_fen": run.refunded_fen},
+        "http": {
+            "payments": run.app.requests if run.app else 0,
+            "retries_with_the_same_key": run.app.retries if run.app else 0,
+            "retries_replayed_identically": run.app.replayed if run.app else 0,
+        },
         "anomalies_injected": dict(
             sorted(Counter(t["anomaly"] for t in run.truth if t["anomaly"]).items())
         ),
