@@ -47,7 +47,6 @@ import psycopg
 import sqlalchemy as sa
 
 from flashpay import db
-from flashpay.api.runtime import ApiRuntime
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.auth.models import api_keys
 from flashpay.cards.numbers import generate_card_number
@@ -341,7 +340,7 @@ def _worker_pids(parent: int) -> list[int]:
     return [pid for pid in pids if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
 
 
-def _bulk_keys(runtime: ApiRuntime, count: int) -> list[int]:
+def _bulk_keys(runtime: Platform, count: int) -> list[int]:
     """``count`` merchant keys to revoke, inserted in one statement (their secrets are unused)."""
     now_ns = runtime.clock.now_ns()
     rows = [
@@ -382,7 +381,7 @@ def main() -> None:
 
     url = _fresh_database(admin_url)
     data_dir = Path(tempfile.mkdtemp(prefix="flashpay-bench-"))
-    runtime = ApiRuntime.open(url)
+    runtime = Platform.open(url, data_directory=data_dir)
     server: subprocess.Popen[bytes] | None = None
     try:
         admin = create_api_key(

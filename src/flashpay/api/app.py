@@ -28,9 +28,11 @@ from flashpay.chain import api as chain_api
 from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
 from flashpay.merchants import router as merchants_router
+from flashpay.merchants.service import MerchantError
 from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
+from flashpay.payments.qr import PaymentError
 from flashpay.platform import Platform
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet import service as wallet
@@ -76,7 +78,8 @@ def create_app(
         hash_key=request_hash_key,
     )
 
-    app.add_exception_handler(WalletError, _wallet_error)
+    for domain_error in (WalletError, PaymentError, MerchantError):
+        app.add_exception_handler(domain_error, _domain_error)
 
     app.include_router(health.router)
     app.include_router(auth_router.router)
@@ -89,8 +92,9 @@ def create_app(
     return app
 
 
-async def _wallet_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, WalletError)
+async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A domain's refusal (its ``code`` and ``status``) as the one error object."""
+    assert isinstance(exc, WalletError | PaymentError | MerchantError)
     body = {"error": {"code": exc.code, "message": str(exc), "details": {}}}
     return JSONResponse(body, status_code=exc.status)
 

@@ -1,7 +1,9 @@
-"""What ``flashpay serve`` opens: the database, the clock and the idempotency hash key.
+"""Settings of ``flashpay serve``: the per-worker pool size and the idempotency hash key.
 
-``ApiRuntime`` is the part of the platform the HTTP layer itself needs (``engine`` and ``clock``,
-the ``flashpay.auth.service.Runtime`` protocol that ``flashpay.platform.Platform`` also satisfies).
+The platform (``flashpay.platform.Platform``) opens the database with these pool settings; no
+pre-ping on checkout (one more round trip per request, 10 % of a POST's time in the profile of
+docs/benchmarks.md): a connection broken by a database restart fails one request with a 500
+instead, which the idempotency layer does not store.
 
 The idempotency request-hash key (HMAC-SHA256, 32 bytes) must be the same in every worker and every
 machine serving one database, or a retry landing on another worker would look like a reused key.
@@ -13,47 +15,15 @@ from __future__ import annotations
 
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy.engine import Engine
-
 from flashpay import config
-from flashpay.clock import Clock, SystemClock
-from flashpay.db import create_engine
 
 HASH_KEY_ENV = "FLASHPAY_API_HASH_KEY"
 HASH_KEY_FILE_NAME = "api-request-hash.key"
 HASH_KEY_BYTES = 32
 POOL_SIZE = 10  # per worker; PostgreSQL allows 100 connections on this machine
 POOL_OVERFLOW_MAX = 10
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRuntime:
-    database_url: str
-    engine: Engine
-    clock: Clock
-
-    @classmethod
-    def open(cls, url: str, *, clock: Clock | None = None) -> ApiRuntime:
-        engine = (
-            create_engine(url)
-            if url.startswith("sqlite")
-            else create_engine(
-                url,
-                pool_size=POOL_SIZE,
-                max_overflow=POOL_OVERFLOW_MAX,
-                # A pre-ping is one more round trip per checkout (10 % of a POST's time in the
-                # profile, docs/benchmarks.md); a connection broken by a database restart fails
-                # one request with a 500 instead, which the idempotency layer does not store.
-                pool_pre_ping=False,
-            )
-        )
-        return cls(database_url=url, engine=engine, clock=clock or SystemClock())
-
-    def close(self) -> None:
-        self.engine.dispose()
 
 
 def request_hash_key(data_directory: Path | None = None) -> bytes:

@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flashpay.cards.service import Card, CardBalance
 from flashpay.clock import to_datetime
+from flashpay.merchants.service import Merchant, Order
 from flashpay.money import Money
 from flashpay.payments.p2p import P2PTransfer
+from flashpay.payments.qr import Payment, PaymentEvent
 from flashpay.wallet.service import Binding, Session, User, WalletCard
 
 
@@ -297,6 +299,12 @@ class MerchantOut(BaseModel):
     scene: str
     status: str
 
+    @classmethod
+    def of(cls, m: Merchant) -> MerchantOut:
+        return cls(id=m.id, code=m.code, acquirer_id=m.acquirer_id, legal_name=m.legal_name,
+                   display_name=m.display_name, city=m.city, mcc=m.mcc, scene=m.scene.value,
+                   status=m.status)  # fmt: skip
+
 
 class OnboardedOut(MerchantOut):
     api_key: str = Field(description="The merchant's API key, shown once.")
@@ -322,6 +330,12 @@ class OrderOut(BaseModel):
     status: str
     payload: str
     expires_at: datetime
+
+    @classmethod
+    def of(cls, order: Order, payload: str) -> OrderOut:
+        return cls(id=order.id, bill_number=order.bill_number, amount=money_text(order.amount),
+                   currency=order.currency, status=order.status, payload=payload,
+                   expires_at=to_datetime(order.expires_at_ns))  # fmt: skip
 
 
 class ScanIn(Strict):
@@ -355,6 +369,11 @@ class PaymentEventOut(BaseModel):
     at: datetime
     detail: str | None
 
+    @classmethod
+    def of(cls, e: PaymentEvent) -> PaymentEventOut:
+        return cls(status=e.status.value, amount=money_text(e.amount), at=to_datetime(e.at_ns),
+                   detail=e.detail)  # fmt: skip
+
 
 class PaymentOut(BaseModel):
     id: str
@@ -379,6 +398,35 @@ class PaymentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     history: list[PaymentEventOut] | None = None
+
+    @classmethod
+    def of(cls, p: Payment, history: list[PaymentEvent] | None = None) -> PaymentOut:
+        """A payment (with its history, when given)."""
+        hold = p.hold_expires_at_ns
+        return cls(
+            id=str(p.id),
+            kind=p.kind.value,
+            status=p.status.value,
+            decline_reason=None if p.decline_reason is None else p.decline_reason.value,
+            amount=money_text(p.amount),
+            amount_minor=p.amount,
+            captured=money_text(p.captured),
+            refunded=money_text(p.refunded),
+            currency=p.currency,
+            card=p.card_display,
+            card_id=p.wallet_card_id,
+            merchant_id=p.merchant_id,
+            merchant=p.merchant_name,
+            terminal=p.terminal,
+            bill_number=p.bill_number,
+            voucher=p.voucher,
+            pin_verified=p.pin_verified,
+            two_phase=p.two_phase,
+            hold_expires_at=None if hold is None else to_datetime(hold),
+            created_at=to_datetime(p.created_at_ns),
+            updated_at=to_datetime(p.updated_at_ns),
+            history=None if history is None else [PaymentEventOut.of(e) for e in history],
+        )
 
 
 class LimitsIn(Strict):

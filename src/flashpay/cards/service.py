@@ -322,13 +322,3 @@ def record_token(*, platform: Platform, connection: sa.Connection, card_id: int)
         )
     )
     return token
-
-
-def card_for_token(*, platform: Platform, token: str) -> Card | None:
-    with platform.engine.connect() as connection:
-        row = connection.execute(
-            sa.select(cards)
-            .join(card_tokens, card_tokens.c.card_id == cards.c.id)
-            .where(card_tokens.c.token == token)
-        ).first()
-    return None if row is None else card_from_row(row)

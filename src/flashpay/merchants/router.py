@@ -7,8 +7,7 @@ layer does not keep it). Another acquirer's merchant, another merchant's order: 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
@@ -21,31 +20,15 @@ from flashpay.api.schemas import (
     OrderIn,
     OrderOut,
     TerminalOut,
-    money_text,
 )
 from flashpay.auth import PrincipalKind, create_api_key
-from flashpay.clock import to_datetime
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
 from flashpay.money import Money, MoneyError
 from flashpay.qr.images import render_qr
 
 router = APIRouter(tags=["merchants"])
-T = TypeVar("T")
 Format = Annotated[Literal["text", "png", "svg"], Query(description="text, png or svg")]
-
-
-def _call(work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except service.MerchantError as exc:
-        raise ApiError(status_code=exc.status, code=exc.code, message=str(exc)) from exc
-
-
-def _merchant_out(m: service.Merchant) -> MerchantOut:
-    return MerchantOut(id=m.id, code=m.code, acquirer_id=m.acquirer_id, legal_name=m.legal_name,
-                       display_name=m.display_name, city=m.city, mcc=m.mcc,
-                       scene=m.scene.value, status=m.status)  # fmt: skip
 
 
 @router.post("/v1/acquirer/merchants", status_code=201, response_model=OnboardedOut)
@@ -63,15 +46,18 @@ def onboard(
         raise ApiError(
             status_code=422, code="invalid_scene", message=f"scene is one of {scenes}"
         ) from exc
-    merchant = _call(
-        lambda: service.onboard_merchant(platform=platform, acquirer=acquirer,
-                                         legal_name=body.legal_name,
-                                         display_name=body.display_name, city=body.city,
-                                         mcc=body.mcc, scene=scene)
-    )  # fmt: skip
+    merchant = service.onboard_merchant(
+        platform=platform,
+        acquirer=acquirer,
+        legal_name=body.legal_name,
+        display_name=body.display_name,
+        city=body.city,
+        mcc=body.mcc,
+        scene=scene,
+    )
     key = create_api_key(platform=platform, kind=PrincipalKind.MERCHANT, principal_id=merchant.id)
     response.headers["Cache-Control"] = "no-store"
-    return OnboardedOut(**_merchant_out(merchant).model_dump(), api_key=key.key)
+    return OnboardedOut(**MerchantOut.of(merchant).model_dump(), api_key=key.key)
 
 
 @router.get("/v1/acquirer/merchants", response_model=list[MerchantOut])
@@ -81,7 +67,7 @@ def acquirer_merchants(caller: CurrentInstitution, platform: ServicesDep) -> lis
     if acquirer is None or acquirer.kind.value != "acquirer":
         raise ApiError(status_code=403, code="forbidden", message="this endpoint is for acquirers")
     return [
-        _merchant_out(m) for m in service.list_merchants(platform=platform, acquirer_id=caller.id)
+        MerchantOut.of(m) for m in service.list_merchants(platform=platform, acquirer_id=caller.id)
     ]
 
 
@@ -94,7 +80,7 @@ def _me(platform: ServicesDep, merchant_id: int) -> service.Merchant:
 
 @router.get("/v1/merchant", response_model=MerchantOut)
 def me(merchant: CurrentMerchant, platform: ServicesDep) -> MerchantOut:
-    return _merchant_out(_me(platform, merchant.id))
+    return MerchantOut.of(_me(platform, merchant.id))
 
 
 @router.post("/v1/merchant/terminals", status_code=201, response_model=TerminalOut)
@@ -141,12 +127,6 @@ def static_qr(
     return _render(payload, format)
 
 
-def _order_out(order: service.Order, payload: str) -> OrderOut:
-    return OrderOut(id=order.id, bill_number=order.bill_number, amount=money_text(order.amount),
-                    currency=order.currency, status=order.status, payload=payload,
-                    expires_at=to_datetime(order.expires_at_ns))  # fmt: skip
-
-
 @router.post("/v1/merchant/orders", status_code=201, response_model=OrderOut)
 def create_order(body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep) -> OrderOut:
     """A dynamic code for one order: amount, bill number, expiry ≤ 15 minutes; payable once."""
@@ -156,12 +136,15 @@ def create_order(body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep
         raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
     me_ = _me(platform, merchant.id)
     terminal = _terminal(platform, me_.id, body.terminal)
-    order, payload = _call(
-        lambda: service.create_order(platform=platform, merchant=me_, terminal=terminal,
-                                     amount=amount, bill_number=body.bill_number,
-                                     expires_in_seconds=body.expires_in_seconds)
-    )  # fmt: skip
-    return _order_out(order, payload)
+    order, payload = service.create_order(
+        platform=platform,
+        merchant=me_,
+        terminal=terminal,
+        amount=amount,
+        bill_number=body.bill_number,
+        expires_in_seconds=body.expires_in_seconds,
+    )
+    return OrderOut.of(order, payload)
 
 
 def _order(platform: ServicesDep, merchant_id: int, order_id: int) -> service.Order:
@@ -177,7 +160,7 @@ def get_order(order_id: int, merchant: CurrentMerchant, platform: ServicesDep) -
     payload = service.order_payload(
         platform=platform, merchant=_me(platform, merchant.id), order=order
     )
-    return _order_out(order, payload)
+    return OrderOut.of(order, payload)
 
 
 @router.get("/v1/merchant/orders/{order_id}/qr")

@@ -208,12 +208,6 @@ def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
     return None if row is None else _merchant(row)
 
 
-def merchant_by_code(*, platform: Platform, code: str) -> Merchant | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(sa.select(merchants).where(merchants.c.code == code)).first()
-    return None if row is None else _merchant(row)
-
-
 def merchant_terminal(
     *,
     platform: Platform,

@@ -1,12 +1,12 @@
 """Daily limits that hold exactly under concurrency: reserve before posting, release on decline.
 
-A counter is one row per (scope, Beijing day). ``reserve`` adds an amount only if the new total
-stays within the limit, in one conditional UPDATE — the database's row lock makes concurrent
-reservations queue, so no interleaving can pass the limit. A payment the ledger then declines
-gives its reservation back. A process that dies between reserving and posting leaves the
-reservation in place (on the safe side: the user can spend less, never more) until
-``recover_transfers`` declines the transfer and gives it back — once, from whichever process
-settles the ``created`` record.
+A counter is one row per (scope, Beijing day). ``reserve_in`` adds an amount only if the new
+total stays within the limit, in one conditional upsert in the payment's own transaction — the
+database's row lock makes concurrent reservations queue, so no interleaving can pass the limit.
+A payment the ledger then declines gives its reservation back. A process that dies between
+reserving and posting leaves the reservation in place (on the safe side: the user can spend
+less, never more) until recovery declines the record and gives it back — once, from whichever
+process settles the ``created`` record.
 """
 
 from __future__ import annotations
@@ -31,49 +31,10 @@ def beijing_day(now_ns: int) -> str:
     return (datetime.fromtimestamp(now_ns // 1_000_000_000, UTC) + CHINA_TIME).date().isoformat()
 
 
-def _ensure_rows(connection: sa.Connection, scopes: Sequence[str], day: str) -> None:
-    rows = [{"scope": s, "day": day, "used": 0} for s in scopes]
-    if connection.dialect.name == "postgresql":
-        connection.execute(postgresql.insert(limit_usage).on_conflict_do_nothing(), rows)
-    else:
-        connection.execute(sqlite.insert(limit_usage).on_conflict_do_nothing(), rows)
-
-
-def reserve(
-    *, platform: Platform, day: str, amount: int, limits: Sequence[tuple[str, int]]
-) -> bool:
-    """Add ``amount`` to every (scope, limit) counter of ``day`` if all stay within their
-    limits; all or nothing. Scopes are taken in sorted order, so two reservations never wait
-    for each other's rows in opposite orders."""
-    ordered = sorted(limits)
-    try:
-        with platform.engine.begin() as connection:
-            _ensure_rows(connection, [s for s, _ in ordered], day)
-            for scope, limit in ordered:
-                updated = connection.execute(
-                    limit_usage.update()
-                    .where(
-                        limit_usage.c.scope == scope,
-                        limit_usage.c.day == day,
-                        limit_usage.c.used + amount <= limit,
-                    )
-                    .values(used=limit_usage.c.used + amount)
-                ).rowcount
-                if updated != 1:
-                    raise _LimitRefusedError  # roll back the counters already raised
-    except _LimitRefusedError:
-        return False
-    return True
-
-
-class _LimitRefusedError(Exception):
-    pass
-
-
 def reserve_in(
     connection: sa.Connection, *, day: str, amount: int, limits: Sequence[tuple[str, int]]
 ) -> bool:
-    """``reserve`` inside the caller's transaction, in one statement: an upsert that adds
+    """Reserve ``amount`` inside the caller's transaction, in one statement: an upsert that adds
     ``amount`` to each counter only where the total stays within its limit. If any counter
     refuses, the ones that took it are given back at once (same transaction), and the answer is
     ``False``. Rows are written in sorted order, so concurrent reservations never deadlock."""

@@ -48,6 +48,7 @@ from flashpay.institutions.definition import CardType
 from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import derive_id, new_id
+from flashpay.merchants.models import merchants, qr_orders, terminals
 from flashpay.merchants.service import (
     Merchant,
     Terminal,
@@ -420,11 +421,9 @@ def _run(platform: Platform, a: _Attempt) -> Payment:
                              verdict=verdict)  # fmt: skip
         if a.reason is None and a.order_id is not None:
             claimed = connection.execute(
-                sa.text(
-                    "UPDATE qr_orders SET status = 'paid', payment_id = :p "
-                    "WHERE id = :o AND status = 'open'"
-                ),
-                {"p": payment_id, "o": a.order_id},
+                qr_orders.update()
+                .where(qr_orders.c.id == a.order_id, qr_orders.c.status == "open")
+                .values(status="paid", payment_id=payment_id)
             ).rowcount
             if claimed != 1:
                 a.reason = DeclineReason.ORDER_ALREADY_PAID
@@ -690,10 +689,10 @@ def _decline_created(
     limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
     if order_id is not None:  # the order can be paid again (with another card)
         connection.execute(
-            sa.text("UPDATE qr_orders SET status = 'open', payment_id = NULL "
-                    "WHERE id = :o AND payment_id = :p"),
-            {"o": order_id, "p": payment_id},
-        )  # fmt: skip
+            qr_orders.update()
+            .where(qr_orders.c.id == order_id, qr_orders.c.payment_id == payment_id)
+            .values(status="open", payment_id=None)
+        )
 
 
 def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int:
@@ -748,28 +747,26 @@ def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int
 
 
 # -- after the payment: capture, void, refund ---------------------------------------------------
-def _load(platform: Platform, payment_id: int) -> Payment | None:
-    from flashpay.merchants.models import merchants, qr_orders, terminals
+def _payments_query() -> sa.Select[tuple[object, ...]]:
+    """Payments with what a reader shows of them: merchant name, terminal, bill, masked card."""
+    return (
+        sa.select(
+            payments,
+            merchants.c.display_name,
+            terminals.c.code.label("terminal_code"),
+            qr_orders.c.bill_number,
+            cards.c.pan_first6,
+            cards.c.pan_last4,
+            cards.c.pan_length,
+        )
+        .outerjoin(merchants, merchants.c.id == payments.c.merchant_id)
+        .outerjoin(terminals, terminals.c.id == payments.c.terminal_id)
+        .outerjoin(qr_orders, qr_orders.c.id == payments.c.order_id)
+        .outerjoin(cards, cards.c.id == payments.c.card_id)
+    )
 
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(
-                payments,
-                merchants.c.display_name,
-                terminals.c.code.label("terminal_code"),
-                qr_orders.c.bill_number,
-                cards.c.pan_first6,
-                cards.c.pan_last4,
-                cards.c.pan_length,
-            )
-            .outerjoin(merchants, merchants.c.id == payments.c.merchant_id)
-            .outerjoin(terminals, terminals.c.id == payments.c.terminal_id)
-            .outerjoin(qr_orders, qr_orders.c.id == payments.c.order_id)
-            .outerjoin(cards, cards.c.id == payments.c.card_id)
-            .where(payments.c.id == payment_id)
-        ).first()
-    if row is None:
-        return None
+
+def _payment(row: sa.Row[tuple[object, ...]]) -> Payment:
     m = row._mapping
     display = (
         f"{m['pan_first6']}{'*' * (int(m['pan_length']) - 10)}{m['pan_last4']}"
@@ -789,6 +786,12 @@ def _load(platform: Platform, payment_id: int) -> Payment | None:
         two_phase=bool(m["two_phase"]), hold_expires_at_ns=m["hold_expires_at_ns"],
         created_at_ns=int(m["created_at_ns"]), updated_at_ns=int(m["updated_at_ns"]),
     )  # fmt: skip
+
+
+def _load(platform: Platform, payment_id: int) -> Payment | None:
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(_payments_query().where(payments.c.id == payment_id)).first()
+    return None if row is None else _payment(row)
 
 
 def get_payment(
@@ -994,9 +997,7 @@ def list_payments(
     limit: int = 20,
 ) -> list[Payment]:
     """A user's or a merchant's payments, newest first; merchants filter by day and terminal."""
-    from flashpay.merchants.models import terminals
-
-    query = sa.select(payments.c.id)
+    query = _payments_query()
     if user_id is not None:
         query = query.where(payments.c.user_id == user_id)
     if merchant_id is not None:
@@ -1004,20 +1005,12 @@ def list_payments(
     if day is not None:
         query = query.where(payments.c.day == day)
     if terminal is not None:
-        query = query.join(terminals, terminals.c.id == payments.c.terminal_id).where(
-            terminals.c.code == terminal
-        )
+        query = query.where(terminals.c.code == terminal)
     if before_id is not None:
         query = query.where(payments.c.id < before_id)
     with autocommit(platform.engine) as connection:
-        ids = connection.execute(query.order_by(payments.c.id.desc()).limit(limit)).scalars()
-        wanted = [int(i) for i in ids]
-    out = []
-    for payment_id in wanted:
-        found = _load(platform, payment_id)
-        if found is not None:
-            out.append(found)
-    return out
+        rows = connection.execute(query.order_by(payments.c.id.desc()).limit(limit)).all()
+    return [_payment(row) for row in rows]
 
 
 def set_payment_limits(

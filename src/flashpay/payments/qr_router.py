@@ -7,9 +7,6 @@ only their own payments and a merchant only its own; anyone else gets a 404.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
-
 from fastapi import APIRouter, Response
 
 from flashpay.api.deps import CurrentMerchant, CurrentUser, ServicesDep
@@ -20,7 +17,6 @@ from flashpay.api.schemas import (
     CollectIn,
     LimitsIn,
     PaymentCodeOut,
-    PaymentEventOut,
     PaymentOut,
     ReceiptOut,
     ScanIn,
@@ -34,7 +30,6 @@ from flashpay.payments import qr
 from flashpay.wallet import service as wallet
 
 router = APIRouter(tags=["payments"])
-T = TypeVar("T")
 
 
 def _fen(text: str) -> int:
@@ -45,46 +40,8 @@ def _fen(text: str) -> int:
 
 
 def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) -> PaymentOut:
-    events = (
-        [
-            PaymentEventOut(status=e.status.value, amount=money_text(e.amount),
-                            at=to_datetime(e.at_ns), detail=e.detail)
-            for e in qr.history(platform=platform, payment_id=p.id)
-        ]
-        if with_history
-        else None
-    )  # fmt: skip
-    return PaymentOut(
-        id=str(p.id),
-        kind=p.kind.value,
-        status=p.status.value,
-        decline_reason=None if p.decline_reason is None else p.decline_reason.value,
-        amount=money_text(p.amount),
-        amount_minor=p.amount,
-        captured=money_text(p.captured),
-        refunded=money_text(p.refunded),
-        currency=p.currency,
-        card=p.card_display,
-        card_id=p.wallet_card_id,
-        merchant_id=p.merchant_id,
-        merchant=p.merchant_name,
-        terminal=p.terminal,
-        bill_number=p.bill_number,
-        voucher=p.voucher,
-        pin_verified=p.pin_verified,
-        two_phase=p.two_phase,
-        hold_expires_at=None if p.hold_expires_at_ns is None else to_datetime(p.hold_expires_at_ns),
-        created_at=to_datetime(p.created_at_ns),
-        updated_at=to_datetime(p.updated_at_ns),
-        history=events,
-    )
-
-
-def _call(work: Callable[[], T]) -> T:
-    try:
-        return work()
-    except qr.PaymentError as exc:
-        raise ApiError(status_code=exc.status, code=exc.code, message=str(exc)) from exc
+    history = qr.history(platform=platform, payment_id=p.id) if with_history else None
+    return PaymentOut.of(p, history)
 
 
 # -- the wallet's side --------------------------------------------------------------------------
@@ -93,10 +50,14 @@ def pay_scanned(body: ScanIn, user: CurrentUser, platform: ServicesDep) -> Payme
     """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
     is needed above your password-free threshold. Send an ``Idempotency-Key``."""
     amount = _fen(body.amount) if body.amount is not None else None
-    payment = _call(
-        lambda: qr.pay_scanned_code(platform=platform, user_id=user.id, payload=body.payload,
-                                    wallet_card_id=body.card_id, amount=amount, pin=body.pin)
-    )  # fmt: skip
+    payment = qr.pay_scanned_code(
+        platform=platform,
+        user_id=user.id,
+        payload=body.payload,
+        wallet_card_id=body.card_id,
+        amount=amount,
+        pin=body.pin,
+    )
     return _out(platform, payment)
 
 
@@ -105,9 +66,7 @@ def payment_code(
     card_id: int, user: CurrentUser, platform: ServicesDep, response: Response
 ) -> PaymentCodeOut:
     """A one-time payment code for the merchant to scan (valid 60 s). Not stored for replay."""
-    issued = _call(
-        lambda: qr.issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
-    )
+    issued = qr.issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
     response.headers["Cache-Control"] = "no-store"
     return PaymentCodeOut(
         qr_payload=issued.qr_payload,
@@ -197,11 +156,15 @@ def my_receipt(
 def collect(body: CollectIn, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
     """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
     amount = _fen(body.amount)
-    payment = _call(
-        lambda: qr.collect_with_code(platform=platform, merchant_id=merchant.id, code=body.code,
-                                     amount=amount, terminal_code=body.terminal,
-                                     capture=body.capture, hold_seconds=body.hold_seconds)
-    )  # fmt: skip
+    payment = qr.collect_with_code(
+        platform=platform,
+        merchant_id=merchant.id,
+        code=body.code,
+        amount=amount,
+        terminal_code=body.terminal,
+        capture=body.capture,
+        hold_seconds=body.hold_seconds,
+    )
     return _out(platform, payment)
 
 
@@ -252,14 +215,13 @@ def capture(
     payment_id: int, body: AmountIn, merchant: CurrentMerchant, platform: ServicesDep
 ) -> PaymentOut:
     amount = _fen(body.amount)
-    p = _call(lambda: qr.capture(platform=platform, merchant_id=merchant.id,
-                                 payment_id=payment_id, amount=amount))  # fmt: skip
+    p = qr.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id, amount=amount)
     return _out(platform, p)
 
 
 @router.post("/v1/merchant/payments/{payment_id}/void", response_model=PaymentOut)
 def void(payment_id: int, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
-    p = _call(lambda: qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id))
+    p = qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id)
     return _out(platform, p)
 
 
@@ -272,6 +234,5 @@ def refund(
     """Refund all or part of a payment to the card it came from. Send an ``Idempotency-Key``:
     each accepted request is one refund."""
     amount = _fen(body.amount)
-    p = _call(lambda: qr.refund(platform=platform, merchant_id=merchant.id,
-                                payment_id=payment_id, amount=amount))  # fmt: skip
+    p = qr.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id, amount=amount)
     return _out(platform, p)

@@ -661,18 +661,3 @@ def set_card_frozen(
 def wallet_card_balance(*, platform: Platform, user_id: int, wallet_card_id: int) -> CardBalance:
     found = _require(platform, user_id, wallet_card_id)
     return card_balance(platform=platform, card=found.card)
-
-
-def default_card_of_phone(*, platform: Platform, phone: str) -> WalletCard | None:
-    """The default bound card of the wallet user with ``phone`` (a P2P recipient)."""
-    with platform.engine.connect() as connection:
-        row = connection.execute(
-            sa.select(wallet_cards)
-            .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
-            .where(
-                wallet_users.c.phone == phone,
-                wallet_cards.c.is_default.is_(True),
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-        ).first()
-    return None if row is None else _wallet_card(platform, row)
