@@ -11,7 +11,9 @@ process settles the ``created`` record.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -61,6 +63,79 @@ def reserve_in(
             .values(used=limit_usage.c.used - amount)
         )
     return False
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """One payment's claim on its daily counters: ``amount`` against each (scope, limit)."""
+
+    amount: int
+    limits: tuple[tuple[str, int], ...]
+
+
+def reserve_many(
+    connection: sa.Connection, *, day: str, wants: Sequence[Reservation]
+) -> list[bool]:
+    """Reserve for a batch of payments inside the caller's transaction, in three statements
+    whatever the batch size: create the day's missing counters (a write, so on SQLite the
+    transaction holds the database's write lock from here on), read them — locked ``FOR
+    UPDATE`` on PostgreSQL, in scope order like ``reserve_in``, so batches and single
+    reservations never deadlock — then decide each reservation in order against the running
+    totals, and write the new totals back. A reservation is all or nothing: ``True`` where all
+    its counters took the amount."""
+    scopes = sorted({scope for want in wants for scope, _ in want.limits})
+    if not scopes:
+        return [True] * len(wants)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(
+        dialect.insert(limit_usage).on_conflict_do_nothing(),
+        [{"scope": scope, "day": day, "used": 0} for scope in scopes],
+    )
+    used = dict(
+        connection.execute(
+            sa.select(limit_usage.c.scope, limit_usage.c.used)
+            .where(limit_usage.c.day == day, limit_usage.c.scope.in_(scopes))
+            .order_by(limit_usage.c.scope)
+            .with_for_update()
+        ).tuples()
+    )
+    before = dict(used)
+    taken = []
+    for want in wants:
+        fits = all(used[scope] + want.amount <= limit for scope, limit in want.limits)
+        if fits:
+            for scope, _ in want.limits:
+                used[scope] += want.amount
+        taken.append(fits)
+    changed = [{"s": s, "d": day, "u": used[s]} for s in scopes if used[s] != before[s]]
+    if changed:
+        connection.execute(_SET_USED, changed)
+    return taken
+
+
+_SET_USED = (
+    limit_usage.update()
+    .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))
+    .values(used=sa.bindparam("u"))
+)
+_GIVE_BACK = (
+    limit_usage.update()
+    .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))
+    .values(used=limit_usage.c.used - sa.bindparam("a"))
+)
+
+
+def release_many(
+    connection: sa.Connection, *, day: str, given_back: Sequence[tuple[int, Sequence[str]]]
+) -> None:
+    """Give reservations back, in the caller's transaction: (amount, scopes) each, summed per
+    counter into one executemany."""
+    totals: dict[str, int] = defaultdict(int)
+    for amount, scopes in given_back:
+        for scope in scopes:
+            totals[scope] += amount
+    if totals:
+        connection.execute(_GIVE_BACK, [{"s": s, "d": day, "a": totals[s]} for s in sorted(totals)])
 
 
 def release_in(connection: sa.Connection, *, day: str, amount: int, scopes: Sequence[str]) -> None:

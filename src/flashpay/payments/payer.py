@@ -3,6 +3,7 @@ card record and the user's PIN state and QR limits (one round trip on the hot pa
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -59,17 +60,26 @@ def _payer(row: sa.Row[tuple[object, ...]]) -> Payer:
     )
 
 
+def payers(
+    *, platform: Platform, wallet_card_ids: Collection[int] = (), tokens: Collection[str] = ()
+) -> tuple[dict[int, Payer], dict[str, Payer]]:
+    """Bound cards by wallet card id and by network token, for a batch, in one query."""
+    if not wallet_card_ids and not tokens:
+        return {}, {}
+    wanted = sa.or_(
+        wallet_cards.c.id.in_(sorted(wallet_card_ids)), wallet_cards.c.token.in_(sorted(tokens))
+    )
+    with autocommit(platform.engine) as connection:
+        found = [_payer(row) for row in connection.execute(_query().where(wanted))]
+    return {p.wallet_card_id: p for p in found}, {p.token: p for p in found}
+
+
 def payer_by_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> Payer | None:
     """The user's bound card ``wallet_card_id`` (``None`` if not theirs or unbound)."""
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            _query().where(wallet_cards.c.id == wallet_card_id, wallet_cards.c.user_id == user_id)
-        ).first()
-    return None if row is None else _payer(row)
+    payer = payers(platform=platform, wallet_card_ids=[wallet_card_id])[0].get(wallet_card_id)
+    return payer if payer is not None and payer.user_id == user_id else None
 
 
 def payer_by_token(*, platform: Platform, token: str) -> Payer | None:
     """The bound card behind a network token (a payment code's)."""
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(_query().where(wallet_cards.c.token == token)).first()
-    return None if row is None else _payer(row)
+    return payers(platform=platform, tokens=[token])[1].get(token)
