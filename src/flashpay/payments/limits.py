@@ -12,7 +12,7 @@ process settles the ``created`` record.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -73,43 +73,61 @@ class Reservation:
     limits: tuple[tuple[str, int], ...]
 
 
+class Counters:
+    """A batch's daily counters, locked for the caller's transaction: ``take`` decides one
+    reservation at a time against the running totals (all or nothing), ``write`` stores the
+    totals that changed. Locking creates the day's missing counters first (a write, so on
+    SQLite the transaction holds the database's write lock from there on) and reads them
+    ``FOR UPDATE`` on PostgreSQL in scope order, like ``reserve_in``, so batches and single
+    reservations never deadlock. Three statements whatever the batch size."""
+
+    def __init__(self, connection: sa.Connection, *, day: str, scopes: Iterable[str]) -> None:
+        self._connection = connection
+        self._day = day
+        ordered = sorted(set(scopes))
+        self._used: dict[str, int] = {}
+        if ordered:
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            connection.execute(
+                dialect.insert(limit_usage).on_conflict_do_nothing(),
+                [{"scope": scope, "day": day, "used": 0} for scope in ordered],
+            )
+            rows = connection.execute(
+                sa.select(limit_usage.c.scope, limit_usage.c.used)
+                .where(limit_usage.c.day == day, limit_usage.c.scope.in_(ordered))
+                .order_by(limit_usage.c.scope)
+                .with_for_update()
+            )
+            self._used = {str(scope): int(used) for scope, used in rows}
+        self._before = dict(self._used)
+
+    def take(self, want: Reservation) -> bool:
+        if not all(self._used[s] + want.amount <= limit for s, limit in want.limits):
+            return False
+        for scope, _ in want.limits:
+            self._used[scope] += want.amount
+        return True
+
+    def write(self) -> None:
+        changed = [
+            {"s": scope, "d": self._day, "u": used}
+            for scope, used in self._used.items()
+            if used != self._before[scope]
+        ]
+        if changed:
+            self._connection.execute(_SET_USED, changed)
+        self._before = dict(self._used)
+
+
 def reserve_many(
     connection: sa.Connection, *, day: str, wants: Sequence[Reservation]
 ) -> list[bool]:
-    """Reserve for a batch of payments inside the caller's transaction, in three statements
-    whatever the batch size: create the day's missing counters (a write, so on SQLite the
-    transaction holds the database's write lock from here on), read them — locked ``FOR
-    UPDATE`` on PostgreSQL, in scope order like ``reserve_in``, so batches and single
-    reservations never deadlock — then decide each reservation in order against the running
-    totals, and write the new totals back. A reservation is all or nothing: ``True`` where all
-    its counters took the amount."""
-    scopes = sorted({scope for want in wants for scope, _ in want.limits})
-    if not scopes:
-        return [True] * len(wants)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    connection.execute(
-        dialect.insert(limit_usage).on_conflict_do_nothing(),
-        [{"scope": scope, "day": day, "used": 0} for scope in scopes],
-    )
-    used = dict(
-        connection.execute(
-            sa.select(limit_usage.c.scope, limit_usage.c.used)
-            .where(limit_usage.c.day == day, limit_usage.c.scope.in_(scopes))
-            .order_by(limit_usage.c.scope)
-            .with_for_update()
-        ).tuples()
-    )
-    before = dict(used)
-    taken = []
-    for want in wants:
-        fits = all(used[scope] + want.amount <= limit for scope, limit in want.limits)
-        if fits:
-            for scope, _ in want.limits:
-                used[scope] += want.amount
-        taken.append(fits)
-    changed = [{"s": s, "d": day, "u": used[s]} for s in scopes if used[s] != before[s]]
-    if changed:
-        connection.execute(_SET_USED, changed)
+    """Reserve for a batch of payments inside the caller's transaction, each in order against
+    the running totals (see ``Counters``): ``True`` where all of a reservation's counters took
+    its amount."""
+    counters = Counters(connection, day=day, scopes=(s for w in wants for s, _ in w.limits))
+    taken = [counters.take(want) for want in wants]
+    counters.write()
     return taken
 
 
