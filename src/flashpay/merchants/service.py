@@ -12,10 +12,13 @@ cannot both pay it.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
@@ -126,8 +129,8 @@ def _merchant(row: sa.Row[tuple[object, ...]]) -> Merchant:
     )
 
 
-def _order(row: sa.Row[tuple[object, ...]]) -> Order:
-    m = row._mapping
+def _order(row: sa.Row[tuple[object, ...]] | Mapping[str, Any]) -> Order:
+    m = row if isinstance(row, Mapping) else row._mapping
     return Order(
         id=int(m["id"]),
         merchant_id=int(m["merchant_id"]),
@@ -208,31 +211,71 @@ def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
     return None if row is None else _merchant(row)
 
 
+MerchantAndTerminal = tuple[Merchant | None, Terminal | None]
+
+
+def merchant_terminals(
+    *,
+    platform: Platform,
+    by_code: Collection[tuple[str, str]] = (),
+    by_id: Collection[tuple[int, str]] = (),
+) -> tuple[dict[tuple[str, str], MerchantAndTerminal], dict[tuple[int, str], MerchantAndTerminal]]:
+    """Merchants (by QR merchant code or by id) with one of their terminals each, for a batch,
+    in one query: ``(merchant, terminal)`` per asked pair, ``(None, None)`` for an unknown
+    merchant and ``(merchant, None)`` for an unknown terminal."""
+    if not by_code and not by_id:
+        return {}, {}
+    terminal_codes = sorted({t for _, t in by_code} | {t for _, t in by_id})
+    query = (
+        sa.select(merchants, terminals.c.id.label("terminal_id"), terminals.c.code.label("tcode"))
+        .outerjoin(
+            terminals,
+            sa.and_(
+                terminals.c.merchant_id == merchants.c.id, terminals.c.code.in_(terminal_codes)
+            ),
+        )
+        .where(
+            sa.or_(
+                merchants.c.code.in_(sorted({m for m, _ in by_code})),
+                merchants.c.id.in_(sorted({m for m, _ in by_id})),
+            )
+        )
+    )
+    found: dict[int, Merchant] = {}
+    found_terminals: dict[tuple[int, str], Terminal] = {}
+    with autocommit(platform.engine) as connection:
+        for row in connection.execute(query):
+            merchant = found.setdefault(int(row.id), _merchant(row))
+            if row.terminal_id is not None:
+                key = (merchant.id, str(row.tcode))
+                found_terminals[key] = Terminal(int(row.terminal_id), merchant.id, str(row.tcode))
+    by_merchant_code = {m.code: m for m in found.values()}
+
+    def pair(merchant: Merchant | None, terminal_code: str) -> MerchantAndTerminal:
+        if merchant is None:
+            return None, None
+        return merchant, found_terminals.get((merchant.id, terminal_code))
+
+    return (
+        {(m, t): pair(by_merchant_code.get(m), t) for m, t in by_code},
+        {(m, t): pair(found.get(m), t) for m, t in by_id},
+    )
+
+
 def merchant_terminal(
     *,
     platform: Platform,
     terminal_code: str,
     merchant_id: int | None = None,
     merchant_code: str | None = None,
-) -> tuple[Merchant | None, Terminal | None]:
+) -> MerchantAndTerminal:
     """A merchant (by id or QR code) and one of its terminals, in one query."""
-    query = sa.select(merchants, terminals.c.id.label("terminal_id")).outerjoin(
-        terminals,
-        sa.and_(terminals.c.merchant_id == merchants.c.id, terminals.c.code == terminal_code),
-    )
-    query = (
-        query.where(merchants.c.id == merchant_id)
-        if merchant_id is not None
-        else query.where(merchants.c.code == merchant_code)
-    )
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(query).first()
-    if row is None:
-        return None, None
-    merchant = _merchant(row)
-    if row.terminal_id is None:
-        return merchant, None
-    return merchant, Terminal(int(row.terminal_id), merchant.id, terminal_code)
+    if merchant_id is not None:
+        _, by_id = merchant_terminals(platform=platform, by_id=[(merchant_id, terminal_code)])
+        return by_id[(merchant_id, terminal_code)]
+    assert merchant_code is not None
+    by_code, _ = merchant_terminals(platform=platform, by_code=[(merchant_code, terminal_code)])
+    return by_code[(merchant_code, terminal_code)]
 
 
 def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> list[Merchant]:
@@ -296,6 +339,86 @@ def static_payload(*, platform: Platform, merchant: Merchant, terminal: Terminal
     return static_code(_fields(platform, merchant, terminal))
 
 
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    merchant: Merchant
+    terminal: Terminal
+    amount: int  # fen
+    bill_number: str
+    expires_in_seconds: int = ORDER_SECONDS_MAX
+
+
+def _order_refusal(request: OrderRequest) -> MerchantError | None:
+    if request.amount <= 0:
+        return MerchantError("invalid_amount", "an order's amount is positive")
+    if not 1 <= request.expires_in_seconds <= ORDER_SECONDS_MAX:
+        return MerchantError("invalid_expiry", "an order expires within 1 s to 15 minutes")
+    bill = request.bill_number
+    if not (1 <= len(bill) <= 25 and bill.isprintable()):
+        return MerchantError("invalid_bill_number", "a bill number is 1–25 characters")
+    return None
+
+
+def create_orders(
+    *, platform: Platform, requests: Sequence[OrderRequest]
+) -> list[tuple[Order, str] | MerchantError]:
+    """Dynamic orders and their QR payloads for a batch of tills' requests, in one transaction
+    and one statement: each answer in its request's place, a refused request (a bad amount,
+    expiry or bill number, or a bill number the merchant has used — 409) as its
+    ``MerchantError`` while the others go on."""
+    now = platform.clock.now_ns()
+    answers: list[tuple[Order, str] | MerchantError | None] = [None] * len(requests)
+    rows: dict[tuple[int, str], tuple[int, dict[str, object]]] = {}
+    for n, request in enumerate(requests):
+        key = (request.merchant.id, request.bill_number)
+        refusal = _order_refusal(request) or (_duplicate_bill() if key in rows else None)
+        if refusal is not None:
+            answers[n] = refusal
+            continue
+        rows[key] = (n, {
+            "merchant_id": request.merchant.id, "terminal_id": request.terminal.id,
+            "bill_number": request.bill_number, "amount": request.amount, "currency": "CNY",
+            "status": "open", "payment_id": None, "created_at_ns": now,
+            "expires_at_ns": now + request.expires_in_seconds * NS_PER_SECOND,
+        })  # fmt: skip
+    inserted: dict[tuple[int, str], int] = {}
+    if rows:
+        values = [row for _, row in rows.values()]
+        with platform.engine.begin() as connection:
+            insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+            for start in range(0, len(values), _ORDERS_PER_STATEMENT):
+                chunk = values[start : start + _ORDERS_PER_STATEMENT]
+                statement = (
+                    insert(qr_orders)
+                    .values(chunk)
+                    .on_conflict_do_nothing()
+                    .returning(qr_orders.c.id, qr_orders.c.merchant_id, qr_orders.c.bill_number)
+                )
+                for order_id, merchant_id, bill in connection.execute(statement):
+                    inserted[(int(merchant_id), str(bill))] = int(order_id)
+    for key, (n, row) in rows.items():
+        if key not in inserted:
+            answers[n] = _duplicate_bill()
+            continue
+        request = requests[n]
+        order = _order({**row, "id": inserted[key]})
+        payload = dynamic_code(
+            _fields(platform, request.merchant, request.terminal),
+            amount=Money.of(request.amount, "CNY"),
+            bill_number=request.bill_number,
+            reference=f"O{order.id}",
+        )
+        answers[n] = (order, payload)
+    return [answer for answer in answers if answer is not None]
+
+
+_ORDERS_PER_STATEMENT = 500  # 9 bound values a row: within SQLite's variable limit
+
+
+def _duplicate_bill() -> MerchantError:
+    return MerchantError("duplicate_bill_number", "this bill number exists", 409)
+
+
 def create_order(
     *,
     platform: Platform,
@@ -306,41 +429,11 @@ def create_order(
     expires_in_seconds: int = ORDER_SECONDS_MAX,
 ) -> tuple[Order, str]:
     """A dynamic order and its QR payload; the same bill number twice is a 409."""
-    if amount <= 0:
-        raise MerchantError("invalid_amount", "an order's amount is positive")
-    if not 1 <= expires_in_seconds <= ORDER_SECONDS_MAX:
-        raise MerchantError("invalid_expiry", "an order expires within 1 s to 15 minutes")
-    if not (1 <= len(bill_number) <= 25 and bill_number.isprintable()):
-        raise MerchantError("invalid_bill_number", "a bill number is 1–25 characters")
-    now = platform.clock.now_ns()
-    try:
-        with platform.engine.begin() as connection:
-            order_id = connection.execute(
-                qr_orders.insert()
-                .values(
-                    merchant_id=merchant.id,
-                    terminal_id=terminal.id,
-                    bill_number=bill_number,
-                    amount=amount,
-                    currency="CNY",
-                    status="open",
-                    payment_id=None,
-                    created_at_ns=now,
-                    expires_at_ns=now + expires_in_seconds * NS_PER_SECOND,
-                )
-                .returning(qr_orders.c.id)
-            ).scalar_one()
-    except sa.exc.IntegrityError as exc:
-        raise MerchantError("duplicate_bill_number", "this bill number exists", 409) from exc
-    order = get_order(platform=platform, merchant_id=merchant.id, order_id=int(order_id))
-    assert order is not None
-    payload = dynamic_code(
-        _fields(platform, merchant, terminal),
-        amount=Money.of(amount, "CNY"),
-        bill_number=bill_number,
-        reference=f"O{order.id}",
-    )
-    return order, payload
+    request = OrderRequest(merchant, terminal, amount, bill_number, expires_in_seconds)
+    [answer] = create_orders(platform=platform, requests=[request])
+    if isinstance(answer, MerchantError):
+        raise answer
+    return answer
 
 
 def get_order(*, platform: Platform, merchant_id: int, order_id: int) -> Order | None:
@@ -353,14 +446,19 @@ def get_order(*, platform: Platform, merchant_id: int, order_id: int) -> Order |
     return None if row is None else _order(row)
 
 
-def order_by_bill(*, platform: Platform, merchant_id: int, bill_number: str) -> Order | None:
+def orders_by_bill(
+    *, platform: Platform, keys: Collection[tuple[int, str]]
+) -> dict[tuple[int, str], Order]:
+    """Orders by (merchant id, bill number), for a batch, in one query."""
+    if not keys:
+        return {}
     with autocommit(platform.engine) as connection:
-        row = connection.execute(
+        rows = connection.execute(
             sa.select(qr_orders).where(
-                qr_orders.c.merchant_id == merchant_id, qr_orders.c.bill_number == bill_number
+                sa.tuple_(qr_orders.c.merchant_id, qr_orders.c.bill_number).in_(sorted(keys))
             )
-        ).first()
-    return None if row is None else _order(row)
+        )
+        return {(order.merchant_id, order.bill_number): order for order in map(_order, rows)}
 
 
 def order_payload(*, platform: Platform, merchant: Merchant, order: Order) -> str:

@@ -28,11 +28,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from flashpay.cards.models import cards
 from flashpay.cards.service import Card, CardStatus, card_from_row, is_expired
@@ -48,21 +50,24 @@ from flashpay.institutions.definition import CardType
 from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import derive_id, new_id
+from flashpay.ledger.service import BATCH_EVENTS_MAX
 from flashpay.merchants.models import merchants, qr_orders, terminals
 from flashpay.merchants.service import (
     Merchant,
+    MerchantAndTerminal,
+    Order,
     Terminal,
     get_merchant,
-    merchant_terminal,
-    order_by_bill,
+    merchant_terminals,
+    orders_by_bill,
 )
 from flashpay.money import MoneyError
 from flashpay.payments import limits
 from flashpay.payments.models import payment_codes, payment_events, payments, token_counters
-from flashpay.payments.payer import Payer, payer_by_token, payer_by_wallet_card
+from flashpay.payments.payer import Payer, payers
 from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
-from flashpay.qr.merchant_codes import read_flashpay_code
+from flashpay.qr.merchant_codes import FlashpayCode, read_flashpay_code
 from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
 from flashpay.sim.books import FeeSplit
 from flashpay.wallet.models import wallet_cards, wallet_users
@@ -187,7 +192,66 @@ class _Attempt:
     bill_number: str | None = None
 
 
-# -- front ends -------------------------------------------------------------------------------
+# -- requests and the batch ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """The user's app scanned ``payload`` (MPM) and pays it with a bound card: ``amount`` for a
+    static code (a dynamic code carries its own; giving a different one is a 422)."""
+
+    user_id: int
+    payload: str
+    wallet_card_id: int
+    amount: int | None = None
+    pin: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectRequest:
+    """The merchant's terminal scanned a payment code (CPM payload or the 19 digits) and
+    collects ``amount``; ``capture=False`` only authorizes (a hold, captured or voided later)."""
+
+    merchant_id: int
+    code: str
+    amount: int
+    terminal_code: str = "T0001"
+    capture: bool = True
+    hold_seconds: int = HOLD_SECONDS_DEFAULT
+
+
+PaymentRequest = ScanRequest | CollectRequest
+
+
+def submit_payments(
+    *, platform: Platform, requests: Sequence[PaymentRequest]
+) -> list[Payment | PaymentError]:
+    """Pay a batch of requests the way a switch handles concurrent ones, with one commit for
+    all (group commit). The answers are those of the requests made one after another in this
+    order — an earlier payment of the batch takes the balance, the limit, the order or the code
+    a later one needed — but the batch costs the same few statements whatever its size: four
+    reads for the front ends, one transaction recording every payment, one ledger batch and
+    one transaction completing them (decision 0010). A request that cannot be carried out
+    (nothing is recorded for it) answers its ``PaymentError`` in its place; the others go on."""
+    lookups = _Lookups.load(platform, requests)
+    fronts: list[_Attempt | PaymentError] = []
+    for request in requests:
+        try:
+            if isinstance(request, ScanRequest):
+                fronts.append(_scan(platform, lookups, request))
+            else:
+                fronts.append(_collect(platform, lookups, request))
+        except PaymentError as exc:
+            fronts.append(exc)
+    paid = iter(_run(platform, [a for a in fronts if isinstance(a, _Attempt)]))
+    return [a if isinstance(a, PaymentError) else next(paid) for a in fronts]
+
+
+def _one(answers: list[Payment | PaymentError]) -> Payment:
+    [answer] = answers
+    if isinstance(answer, PaymentError):
+        raise answer
+    return answer
+
+
 def pay_scanned_code(
     *,
     platform: Platform,
@@ -197,111 +261,9 @@ def pay_scanned_code(
     amount: int | None = None,
     pin: str | None = None,
 ) -> Payment:
-    """The user scanned ``payload`` (MPM) and pays it with a bound card: ``amount`` for a static
-    code (a dynamic code carries its own; giving a different one is a 422)."""
-    payer = payer_by_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
-    if payer is None:
-        raise PaymentError("not_found", "no such card in this wallet", status=404)
-    if amount is not None and not 0 < amount <= AMOUNT_MAX:
-        raise PaymentError("invalid_amount", "the amount is a positive number of fen")
-    attempt = _Attempt(kind=PaymentKind.MPM_STATIC, amount=amount or 0, payer=payer, pin=pin)
-    try:
-        code = read_flashpay_code(decode_mpm(payload))
-    except (MpmDecodeError, MoneyError, QrError):
-        attempt.reason = DeclineReason.INVALID_CODE
-        return _run(platform, attempt)
-    if code is None:
-        attempt.reason = DeclineReason.FOREIGN_CODE
-        return _run(platform, attempt)
-    merchant, terminal = merchant_terminal(
-        platform=platform, merchant_code=code.merchant_id, terminal_code=code.terminal_id
-    )
-    if merchant is None or terminal is None or merchant.status != "active":
-        attempt.reason = DeclineReason.MERCHANT_NOT_FOUND
-        return _run(platform, attempt)
-    attempt.merchant, attempt.terminal = merchant, terminal
-    if code.dynamic:
-        attempt.kind = PaymentKind.MPM_DYNAMIC
-        order = (
-            order_by_bill(platform=platform, merchant_id=merchant.id, bill_number=code.bill_number)
-            if code.bill_number
-            else None
-        )
-        if order is None or code.amount is None or code.amount.amount_minor != order.amount:
-            attempt.reason = DeclineReason.ORDER_NOT_FOUND
-            attempt.amount = amount or 0
-            return _run(platform, attempt)
-        if amount is not None and amount != order.amount:
-            raise PaymentError("amount_mismatch", "a dynamic code carries its own amount")
-        attempt.amount, attempt.order_id = order.amount, order.id
-        attempt.bill_number = order.bill_number
-        attempt.order_expires_at_ns = order.expires_at_ns
-        if order.expires_at_ns <= platform.clock.now_ns():
-            attempt.reason = DeclineReason.ORDER_EXPIRED
-    elif amount is None:
-        raise PaymentError("amount_required", "a static code needs the amount to pay")
-    return _run(platform, attempt)
-
-
-def issue_code(*, platform: Platform, user_id: int, wallet_card_id: int) -> codes.IssuedCode:
-    """A one-time payment code for a bound card (valid 60 s): the next counter of the card's
-    token, recorded so the network can find its numeric form and refuse a second use."""
-    payer = payer_by_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
-    if payer is None:
-        raise PaymentError("not_found", "no such card in this wallet", status=404)
-    token = payer.token
-    now_s = platform.clock.now_ns() // NS_PER_SECOND
-    with platform.engine.begin() as connection:
-        dialect = connection.dialect.name
-        insert = (sa.dialects.postgresql if dialect == "postgresql" else sa.dialects.sqlite).insert
-        statement = insert(token_counters).values(token=token, atc=1)
-        atc = connection.execute(
-            statement.on_conflict_do_update(
-                index_elements=[token_counters.c.token],
-                set_={"atc": token_counters.c.atc + 1},
-            ).returning(token_counters.c.atc)
-        ).scalar_one()
-        issued = codes.issue_payment_code(
-            token=token,
-            token_expiry=payer.card.expiry,
-            key=codes.token_key(platform.keys.payment_code_master, token),
-            lookup_key=platform.keys.payment_code_lookup,
-            atc=int(atc) % 0x10000,
-            now_s=now_s,
-            credit=payer.card.card_type is CardType.CREDIT,
-        )
-        connection.execute(
-            payment_codes.insert().values(
-                token=token, atc=issued.code.atc, numeric=issued.numeric, user_id=user_id,
-                wallet_card_id=wallet_card_id, issued_at=now_s, key_version=1,
-                unpredictable=issued.code.unpredictable_number,
-                cryptogram=issued.code.cryptogram,
-                credit=issued.code.aid == codes.AID_CREDIT, used_at_ns=None, payment_id=None,
-            )
-        )  # fmt: skip
-    return issued
-
-
-def _recorded_code(platform: Platform, numeric: str) -> codes.PaymentCode | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(payment_codes, cards.c.expiry)
-            .join(wallet_cards, wallet_cards.c.token == payment_codes.c.token)
-            .join(cards, cards.c.id == wallet_cards.c.card_id)
-            .where(payment_codes.c.numeric == numeric)
-        ).first()
-    if row is None:
-        return None
-    return codes.PaymentCode(
-        token=str(row.token),
-        token_expiry=str(row.expiry),
-        aid=codes.AID_CREDIT if row.credit else codes.AID_DEBIT,
-        atc=int(row.atc),
-        unpredictable_number=bytes(row.unpredictable),
-        issued_at=int(row.issued_at),
-        key_version=int(row.key_version),
-        cryptogram=bytes(row.cryptogram),
-    )
+    """Pay one ``ScanRequest`` (a batch of one)."""
+    request = ScanRequest(user_id, payload, wallet_card_id, amount, pin)
+    return _one(submit_payments(platform=platform, requests=[request]))
 
 
 def collect_with_code(
@@ -314,60 +276,273 @@ def collect_with_code(
     capture: bool = True,
     hold_seconds: int = HOLD_SECONDS_DEFAULT,
 ) -> Payment:
-    """The merchant's terminal scanned a payment code (CPM payload or the 19 digits) and
-    collects ``amount``; ``capture=False`` only authorizes (a hold, captured or voided later)."""
-    merchant, terminal = merchant_terminal(
-        platform=platform, merchant_id=merchant_id, terminal_code=terminal_code
+    """Collect one ``CollectRequest`` (a batch of one)."""
+    request = CollectRequest(merchant_id, code, amount, terminal_code, capture, hold_seconds)
+    return _one(submit_payments(platform=platform, requests=[request]))
+
+
+# -- front ends ---------------------------------------------------------------------------------
+def _read_scanned(payload: str) -> FlashpayCode | DeclineReason:
+    try:
+        code = read_flashpay_code(decode_mpm(payload))
+    except (MpmDecodeError, MoneyError, QrError):
+        return DeclineReason.INVALID_CODE
+    return DeclineReason.FOREIGN_CODE if code is None else code
+
+
+@dataclass(slots=True)
+class _Lookups:
+    """What a batch's front ends read, fetched for the whole batch in at most four queries:
+    the merchants with their terminals, the numeric payment codes the network recorded, the
+    dynamic orders and the paying cards. Each scanned payload and presented code is decoded
+    once (a busy static code is scanned many times in a batch)."""
+
+    scanned: dict[str, FlashpayCode | DeclineReason]
+    presented: dict[str, codes.PaymentCode | codes.PaymentCodeError]  # CPM payloads
+    recorded: dict[str, codes.PaymentCode]  # numeric codes, by their 19 digits
+    by_code: dict[tuple[str, str], MerchantAndTerminal]
+    by_id: dict[tuple[int, str], MerchantAndTerminal]
+    orders: dict[tuple[int, str], Order]
+    by_card: dict[int, Payer]
+    by_token: dict[str, Payer]
+
+    @classmethod
+    def load(cls, platform: Platform, requests: Sequence[PaymentRequest]) -> _Lookups:
+        scans = [r for r in requests if isinstance(r, ScanRequest)]
+        collects = [r for r in requests if isinstance(r, CollectRequest)]
+        scanned: dict[str, FlashpayCode | DeclineReason] = {}
+        for scan in scans:
+            if scan.payload not in scanned:
+                scanned[scan.payload] = _read_scanned(scan.payload)
+        presented: dict[str, codes.PaymentCode | codes.PaymentCodeError] = {}
+        numerics: set[str] = set()
+        for collect in collects:
+            text = collect.code.strip()
+            try:
+                if text.isdigit():
+                    numerics.add(codes.parse_numeric_code(text))
+                elif text not in presented:
+                    presented[text] = codes.read_payment_code(text)
+            except codes.PaymentCodeError as exc:
+                presented[text] = exc
+        recorded = _recorded_codes(platform, numerics)
+        merchant_codes = {
+            (c.merchant_id, c.terminal_id) for c in scanned.values() if isinstance(c, FlashpayCode)
+        }
+        by_code, by_id = merchant_terminals(
+            platform=platform,
+            by_code=merchant_codes,
+            by_id={(c.merchant_id, c.terminal_code) for c in collects},
+        )
+        bills = set()
+        for c in scanned.values():
+            if isinstance(c, FlashpayCode) and c.dynamic and c.bill_number:
+                merchant = by_code[(c.merchant_id, c.terminal_id)][0]
+                if merchant is not None:
+                    bills.add((merchant.id, c.bill_number))
+        tokens = {p.token for p in presented.values() if isinstance(p, codes.PaymentCode)}
+        by_card, by_token = payers(
+            platform=platform,
+            wallet_card_ids={s.wallet_card_id for s in scans},
+            tokens=tokens | {code.token for code in recorded.values()},
+        )
+        orders = orders_by_bill(platform=platform, keys=bills)
+        return cls(scanned, presented, recorded, by_code, by_id, orders, by_card, by_token)
+
+
+def _scan(platform: Platform, lookups: _Lookups, request: ScanRequest) -> _Attempt:
+    payer = lookups.by_card.get(request.wallet_card_id)
+    if payer is None or payer.user_id != request.user_id:
+        raise PaymentError("not_found", "no such card in this wallet", status=404)
+    amount = request.amount
+    if amount is not None and not 0 < amount <= AMOUNT_MAX:
+        raise PaymentError("invalid_amount", "the amount is a positive number of fen")
+    attempt = _Attempt(
+        kind=PaymentKind.MPM_STATIC, amount=amount or 0, payer=payer, pin=request.pin
     )
+    code = lookups.scanned[request.payload]
+    if isinstance(code, DeclineReason):
+        attempt.reason = code
+        return attempt
+    merchant, terminal = lookups.by_code[(code.merchant_id, code.terminal_id)]
+    if merchant is None or terminal is None or merchant.status != "active":
+        attempt.reason = DeclineReason.MERCHANT_NOT_FOUND
+        return attempt
+    attempt.merchant, attempt.terminal = merchant, terminal
+    if code.dynamic:
+        attempt.kind = PaymentKind.MPM_DYNAMIC
+        order = lookups.orders.get((merchant.id, code.bill_number)) if code.bill_number else None
+        if order is None or code.amount is None or code.amount.amount_minor != order.amount:
+            attempt.reason = DeclineReason.ORDER_NOT_FOUND
+            return attempt
+        if amount is not None and amount != order.amount:
+            raise PaymentError("amount_mismatch", "a dynamic code carries its own amount")
+        attempt.amount, attempt.order_id = order.amount, order.id
+        attempt.bill_number = order.bill_number
+        attempt.order_expires_at_ns = order.expires_at_ns
+        if order.expires_at_ns <= platform.clock.now_ns():
+            attempt.reason = DeclineReason.ORDER_EXPIRED
+    elif amount is None:
+        raise PaymentError("amount_required", "a static code needs the amount to pay")
+    return attempt
+
+
+def _collect(platform: Platform, lookups: _Lookups, request: CollectRequest) -> _Attempt:
+    merchant, terminal = lookups.by_id[(request.merchant_id, request.terminal_code)]
     if merchant is None:
         raise PaymentError("not_found", "no such merchant", status=404)
     if terminal is None:
         raise PaymentError("unknown_terminal", "no such terminal at this merchant")
-    if not 0 < amount <= AMOUNT_MAX:
+    if not 0 < request.amount <= AMOUNT_MAX:
         raise PaymentError("invalid_amount", "the amount is a positive number of fen")
-    if not 60 <= hold_seconds <= HOLD_SECONDS_MAX:
+    if not 60 <= request.hold_seconds <= HOLD_SECONDS_MAX:
         raise PaymentError("invalid_hold", "a hold lasts 60 s to 7 days")
-    attempt = _Attempt(kind=PaymentKind.CPM, amount=amount, merchant=merchant, terminal=terminal,
-                       two_phase=not capture, hold_seconds=hold_seconds)  # fmt: skip
-    text = code.strip()
+    attempt = _Attempt(kind=PaymentKind.CPM, amount=request.amount, merchant=merchant,
+                       terminal=terminal, two_phase=not request.capture,
+                       hold_seconds=request.hold_seconds)  # fmt: skip
+    text = request.code.strip()
     now_s = platform.clock.now_ns() // NS_PER_SECOND
-    presented: codes.PaymentCode | None
+    master = platform.keys.payment_code_master
     try:
         if text.isdigit():
             digits = codes.parse_numeric_code(text)
-            presented = _recorded_code(platform, digits)
+            presented = lookups.recorded.get(digits)
             if presented is None:
                 attempt.reason = DeclineReason.CODE_INVALID
-                return _run(platform, attempt)
+                return attempt
             check = codes.verify_numeric_code(
-                digits, presented,
-                key=codes.token_key(platform.keys.payment_code_master, presented.token),
+                digits, presented, key=codes.token_key(master, presented.token),
                 lookup_key=platform.keys.payment_code_lookup, now_s=now_s, used=(),
             )  # fmt: skip
         else:
-            presented = codes.read_payment_code(text)
+            found = lookups.presented[text]
+            if isinstance(found, codes.PaymentCodeError):
+                raise found
+            presented = found
             check = codes.verify_payment_code(
-                presented,
-                key=codes.token_key(platform.keys.payment_code_master, presented.token),
-                now_s=now_s, used=(),
-            )  # fmt: skip
+                presented, key=codes.token_key(master, presented.token), now_s=now_s, used=()
+            )
     except codes.PaymentCodeError as exc:
         attempt.reason = (
             DeclineReason.FOREIGN_CODE
             if exc.reason is codes.CodeDecline.FOREIGN
             else DeclineReason.INVALID_CODE
         )
-        return _run(platform, attempt)
+        return attempt
     if check is not None:
         attempt.reason = {
             codes.CodeDecline.EXPIRED: DeclineReason.CODE_EXPIRED,
             codes.CodeDecline.NOT_YET_VALID: DeclineReason.CODE_INVALID,
         }.get(check, DeclineReason.CODE_INVALID)
-    attempt.payer = payer_by_token(platform=platform, token=presented.token)
+    attempt.payer = lookups.by_token.get(presented.token)
     if attempt.payer is None and attempt.reason is None:
         attempt.reason = DeclineReason.CODE_INVALID  # the card was unbound since
     attempt.code_key = (presented.token, presented.atc)
-    return _run(platform, attempt)
+    return attempt
+
+
+def issue_codes(
+    *, platform: Platform, requests: Sequence[tuple[int, int]]
+) -> list[codes.IssuedCode | PaymentError]:
+    """One-time payment codes (valid 60 s) for a batch of (user id, wallet card id): each the
+    next counter of its card's token, recorded so the network can find its numeric form and
+    refuse a second use — one transaction and two statements for the batch. A card that is not
+    in the user's wallet answers a 404 ``PaymentError`` in its place."""
+    by_card, _ = payers(platform=platform, wallet_card_ids={card for _, card in requests})
+    owners: list[Payer | None] = []
+    wanted: Counter[str] = Counter()
+    for user_id, wallet_card_id in requests:
+        payer = by_card.get(wallet_card_id)
+        if payer is not None and payer.user_id != user_id:
+            payer = None
+        owners.append(payer)
+        if payer is not None:
+            wanted[payer.token] += 1
+    now_s = platform.clock.now_ns() // NS_PER_SECOND
+    answers: list[codes.IssuedCode | PaymentError] = []
+    rows = []
+    with platform.engine.begin() as connection:
+        # Each token's counter moves once by its count in the batch (a token appears once per
+        # statement: an upsert may not touch a row twice); its codes take the values before.
+        insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+        atc: dict[str, int] = {}
+        tokens = sorted(wanted)
+        for start in range(0, len(tokens), _ROWS_PER_STATEMENT):
+            statement = insert(token_counters).values(
+                [
+                    {"token": t, "atc": wanted[t]}
+                    for t in tokens[start : start + _ROWS_PER_STATEMENT]
+                ]
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=[token_counters.c.token],
+                set_={"atc": token_counters.c.atc + statement.excluded.atc},
+            ).returning(token_counters.c.token, token_counters.c.atc)
+            for token, last in connection.execute(statement):
+                atc[str(token)] = int(last) - wanted[str(token)]
+        for (user_id, wallet_card_id), payer in zip(requests, owners, strict=True):
+            if payer is None:
+                answers.append(PaymentError("not_found", "no such card in this wallet", 404))
+                continue
+            atc[payer.token] += 1
+            issued = codes.issue_payment_code(
+                token=payer.token,
+                token_expiry=payer.card.expiry,
+                key=codes.token_key(platform.keys.payment_code_master, payer.token),
+                lookup_key=platform.keys.payment_code_lookup,
+                atc=atc[payer.token] % 0x10000,
+                now_s=now_s,
+                credit=payer.card.card_type is CardType.CREDIT,
+            )
+            answers.append(issued)
+            rows.append({
+                "token": payer.token, "atc": issued.code.atc, "numeric": issued.numeric,
+                "user_id": user_id, "wallet_card_id": wallet_card_id, "issued_at": now_s,
+                "key_version": 1, "unpredictable": issued.code.unpredictable_number,
+                "cryptogram": issued.code.cryptogram,
+                "credit": issued.code.aid == codes.AID_CREDIT, "used_at_ns": None,
+                "payment_id": None,
+            })  # fmt: skip
+        if rows:
+            connection.execute(payment_codes.insert(), rows)
+    return answers
+
+
+def issue_code(*, platform: Platform, user_id: int, wallet_card_id: int) -> codes.IssuedCode:
+    """One payment code (a batch of one; see ``issue_codes``)."""
+    [answer] = issue_codes(platform=platform, requests=[(user_id, wallet_card_id)])
+    if isinstance(answer, PaymentError):
+        raise answer
+    return answer
+
+
+_ROWS_PER_STATEMENT = 500
+
+
+def _recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, codes.PaymentCode]:
+    """The recorded payment codes behind numeric codes, by their digits, in one query."""
+    if not numerics:
+        return {}
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(payment_codes, cards.c.expiry)
+            .join(wallet_cards, wallet_cards.c.token == payment_codes.c.token)
+            .join(cards, cards.c.id == wallet_cards.c.card_id)
+            .where(payment_codes.c.numeric.in_(sorted(numerics)))
+        ).all()
+    return {
+        str(row.numeric): codes.PaymentCode(
+            token=str(row.token),
+            token_expiry=str(row.expiry),
+            aid=codes.AID_CREDIT if row.credit else codes.AID_DEBIT,
+            atc=int(row.atc),
+            unpredictable_number=bytes(row.unpredictable),
+            issued_at=int(row.issued_at),
+            key_version=int(row.key_version),
+            cryptogram=bytes(row.cryptogram),
+        )
+        for row in rows
+    }
 
 
 # -- the pipeline -----------------------------------------------------------------------------
@@ -407,65 +582,73 @@ def _limits(a: _Attempt, pin_ok: bool) -> dict[str, int]:
     return scopes
 
 
-def _run(platform: Platform, a: _Attempt) -> Payment:
-    verdict = _verify(platform, a) if a.payer is not None else None
-    pin_ok = verdict is PinCheck.OK
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """A payment as its record's transaction wrote it."""
+
+    id: int
+    attempt: _Attempt
+    salt: bytes
+    scopes: Mapping[str, int]
+    pin_ok: bool
+
+
+def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
+    """Verify, record, post and complete the attempts of a batch; their answers, in order."""
+    if not attempts:
+        return []
+    verdicts = [_verify(platform, a) if a.payer is not None else None for a in attempts]
     now = platform.clock.now_ns()
     day = limits.beijing_day(now)
-    payment_id = new_id()
-    salt = secrets.token_bytes(16)
-    scopes = _limits(a, pin_ok) if a.payer is not None else {}
+    records = [
+        _Record(new_id(), a, secrets.token_bytes(16),
+                _limits(a, v is PinCheck.OK) if a.payer is not None else {}, v is PinCheck.OK)
+        for a, v in zip(attempts, verdicts, strict=True)
+    ]  # fmt: skip
     with platform.engine.begin() as connection:
-        if a.payer is not None and verdict is not None:
-            record_pin_check(platform=platform, connection=connection, state=a.payer.pin,
-                             verdict=verdict)  # fmt: skip
-        if a.reason is None and a.order_id is not None:
-            claimed = connection.execute(
-                qr_orders.update()
-                .where(qr_orders.c.id == a.order_id, qr_orders.c.status == "open")
-                .values(status="paid", payment_id=payment_id)
-            ).rowcount
-            if claimed != 1:
-                a.reason = DeclineReason.ORDER_ALREADY_PAID
-        if a.reason is None and a.code_key is not None:
-            used = connection.execute(
-                payment_codes.update()
-                .where(
-                    payment_codes.c.token == a.code_key[0],
-                    payment_codes.c.atc == a.code_key[1],
-                    payment_codes.c.used_at_ns.is_(None),
-                )
-                .values(used_at_ns=now, payment_id=payment_id)
-            ).rowcount
-            if used != 1:
-                a.reason = DeclineReason.CODE_ALREADY_USED
-        if a.reason is None and not limits.reserve_in(
-            connection, day=day, amount=a.amount, limits=list(scopes.items())
-        ):
-            a.reason = DeclineReason.LIMIT_EXCEEDED
-        status = PaymentStatus.DECLINED if a.reason is not None else PaymentStatus.CREATED
-        payer = a.payer
+        for a, verdict in zip(attempts, verdicts, strict=True):
+            if a.payer is not None and verdict is not None:
+                record_pin_check(platform=platform, connection=connection, state=a.payer.pin,
+                                 verdict=verdict)  # fmt: skip
+        _claim(connection, now, day, records)
+        connection.execute(payments.insert(), [_payment_row(r, now, day) for r in records])
         connection.execute(
-            payments.insert().values(
-                id=payment_id, kind=a.kind.value,
-                user_id=payer.user_id if payer else None,
-                wallet_card_id=payer.wallet_card_id if payer else None,
-                card_id=payer.card.id if payer else None,
-                merchant_id=a.merchant.id if a.merchant else None,
-                terminal_id=a.terminal.id if a.terminal else None,
-                order_id=a.order_id, amount=a.amount, captured=0, refunded=0, currency="CNY",
-                status=status.value, decline_reason=a.reason and a.reason.value, voucher=None,
-                pin_verified=pin_ok, two_phase=a.two_phase, hold_expires_at_ns=None,
-                commitment_salt=salt, day=day, created_at_ns=now, updated_at_ns=now,
-            )
+            payment_events.insert(),
+            [_event_row(r.id, 1, _status(r.attempt), r.attempt.amount, now,
+                        r.attempt.reason and r.attempt.reason.value) for r in records],
         )  # fmt: skip
-        _event(connection, payment_id, 1, status, a.amount, now, a.reason and a.reason.value)
-    outcome = _Outcome(status, a.reason, None, 0, None, now)
-    if a.reason is None:
-        outcome = _post(platform, payment_id, a, day, salt, scopes)
-    # The answer from what we know: no read-back of the row just written.
+    going = [r for r in records if r.attempt.reason is None]
+    outcomes = _post(platform, day, going) if going else {}
+    declined = _Outcome(PaymentStatus.DECLINED, None, None, 0, None, now)
+    # The answers from what we know: no read-back of the rows just written.
+    return [_answer(r, outcomes.get(r.id, declined), now) for r in records]
+
+
+def _status(a: _Attempt) -> PaymentStatus:
+    return PaymentStatus.DECLINED if a.reason is not None else PaymentStatus.CREATED
+
+
+def _payment_row(r: _Record, now: int, day: str) -> dict[str, object]:
+    a, payer = r.attempt, r.attempt.payer
+    return {
+        "id": r.id, "kind": a.kind.value,
+        "user_id": payer.user_id if payer else None,
+        "wallet_card_id": payer.wallet_card_id if payer else None,
+        "card_id": payer.card.id if payer else None,
+        "merchant_id": a.merchant.id if a.merchant else None,
+        "terminal_id": a.terminal.id if a.terminal else None,
+        "order_id": a.order_id, "amount": a.amount, "captured": 0, "refunded": 0,
+        "currency": "CNY", "status": _status(a).value,
+        "decline_reason": a.reason and a.reason.value, "voucher": None,
+        "pin_verified": r.pin_ok, "two_phase": a.two_phase, "hold_expires_at_ns": None,
+        "commitment_salt": r.salt, "day": day, "created_at_ns": now, "updated_at_ns": now,
+    }  # fmt: skip
+
+
+def _answer(r: _Record, outcome: _Outcome, now: int) -> Payment:
+    a, payer = r.attempt, r.attempt.payer
     return Payment(
-        id=payment_id,
+        id=r.id,
         kind=a.kind,
         user_id=payer.user_id if payer else None,
         wallet_card_id=payer.wallet_card_id if payer else None,
@@ -480,14 +663,99 @@ def _run(platform: Platform, a: _Attempt) -> Payment:
         refunded=0,
         currency="CNY",
         status=outcome.status,
-        decline_reason=outcome.reason,
+        decline_reason=outcome.reason or a.reason,
         voucher=outcome.voucher,
-        pin_verified=pin_ok,
+        pin_verified=r.pin_ok,
         two_phase=a.two_phase,
         hold_expires_at_ns=outcome.hold_expires_at_ns,
         created_at_ns=now,
         updated_at_ns=outcome.updated_at_ns,
     )
+
+
+_PAY_ORDER = (
+    qr_orders.update()
+    .where(qr_orders.c.id == sa.bindparam("o"))
+    .values(status="paid", payment_id=sa.bindparam("p"))
+)
+_USE_CODE = (
+    payment_codes.update()
+    .where(payment_codes.c.token == sa.bindparam("t"), payment_codes.c.atc == sa.bindparam("c"))
+    .values(used_at_ns=sa.bindparam("at"), payment_id=sa.bindparam("p"))
+)
+
+
+def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Record]) -> None:
+    """The checks that need the database, for the records still going, one after another in
+    check order — a dynamic order not yet paid (``order_already_paid``), a payment code not
+    yet used (``code_already_used``), the limits (``limit_exceeded``) — so an earlier payment
+    of the batch takes what a later one needed; then what they took is written. The limit
+    counters are locked first: their first statement is a write, so on SQLite the reads below
+    run under the database's write lock; on PostgreSQL the orders and codes are read ``FOR
+    UPDATE``. A payment declined for its limits leaves the order open (the user may pay it
+    with another card) but uses its code (a code is shown once)."""
+    going = [r for r in records if r.attempt.reason is None]
+    if not going:
+        return
+    counters = limits.Counters(connection, day=day, scopes=(s for r in going for s in r.scopes))
+    order_ids = sorted({r.attempt.order_id for r in going if r.attempt.order_id is not None})
+    open_orders = set()
+    if order_ids:
+        open_orders = set(connection.execute(
+            sa.select(qr_orders.c.id)
+            .where(qr_orders.c.id.in_(order_ids), qr_orders.c.status == "open")
+            .with_for_update()
+        ).scalars())  # fmt: skip
+    code_keys = sorted({r.attempt.code_key for r in going if r.attempt.code_key is not None})
+    unused_codes = set()
+    if code_keys:
+        key = sa.tuple_(payment_codes.c.token, payment_codes.c.atc)
+        unused_codes = {(str(t), int(c)) for t, c in connection.execute(
+            sa.select(payment_codes.c.token, payment_codes.c.atc)
+            .where(key.in_(code_keys), payment_codes.c.used_at_ns.is_(None))
+            .with_for_update()
+        )}  # fmt: skip
+    paid_orders, used_codes = [], []
+    for r in going:
+        a = r.attempt
+        if a.order_id is not None and a.order_id not in open_orders:
+            a.reason = DeclineReason.ORDER_ALREADY_PAID
+            continue
+        if a.code_key is not None:
+            if a.code_key not in unused_codes:
+                a.reason = DeclineReason.CODE_ALREADY_USED
+                continue
+            unused_codes.discard(a.code_key)
+            used_codes.append({"t": a.code_key[0], "c": a.code_key[1], "at": now, "p": r.id})
+        if not counters.take(limits.Reservation(a.amount, tuple(sorted(r.scopes.items())))):
+            a.reason = DeclineReason.LIMIT_EXCEEDED
+            continue
+        if a.order_id is not None:
+            open_orders.discard(a.order_id)
+            paid_orders.append({"o": a.order_id, "p": r.id})
+    counters.write()
+    if paid_orders:
+        connection.execute(_PAY_ORDER, paid_orders)
+    if used_codes:
+        connection.execute(_USE_CODE, used_codes)
+
+
+def _event_row(
+    payment_id: int,
+    seq: int,
+    status: PaymentStatus,
+    amount: int,
+    at_ns: int,
+    detail: str | None = None,
+) -> dict[str, object]:
+    return {
+        "payment_id": payment_id,
+        "seq": seq,
+        "status": status.value,
+        "amount": amount,
+        "at_ns": at_ns,
+        "detail": detail,
+    }
 
 
 def _event(
@@ -500,14 +768,7 @@ def _event(
     detail: str | None = None,
 ) -> None:
     connection.execute(
-        payment_events.insert().values(
-            payment_id=payment_id,
-            seq=seq,
-            status=status.value,
-            amount=amount,
-            at_ns=at_ns,
-            detail=detail,
-        )
+        payment_events.insert(), _event_row(payment_id, seq, status, amount, at_ns, detail)
     )
 
 
@@ -607,62 +868,131 @@ class _Outcome:
     updated_at_ns: int
 
 
-def _post(
-    platform: Platform,
-    payment_id: int,
-    a: _Attempt,
-    day: str,
-    salt: bytes,
-    scopes: Mapping[str, int],
-) -> _Outcome:
-    """Post the chain and complete (or decline) the record; what it became."""
-    assert a.payer is not None
-    assert a.merchant is not None
-    legs = purchase_legs(platform, a.payer.card, a.merchant, a.amount)
-    if a.two_phase:
-        chain = _transfers(legs, _ids(payment_id, "hold"), TransferCode.PURCHASE_HOLD, payment_id,
-                           flags=TransferFlags.PENDING, timeout=a.hold_seconds)  # fmt: skip
-    else:
-        chain = _transfers(legs, _ids(payment_id, "purchase"), TransferCode.PURCHASE, payment_id)
-    results = platform.ledger.create_transfers(
-        chain, commitments={chain[0].id: _commitment(salt, payment_id, "purchase", a.amount)}
+_COMPLETE = (
+    payments.update()
+    .where(payments.c.id == sa.bindparam("i"))
+    .values(
+        status=sa.bindparam("s"),
+        voucher=sa.bindparam("v"),
+        captured=sa.bindparam("c"),
+        hold_expires_at_ns=sa.bindparam("h"),
     )
+)
+_DECLINE = (
+    payments.update()
+    .where(payments.c.id == sa.bindparam("i"))
+    .values(status=PaymentStatus.DECLINED.value, decline_reason=sa.bindparam("r"))
+)
+_REOPEN_ORDER = (
+    qr_orders.update()
+    .where(qr_orders.c.id == sa.bindparam("o"), qr_orders.c.payment_id == sa.bindparam("p"))
+    .values(status="open", payment_id=None)
+)
+
+
+def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _Outcome]:
+    """Post the chains of a batch's recorded payments and complete (or decline) the records in
+    one transaction; what each became, by payment id."""
+    chains: list[list[Transfer]] = []
+    commitments: dict[int, bytes] = {}
+    for r in going:
+        a = r.attempt
+        assert a.payer is not None
+        assert a.merchant is not None
+        legs = purchase_legs(platform, a.payer.card, a.merchant, a.amount)
+        if a.two_phase:
+            chain = _transfers(legs, _ids(r.id, "hold"), TransferCode.PURCHASE_HOLD, r.id,
+                               flags=TransferFlags.PENDING, timeout=a.hold_seconds)  # fmt: skip
+        else:
+            chain = _transfers(legs, _ids(r.id, "purchase"), TransferCode.PURCHASE, r.id)
+        chains.append(chain)
+        commitments[chain[0].id] = _commitment(r.salt, r.id, "purchase", a.amount)
+    results = _post_chains(platform, chains, commitments)
     now = platform.clock.now_ns()
-    if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        status = PaymentStatus.AUTHORIZED if a.two_phase else PaymentStatus.COMPLETED
-        with platform.engine.begin() as connection:
-            settled = connection.execute(
-                payments.update()
-                .where(payments.c.id == payment_id, payments.c.status == "created")
-                .values(
-                    status=status.value,
-                    voucher=_voucher(day, payment_id),
-                    captured=0 if a.two_phase else a.amount,
-                    updated_at_ns=now,
-                    hold_expires_at_ns=now + a.hold_seconds * NS_PER_SECOND
-                    if a.two_phase
-                    else None,
-                )
-            ).rowcount
-            if settled == 1:  # else a recovery settled it from the same ledger state
-                _event(connection, payment_id, 2, status, a.amount, now)
-        return _Outcome(
-            status,
-            None,
-            _voucher(day, payment_id),
-            0 if a.two_phase else a.amount,
-            now + a.hold_seconds * NS_PER_SECOND if a.two_phase else None,
-            now,
-        )
-    first = next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
-    if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
-        reason = DeclineReason.INSUFFICIENT_FUNDS
-    else:
-        logger.error("payment %s: the ledger refused the chain: %s", payment_id, results)
-        reason = DeclineReason.PROCESSING_ERROR
+    outcomes: dict[int, _Outcome] = {}
+    for r, chain_results in zip(going, results, strict=True):
+        a = r.attempt
+        if all(x in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for x in chain_results):
+            status = PaymentStatus.AUTHORIZED if a.two_phase else PaymentStatus.COMPLETED
+            hold_end = now + a.hold_seconds * NS_PER_SECOND if a.two_phase else None
+            captured = 0 if a.two_phase else a.amount
+            outcomes[r.id] = _Outcome(status, None, _voucher(day, r.id), captured, hold_end, now)
+            continue
+        first = next(x for x in chain_results if x is not CreateTransferResult.LINKED_EVENT_FAILED)
+        if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
+            reason = DeclineReason.INSUFFICIENT_FUNDS
+        else:
+            logger.error("payment %s: the ledger refused the chain: %s", r.id, chain_results)
+            reason = DeclineReason.PROCESSING_ERROR
+        outcomes[r.id] = _Outcome(PaymentStatus.DECLINED, reason, None, 0, None, now)
     with platform.engine.begin() as connection:
-        _decline_created(connection, payment_id, a.amount, reason, now, day, scopes, a.order_id)
-    return _Outcome(PaymentStatus.DECLINED, reason, None, 0, None, now)
+        # Only records still ``created`` are settled here: one a recovery settled meanwhile was
+        # settled from the same ledger state, and its limits were given back there.
+        mine = set(connection.execute(
+            payments.update()
+            .where(payments.c.id.in_([r.id for r in going]), payments.c.status == "created")
+            .values(updated_at_ns=now)
+            .returning(payments.c.id)
+        ).scalars())  # fmt: skip
+        settled = [r for r in going if r.id in mine]
+        done = [(r, outcomes[r.id]) for r in settled if outcomes[r.id].reason is None]
+        refused = [(r, outcomes[r.id]) for r in settled if outcomes[r.id].reason is not None]
+        if done:
+            connection.execute(_COMPLETE, [
+                {"i": r.id, "s": o.status.value, "v": o.voucher, "c": o.captured,
+                 "h": o.hold_expires_at_ns} for r, o in done
+            ])  # fmt: skip
+        if refused:
+            connection.execute(
+                _DECLINE, [{"i": r.id, "r": o.reason and o.reason.value} for r, o in refused]
+            )
+            limits.release_many(connection, day=day, given_back=[
+                (r.attempt.amount, list(r.scopes)) for r, _ in refused
+            ])  # fmt: skip
+            reopened = [
+                {"o": r.attempt.order_id, "p": r.id}
+                for r, _ in refused
+                if r.attempt.order_id is not None
+            ]
+            if reopened:  # the order can be paid again (with another card)
+                connection.execute(_REOPEN_ORDER, reopened)
+        if settled:
+            connection.execute(payment_events.insert(), [
+                _event_row(r.id, 2, o.status, r.attempt.amount, now, o.reason and o.reason.value)
+                for r, o in done + refused
+            ])  # fmt: skip
+    return outcomes
+
+
+def _post_chains(
+    platform: Platform, chains: Sequence[list[Transfer]], commitments: Mapping[int, bytes]
+) -> list[list[CreateTransferResult]]:
+    """Each chain's results, posting as few ledger batches as the ledger's batch size allows
+    (a chain is never split across two)."""
+    results: list[list[CreateTransferResult]] = []
+    batch: list[list[Transfer]] = []
+
+    def flush() -> None:
+        posted = platform.ledger.create_transfers(
+            [t for chain in batch for t in chain],
+            commitments={chain[0].id: commitments[chain[0].id] for chain in batch},
+        )
+        start = 0
+        for chain in batch:
+            results.append(posted[start : start + len(chain)])
+            start += len(chain)
+        batch.clear()
+
+    size = 0
+    for chain in chains:
+        if size + len(chain) > BATCH_EVENTS_MAX:
+            flush()
+            size = 0
+        batch.append(chain)
+        size += len(chain)
+    if batch:
+        flush()
+    return results
 
 
 def _decline_created(
