@@ -205,10 +205,19 @@ def onboard_merchant(
     return found
 
 
-def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
+def get_merchants(*, platform: Platform, merchant_ids: Collection[int]) -> dict[int, Merchant]:
+    """Merchants by id, for a batch, in one query."""
+    if not merchant_ids:
+        return {}
     with autocommit(platform.engine) as connection:
-        row = connection.execute(sa.select(merchants).where(merchants.c.id == merchant_id)).first()
-    return None if row is None else _merchant(row)
+        rows = connection.execute(
+            sa.select(merchants).where(merchants.c.id.in_(sorted(merchant_ids)))
+        )
+        return {merchant.id: merchant for merchant in map(_merchant, rows)}
+
+
+def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
+    return get_merchants(platform=platform, merchant_ids=[merchant_id]).get(merchant_id)
 
 
 MerchantAndTerminal = tuple[Merchant | None, Terminal | None]

@@ -25,6 +25,7 @@ payment id, so a retry can never post twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -58,6 +59,7 @@ from flashpay.merchants.service import (
     Order,
     Terminal,
     get_merchant,
+    get_merchants,
     merchant_terminals,
     orders_by_bill,
 )
@@ -1183,25 +1185,6 @@ def _merchant_payment(platform: Platform, merchant_id: int, payment_id: int) -> 
     return found
 
 
-def capture(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
-    """Capture an authorization, all or part: the hold is voided and the captured amount posted
-    as a purchase, in one linked batch (both or neither)."""
-    p = _merchant_payment(platform, merchant_id, payment_id)
-    if p.status is not PaymentStatus.AUTHORIZED:
-        raise PaymentError("not_authorized", f"the payment is {p.status.value}", status=409)
-    if not 0 < amount <= p.amount:
-        raise PaymentError("invalid_amount", "capture between ¥0.01 and the authorized amount")
-    return _settle_hold(platform, p, amount)
-
-
-def void(*, platform: Platform, merchant_id: int, payment_id: int) -> Payment:
-    """Release an authorization's hold."""
-    p = _merchant_payment(platform, merchant_id, payment_id)
-    if p.status is not PaymentStatus.AUTHORIZED:
-        raise PaymentError("not_authorized", f"the payment is {p.status.value}", status=409)
-    return _settle_hold(platform, p, 0)
-
-
 def _payment_parts(platform: Platform, p: Payment) -> tuple[Card, Merchant, bytes]:
     with autocommit(platform.engine) as connection:
         row = connection.execute(
@@ -1215,8 +1198,86 @@ def _payment_parts(platform: Platform, p: Payment) -> tuple[Card, Merchant, byte
     return card_from_row(row), merchant, bytes(row.commitment_salt)
 
 
-def _settle_hold(platform: Platform, p: Payment, amount: int) -> Payment:
-    card, merchant, salt = _payment_parts(platform, p)
+@dataclass(frozen=True, slots=True)
+class HoldSettlement:
+    """A merchant settles one of its authorizations: captures ``amount`` (all or part), or
+    voids the hold with ``amount=0``."""
+
+    merchant_id: int
+    payment_id: int
+    amount: int
+
+
+def settle_holds(
+    *, platform: Platform, requests: Sequence[HoldSettlement]
+) -> list[Payment | PaymentError]:
+    """Capture or void a batch of authorizations (a car park's exits, an hotel's check-outs):
+    each hold is voided and the captured amount posted as a purchase in one linked chain (both
+    or neither), every chain in one ledger batch, the records in one transaction. A request
+    that cannot be carried out answers its ``PaymentError`` in its place."""
+    ids = sorted({r.payment_id for r in requests})
+    with autocommit(platform.engine) as connection:
+        found = {p.id: p for p in map(_payment, connection.execute(
+            _payments_query().where(payments.c.id.in_(ids))
+        ))}  # fmt: skip
+        parts = {int(row.payment_id): (card_from_row(row), bytes(row.commitment_salt))
+                 for row in connection.execute(
+            sa.select(cards, payments.c.id.label("payment_id"), payments.c.commitment_salt)
+            .join(payments, payments.c.card_id == cards.c.id)
+            .where(payments.c.id.in_(ids))
+        )}  # fmt: skip
+    shops = get_merchants(
+        platform=platform, merchant_ids={p.merchant_id for p in found.values() if p.merchant_id}
+    )
+    answers: list[Payment | PaymentError | None] = []
+    going: list[tuple[int, Payment, Card, int]] = []  # (answer index, payment, card, amount)
+    chains: list[list[Transfer]] = []
+    commitments: dict[int, bytes] = {}
+    taken: set[int] = set()
+    for n, request in enumerate(requests):
+        p = found.get(request.payment_id)
+        if p is None or p.merchant_id != request.merchant_id:
+            answers.append(PaymentError("not_found", "payment not found", status=404))
+            continue
+        if p.status is not PaymentStatus.AUTHORIZED or p.id in taken:
+            status = "being settled" if p.id in taken else p.status.value
+            answers.append(PaymentError("not_authorized", f"the payment is {status}", 409))
+            continue
+        if not 0 <= request.amount <= p.amount:
+            answers.append(
+                PaymentError("invalid_amount", "capture between ¥0.01 and the authorized amount")
+            )
+            continue
+        taken.add(p.id)
+        card, salt = parts[p.id]
+        chain = _settlement_chain(platform, p, card, shops[request.merchant_id], request.amount)
+        commitments[chain[0].id] = _commitment(salt, p.id, "capture", request.amount)
+        chains.append(chain)
+        going.append((n, p, card, request.amount))
+        answers.append(None)
+    settled: list[tuple[Payment, Card, int]] = []
+    for (n, p, card, amount), results in zip(
+        going, _post_chains(platform, chains, commitments), strict=True
+    ):
+        if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
+            settled.append((p, card, amount))
+        elif CreateTransferResult.PENDING_TRANSFER_EXPIRED in results:
+            answers[n] = _expire_if_due(platform, p)
+        else:
+            refused = sorted(set(results))
+            answers[n] = PaymentError("hold_not_settled", f"the ledger refused: {refused}", 409)
+    now = platform.clock.now_ns()
+    done = _record_settlements(platform, settled, now)
+    for n, p, _, _ in going:
+        if answers[n] is None:
+            answers[n] = done[p.id]
+    return [a for a in answers if a is not None]
+
+
+def _settlement_chain(
+    platform: Platform, p: Payment, card: Card, merchant: Merchant, amount: int
+) -> list[Transfer]:
+    """Void every leg of the hold, then post ``amount`` as a purchase; one linked chain."""
     hold_ids = _ids(p.id, "hold")
     held = purchase_legs(platform, card, merchant, p.amount)
     voids = [
@@ -1236,32 +1297,95 @@ def _settle_hold(platform: Platform, p: Payment, amount: int) -> Payment:
         chain[-1] = Transfer(last.id, 0, 0, 0, LEDGER_CNY, last.code,
                              flags=TransferFlags.VOID_PENDING_TRANSFER, pending_id=last.pending_id,
                              user_data_64=p.id)  # fmt: skip
-    results = platform.ledger.create_transfers(
-        chain, commitments={chain[0].id: _commitment(salt, p.id, "capture", amount)}
-    )
-    if not all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        if CreateTransferResult.PENDING_TRANSFER_EXPIRED in results:
-            return _expire_if_due(platform, p)
-        raise PaymentError("hold_not_settled", f"the ledger refused: {sorted(set(results))}", 409)
-    now = platform.clock.now_ns()
-    status = PaymentStatus.COMPLETED if amount else PaymentStatus.VOIDED
+    return chain
+
+
+def _record_settlements(
+    platform: Platform, settled: Sequence[tuple[Payment, Card, int]], now: int
+) -> dict[int, Payment]:
+    """Complete (or void) the records of posted settlements in one transaction, giving back
+    the part of the limits a hold took and did not use; the payments as they now are."""
+    if not settled:
+        return {}
     with platform.engine.begin() as connection:
-        connection.execute(
+        mine = set(connection.execute(
             payments.update()
-            .where(payments.c.id == p.id, payments.c.status == "authorized")
-            .values(status=status.value, captured=amount, updated_at_ns=now)
+            .where(payments.c.id.in_([p.id for p, _, _ in settled]),
+                   payments.c.status == PaymentStatus.AUTHORIZED.value)
+            .values(updated_at_ns=now)
+            .returning(payments.c.id)
+        ).scalars())  # fmt: skip
+        ours = [(p, card, amount) for p, card, amount in settled if p.id in mine]
+        if not ours:
+            return {p.id: p for p, _, _ in settled}
+        seqs = _next_seqs(connection, [p.id for p, _, _ in ours])
+        connection.execute(_SETTLE, [
+            {"i": p.id, "s": _settled_status(amount).value, "c": amount} for p, _, amount in ours
+        ])  # fmt: skip
+        connection.execute(payment_events.insert(), [
+            _event_row(p.id, seqs[p.id], _settled_status(amount), amount, now)
+            for p, _, amount in ours
+        ])  # fmt: skip
+        given_back = []
+        for p, card, amount in ours:
+            if amount < p.amount:  # the part of the limits the hold took and did not use
+                assert p.user_id is not None
+                scopes = [f"qr:user:{p.user_id}", f"card:{card.id}"]
+                if not p.pin_verified:
+                    scopes.append(f"free:user:{p.user_id}")
+                given_back.append((limits.beijing_day(p.created_at_ns), p.amount - amount, scopes))
+        for day in sorted({day for day, _, _ in given_back}):
+            limits.release_many(connection, day=day, given_back=[
+                (amount, scopes) for d, amount, scopes in given_back if d == day
+            ])  # fmt: skip
+    return {
+        p.id: dataclasses.replace(
+            p, status=_settled_status(amount), captured=amount, updated_at_ns=now
         )
-        _event(connection, p.id, _next_seq(connection, p.id), status, amount, now)
-        if amount < p.amount:  # give back the part of the limits the hold took and did not use
-            assert p.user_id is not None
-            scopes = [f"qr:user:{p.user_id}", f"card:{card.id}"]
-            if not p.pin_verified:
-                scopes.append(f"free:user:{p.user_id}")
-            day = limits.beijing_day(p.created_at_ns)
-            limits.release_in(connection, day=day, amount=p.amount - amount, scopes=scopes)
-    found = _load(platform, p.id)
-    assert found is not None
-    return found
+        if p.id in mine
+        else p
+        for p, _, amount in settled
+    }
+
+
+def _settled_status(amount: int) -> PaymentStatus:
+    return PaymentStatus.COMPLETED if amount else PaymentStatus.VOIDED
+
+
+_SETTLE = (
+    payments.update()
+    .where(payments.c.id == sa.bindparam("i"))
+    .values(status=sa.bindparam("s"), captured=sa.bindparam("c"))
+)
+
+
+def _next_seqs(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int, int]:
+    rows = connection.execute(
+        sa.select(payment_events.c.payment_id, sa.func.max(payment_events.c.seq))
+        .where(payment_events.c.payment_id.in_(sorted(payment_ids)))
+        .group_by(payment_events.c.payment_id)
+    )
+    last = {int(payment_id): int(seq) for payment_id, seq in rows}
+    return {payment_id: last.get(payment_id, 0) + 1 for payment_id in payment_ids}
+
+
+def _settle_one(platform: Platform, request: HoldSettlement) -> Payment:
+    [answer] = settle_holds(platform=platform, requests=[request])
+    if isinstance(answer, PaymentError):
+        raise answer
+    return answer
+
+
+def capture(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
+    """Capture an authorization, all or part (see ``settle_holds``)."""
+    if amount <= 0:
+        raise PaymentError("invalid_amount", "capture between ¥0.01 and the authorized amount")
+    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, amount))
+
+
+def void(*, platform: Platform, merchant_id: int, payment_id: int) -> Payment:
+    """Release an authorization's hold (see ``settle_holds``)."""
+    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, 0))
 
 
 def refund(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:

@@ -32,7 +32,7 @@ import json
 import random
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +52,11 @@ from flashpay.keys import KeyRing
 from flashpay.ledger.check import check
 from flashpay.merchants.service import (
     Merchant,
+    MerchantError,
+    OrderRequest,
     Scene,
-    create_order,
+    Terminal,
+    create_orders,
     onboard_merchant,
     terminal_by_code,
 )
@@ -71,8 +74,10 @@ PASSWORD = "demo-password-1"
 PIN = "135790"
 WRONG_PIN_PER_MILLE = 5
 EXPIRED_CODE_PER_MILLE = 3
-REFUND_PERCENT = 2
-HTTP_PERCENT = 5  # of static-code payments: through the HTTP API with an Idempotency-Key
+REFUND_PERCENT = 1
+WINDOW_EVENTS = 1_000  # the requests of a window go to the switch as one batch
+WINDOW_SECONDS = 300
+HTTP_PERCENT = 1  # of static-code payments: through the HTTP API with an Idempotency-Key
 RETRY_PERCENT = 30  # of those: the client sends the same request again (a retry)
 CPM_SCENES = frozenset({"bus", "subway", "vending"})
 DYNAMIC_SCENES = frozenset({"supermarket", "hospital"})
@@ -103,6 +108,7 @@ class _World:
     notifier: RecordingNotifier
     merchants: list[Merchant]
     static_codes: dict[int, str]
+    terminals: dict[int, Terminal]  # sim merchant index -> its till
     user_ids: list[int]
     phones: list[str]
     wallet_cards: dict[int, int]  # sim card index -> wallet card id
@@ -186,6 +192,7 @@ def _build(
     assert len(ISSUERS) == len(issuers)
     merchants: list[Merchant] = []
     static_codes: dict[int, str] = {}
+    tills: dict[int, Terminal] = {}
     for m in network.merchants:
         acquirer = acquirers[m.acquirer]
         assert acquirer is not None
@@ -201,6 +208,7 @@ def _build(
         merchants.append(merchant)
         terminal = terminal_by_code(platform=platform, merchant_id=merchant.id, code="T0001")
         assert terminal is not None
+        tills[m.index] = terminal
         static_codes[m.index] = merchant_static_payload(
             platform=platform, merchant=merchant, terminal=terminal
         )
@@ -261,6 +269,7 @@ def _build(
         notifier,
         merchants,
         static_codes,
+        tills,
         user_ids,
         phones,
         wallet_cards,
@@ -285,6 +294,8 @@ class _Run:
     refunded_fen: int = 0
     transfers: Counter[str] = field(default_factory=Counter)
     app: _App | None = None
+    bills: int = 0  # dynamic orders made so far (their bill numbers)
+    stale: list[tuple[int, _Event, qr.CollectRequest]] = field(default_factory=list)
 
     def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
         status = payment.status.value
@@ -313,120 +324,197 @@ class _Run:
         )
 
 
-def _actors(run: _Run, event: _Event) -> tuple[Platform, int, int, Merchant]:
-    """The platform, the paying user's id and wallet card, and the merchant of ``event``."""
+def _actors(run: _Run, event: _Event) -> tuple[int, int, Merchant]:
+    """The paying user's id and wallet card, and the merchant of ``event``."""
     w = run.world
     user = w.card_users[event.card]
-    return w.platform, w.user_ids[user], w.wallet_cards[event.card], w.merchants[event.merchant]
+    return w.user_ids[user], w.wallet_cards[event.card], w.merchants[event.merchant]
 
 
-def _purchase(run: _Run, event: _Event) -> None:
-    w = run.world
-    platform, user_id, wallet_card, merchant = _actors(run, event)
-    scene = merchant.scene.value
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How one purchase is paid: its mode, the PIN typed (if any) and the injected anomaly."""
+
+    event: _Event
+    mode: str
+    pin: str | None = None
     anomaly: str | None = None
+    numeric: bool = False  # a payment code scanned as its 19 digits
+
+
+def _windows(events: list[_Event]) -> Iterator[list[_Event]]:
+    """The day cut into windows of at most ``WINDOW_EVENTS`` events and ``WINDOW_SECONDS``."""
+    window: list[_Event] = []
+    for event in events:
+        if window and (
+            len(window) >= WINDOW_EVENTS or event.at_s - window[0].at_s >= WINDOW_SECONDS
+        ):
+            yield window
+            window = []
+        window.append(event)
+    if window:
+        yield window
+
+
+def _late_codes(run: _Run) -> None:
+    """The day's last expired-code anomalies, scanned 61 seconds after the last window."""
+    if not run.stale:
+        return
+    run.world.clock.advance(61)
+    requests = [request for _, _, request in run.stale]
+    answers = qr.submit_payments(platform=run.world.platform, requests=requests)
+    for (_, event, _), payment in zip(run.stale, answers, strict=True):
+        assert not isinstance(payment, qr.PaymentError), payment
+        run.record(event, "cpm", payment, "expired_code")
+    run.stale.clear()
+
+
+def _plan(run: _Run, event: _Event) -> _Plan:
+    scene = run.world.merchants[event.merchant].scene.value
     if scene in CPM_SCENES or (scene not in DYNAMIC_SCENES and event.amount_fen > 20_000):
-        mode = "cpm"
-        code = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=wallet_card)
-        if run.rng.randrange(1000) < EXPIRED_CODE_PER_MILLE:
-            anomaly = "expired_code"
-            w.clock.advance(61)
-        payment = qr.collect_with_code(
-            platform=platform,
-            merchant_id=merchant.id,
-            code=code.numeric if run.rng.randrange(4) == 0 else code.qr_payload,
-            amount=event.amount_fen,
-        )
-    else:
-        pin = PIN if event.amount_fen > 100_000 else None
-        if pin is not None and run.rng.randrange(1000) < WRONG_PIN_PER_MILLE * 20:
-            anomaly, pin = "wrong_pin", "975310"
-        if scene in DYNAMIC_SCENES:
-            mode = "mpm_dynamic"
-            terminal = terminal_by_code(platform=platform, merchant_id=merchant.id, code="T0001")
-            assert terminal is not None
-            _, payload = create_order(
-                platform=platform,
-                merchant=merchant,
-                terminal=terminal,
-                amount=event.amount_fen,
-                bill_number=f"B{event.at_s}-{len(run.truth)}",
+        expired = run.rng.randrange(1000) < EXPIRED_CODE_PER_MILLE
+        return _Plan(event, "cpm", anomaly="expired_code" if expired else None,
+                     numeric=run.rng.randrange(4) == 0)  # fmt: skip
+    pin = PIN if event.amount_fen > 100_000 else None
+    anomaly = None
+    if pin is not None and run.rng.randrange(1000) < WRONG_PIN_PER_MILLE * 20:
+        anomaly, pin = "wrong_pin", "975310"
+    if scene in DYNAMIC_SCENES:
+        return _Plan(event, "mpm_dynamic", pin, anomaly)
+    if run.app is not None and run.rng.randrange(100) < HTTP_PERCENT:
+        return _Plan(event, "mpm_static_http", pin, anomaly)
+    return _Plan(event, "mpm_static", pin, anomaly)
+
+
+def _window(run: _Run, events: list[_Event]) -> None:
+    """One window of traffic: the requests that reach the switch together (the same clock),
+    sent as batches through the services — the codes the riders' phones show, the orders the
+    tills make, then every payment of the window in one ``submit_payments`` — then the parking
+    exits, the P2P transfers and the payments that go through the HTTP API one by one."""
+    w = run.world
+    platform = w.platform
+    plans = [_plan(run, e) for e in events if e.kind == "purchase"]
+    entries = [e for e in events if e.kind == "parking_entry"]
+    shown = [p for p in plans if p.mode == "cpm"]
+    issued = qr.issue_codes(
+        platform=platform,
+        requests=[_actors(run, x)[:2] for x in [p.event for p in shown] + entries],
+    )
+    code_of: dict[int, str] = {}
+    for n, (plan, code) in enumerate(zip(shown, issued, strict=False)):
+        assert not isinstance(code, qr.PaymentError)
+        code_of[n] = code.numeric if plan.numeric else code.qr_payload
+    dynamic = [p for p in plans if p.mode == "mpm_dynamic"]
+    orders = create_orders(
+        platform=platform,
+        requests=[
+            OrderRequest(
+                w.merchants[p.event.merchant],
+                w.terminals[p.event.merchant],
+                p.event.amount_fen,
+                bill_number=f"B{p.event.at_s}-{run.bills + n}",
             )
-            payment = qr.pay_scanned_code(
-                platform=platform,
-                user_id=user_id,
-                payload=payload,
-                wallet_card_id=wallet_card,
-                pin=pin,
-            )
+            for n, p in enumerate(dynamic)
+        ],
+    )
+    run.bills += len(dynamic)
+    payload_of = {}
+    for plan, made in zip(dynamic, orders, strict=True):
+        assert not isinstance(made, MerchantError)
+        payload_of[id(plan)] = made[1]
+    now_s = (w.clock.now_ns() - DAY_START_NS) // NS_PER_SECOND
+    requests: list[qr.PaymentRequest] = []
+    asked: list[tuple[_Event, str, str | None]] = []
+    shown_index = 0
+    for plan in plans:
+        user_id, wallet_card, merchant = _actors(run, plan.event)
+        amount = plan.event.amount_fen
+        request: qr.PaymentRequest
+        if plan.mode == "cpm":
+            request = qr.CollectRequest(merchant.id, code_of[shown_index], amount)
+            shown_index += 1
+            if plan.anomaly == "expired_code":  # shown now, scanned after its 60 seconds
+                run.stale.append((now_s + 61, plan.event, request))
+                continue
+        elif plan.mode == "mpm_dynamic":
+            request = qr.ScanRequest(user_id, payload_of[id(plan)], wallet_card, pin=plan.pin)
+        elif plan.mode == "mpm_static":
+            request = qr.ScanRequest(user_id, w.static_codes[plan.event.merchant], wallet_card,
+                                     amount, plan.pin)  # fmt: skip
         else:
-            mode = "mpm_static"
-            if run.app is not None and run.rng.randrange(100) < HTTP_PERCENT:
-                mode = "mpm_static_http"
-                user = w.card_users[event.card]
-                body: dict[str, Any] = {
-                    "payload": w.static_codes[event.merchant],
-                    "card_id": wallet_card,
-                    "amount": Money.of(event.amount_fen).decimal_text(),
-                }
-                if pin is not None:
-                    body["pin"] = pin
-                payment_id = run.app.pay(
-                    run.app.token(user, w.phones[user]),
-                    body,
-                    key=f"demo-{len(run.truth)}",
-                    retry=run.rng.randrange(100) < RETRY_PERCENT,
-                )
-                found = qr.get_payment(
-                    platform=platform, payment_id=int(payment_id), user_id=user_id
-                )
-                assert found is not None
-                payment = found
-            else:
-                payment = qr.pay_scanned_code(
-                    platform=platform,
-                    user_id=user_id,
-                    payload=w.static_codes[event.merchant],
-                    wallet_card_id=wallet_card,
-                    amount=event.amount_fen,
-                    pin=pin,
-                )
-    run.record(event, mode, payment, anomaly)
+            continue  # through the HTTP API, below
+        requests.append(request)
+        asked.append((plan.event, plan.mode, plan.anomaly))
+    for n, entry in enumerate(entries):
+        code = issued[len(shown) + n]
+        assert not isinstance(code, qr.PaymentError)
+        merchant = w.merchants[entry.merchant]
+        requests.append(qr.CollectRequest(merchant.id, code.qr_payload, PARKING_HOLD_FEN,
+                                          capture=False, hold_seconds=4 * 3600))  # fmt: skip
+        asked.append((entry, "parking_hold", None))
+    while run.stale and run.stale[0][0] <= now_s:
+        _, event, request = run.stale.pop(0)
+        requests.append(request)
+        asked.append((event, "cpm", "expired_code"))
+    answers = qr.submit_payments(platform=platform, requests=requests)
+    for (event, mode, anomaly), payment in zip(asked, answers, strict=True):
+        assert not isinstance(payment, qr.PaymentError), payment
+        run.record(event, mode, payment, anomaly)
+        if mode == "parking_hold":
+            if payment.status is qr.PaymentStatus.AUTHORIZED:
+                run.holds[(event.card, event.merchant)] = payment.id
+        elif payment.status is qr.PaymentStatus.COMPLETED:
+            run.completed.append((payment.id, w.merchants[event.merchant].id))
+    for plan in plans:
+        if plan.mode == "mpm_static_http":
+            _pay_over_http(run, plan)
+    _parking_exits(run, [e for e in events if e.kind == "parking_exit"])
+    for event in events:
+        if event.kind == "p2p":
+            _transfer(run, event)
+
+
+def _pay_over_http(run: _Run, plan: _Plan) -> None:
+    assert run.app is not None
+    w = run.world
+    event = plan.event
+    user = w.card_users[event.card]
+    user_id, wallet_card, merchant = _actors(run, event)
+    body: dict[str, Any] = {
+        "payload": w.static_codes[event.merchant],
+        "card_id": wallet_card,
+        "amount": Money.of(event.amount_fen).decimal_text(),
+    }
+    if plan.pin is not None:
+        body["pin"] = plan.pin
+    payment_id = run.app.pay(
+        run.app.token(user, w.phones[user]),
+        body,
+        key=f"demo-{len(run.truth)}",
+        retry=run.rng.randrange(100) < RETRY_PERCENT,
+    )
+    payment = qr.get_payment(platform=w.platform, payment_id=int(payment_id), user_id=user_id)
+    assert payment is not None
+    run.record(event, plan.mode, payment, plan.anomaly)
     if payment.status is qr.PaymentStatus.COMPLETED:
         run.completed.append((payment.id, merchant.id))
 
 
-def _parking(run: _Run, event: _Event) -> None:
-    platform, user_id, wallet_card, merchant = _actors(run, event)
-    key = (event.card, event.merchant)
-    if event.kind == "parking_entry":
-        code = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=wallet_card)
-        payment = qr.collect_with_code(
-            platform=platform,
-            merchant_id=merchant.id,
-            code=code.qr_payload,
-            amount=PARKING_HOLD_FEN,
-            capture=False,
-            hold_seconds=4 * 3600,
-        )
-        run.record(event, "parking_hold", payment, None)
-        if payment.status is qr.PaymentStatus.AUTHORIZED:
-            run.holds[key] = payment.id
-        return
-    held = run.holds.pop(key, None)
-    if held is None:
-        return
-    try:
-        captured = qr.capture(
-            platform=platform,
-            merchant_id=merchant.id,
-            payment_id=held,
-            amount=min(event.amount_fen, PARKING_HOLD_FEN),
-        )
-    except qr.PaymentError:
-        return
-    run.outcomes["parking_captured"] += 1
-    run.volume_by_scene["parking"] += captured.captured
+def _parking_exits(run: _Run, exits: list[_Event]) -> None:
+    """The cars leaving in this window: each car park captures what the stay cost (at most
+    the hold), all in one ``settle_holds``."""
+    settlements = []
+    for event in exits:
+        held = run.holds.pop((event.card, event.merchant), None)
+        if held is not None:
+            merchant = run.world.merchants[event.merchant]
+            amount = min(event.amount_fen, PARKING_HOLD_FEN)
+            settlements.append(qr.HoldSettlement(merchant.id, held, amount))
+    for answer in qr.settle_holds(platform=run.world.platform, requests=settlements):
+        if isinstance(answer, qr.PaymentError):
+            continue  # the hold expired first
+        run.outcomes["parking_captured"] += 1
+        run.volume_by_scene["parking"] += answer.captured
 
 
 def _transfer(run: _Run, event: _Event) -> None:
@@ -499,16 +587,15 @@ def run_live(
         events = _traffic(rng, network, options.days)
         run = _Run(world, random.Random(options.seed + 1), app=_App(platform))
         traffic_started = time.perf_counter()
-        for n, event in enumerate(events):
-            clock.set_ns(max(clock.now_ns(), DAY_START_NS + event.at_s * NS_PER_SECOND))
-            if event.kind == "purchase":
-                _purchase(run, event)
-            elif event.kind == "p2p":
-                _transfer(run, event)
-            else:
-                _parking(run, event)
-            if progress is not None and n % 200 == 0:
-                progress(n, len(events))
+        done = 0
+        for window in _windows(events):
+            # The window's requests reach the switch together, at its last event's time.
+            clock.set_ns(max(clock.now_ns(), DAY_START_NS + window[-1].at_s * NS_PER_SECOND))
+            _window(run, window)
+            done += len(window)
+            if progress is not None:
+                progress(done, len(events))
+        _late_codes(run)
         _refunds(run)
         if run.app is not None:
             run.app.close()
