@@ -23,6 +23,7 @@ from flashpay.institutions.definition import (
 )
 from flashpay.institutions.models import institution_bins, institutions
 from flashpay.ledger import Account, CreateAccountResult
+from flashpay.ledger.service import QUERY_LIMIT_MAX
 from flashpay.platform import Platform
 
 
@@ -304,7 +305,11 @@ def check_books(*, platform: Platform) -> list[str]:
         ):
             own.setdefault(int(row.acquirer_id), []).append(int(row.ledger_account_id))
     ids = [a for accounts in own.values() for a in accounts]
-    found = {a.id: a for a in platform.ledger.lookup_accounts(ids)}
+    found = {
+        a.id: a
+        for start in range(0, len(ids), QUERY_LIMIT_MAX)  # the ledger's limit per look-up
+        for a in platform.ledger.lookup_accounts(ids[start : start + QUERY_LIMIT_MAX])
+    }
     problems: list[str] = []
     by_id = {i.id: i for i in members}
     for inst_id, accounts in own.items():

@@ -58,7 +58,6 @@ from flashpay.merchants.service import (
     MerchantAndTerminal,
     Order,
     Terminal,
-    get_merchant,
     get_merchants,
     merchant_terminals,
     orders_by_bill,
@@ -1120,6 +1119,12 @@ def _payment(row: sa.Row[tuple[object, ...]]) -> Payment:
     )  # fmt: skip
 
 
+def _payments_by_id(platform: Platform, ids: Collection[int]) -> dict[int, Payment]:
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(_payments_query().where(payments.c.id.in_(sorted(ids))))
+        return {p.id: p for p in map(_payment, rows)}
+
+
 def _load(platform: Platform, payment_id: int) -> Payment | None:
     with autocommit(platform.engine) as connection:
         row = connection.execute(_payments_query().where(payments.c.id == payment_id)).first()
@@ -1178,26 +1183,6 @@ def history(*, platform: Platform, payment_id: int) -> list[PaymentEvent]:
     ]
 
 
-def _merchant_payment(platform: Platform, merchant_id: int, payment_id: int) -> Payment:
-    found = get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
-    if found is None:
-        raise PaymentError("not_found", "payment not found", status=404)
-    return found
-
-
-def _payment_parts(platform: Platform, p: Payment) -> tuple[Card, Merchant, bytes]:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(cards, payments.c.commitment_salt)
-            .join(payments, payments.c.card_id == cards.c.id)
-            .where(payments.c.id == p.id)
-        ).one()
-    assert p.merchant_id is not None
-    merchant = get_merchant(platform=platform, merchant_id=p.merchant_id)
-    assert merchant is not None
-    return card_from_row(row), merchant, bytes(row.commitment_salt)
-
-
 @dataclass(frozen=True, slots=True)
 class HoldSettlement:
     """A merchant settles one of its authorizations: captures ``amount`` (all or part), or
@@ -1216,16 +1201,8 @@ def settle_holds(
     or neither), every chain in one ledger batch, the records in one transaction. A request
     that cannot be carried out answers its ``PaymentError`` in its place."""
     ids = sorted({r.payment_id for r in requests})
-    with autocommit(platform.engine) as connection:
-        found = {p.id: p for p in map(_payment, connection.execute(
-            _payments_query().where(payments.c.id.in_(ids))
-        ))}  # fmt: skip
-        parts = {int(row.payment_id): (card_from_row(row), bytes(row.commitment_salt))
-                 for row in connection.execute(
-            sa.select(cards, payments.c.id.label("payment_id"), payments.c.commitment_salt)
-            .join(payments, payments.c.card_id == cards.c.id)
-            .where(payments.c.id.in_(ids))
-        )}  # fmt: skip
+    found = _payments_by_id(platform, ids)
+    parts = _cards_and_salts(platform, ids)
     shops = get_merchants(
         platform=platform, merchant_ids={p.merchant_id for p in found.values() if p.merchant_id}
     )
@@ -1388,56 +1365,161 @@ def void(*, platform: Platform, merchant_id: int, payment_id: int) -> Payment:
     return _settle_one(platform, HoldSettlement(merchant_id, payment_id, 0))
 
 
-def refund(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
-    """Refund ``amount`` of a completed payment to the card it came from; several partial
-    refunds add up to at most what was paid. Only the merchant that was paid may refund."""
-    p = _merchant_payment(platform, merchant_id, payment_id)
-    if p.status not in (PaymentStatus.COMPLETED, PaymentStatus.PARTIALLY_REFUNDED):
-        raise PaymentError("not_refundable", f"the payment is {p.status.value}", status=409)
-    if amount <= 0:
-        raise PaymentError("invalid_amount", "a refund is a positive amount")
-    now = platform.clock.now_ns()
-    with platform.engine.begin() as connection:
-        before = connection.execute(
-            payments.update()
-            .where(payments.c.id == p.id, payments.c.refunded + amount <= payments.c.captured)
-            .values(refunded=payments.c.refunded + amount, updated_at_ns=now)
-            .returning(payments.c.refunded, payments.c.captured)
-        ).first()
-        if before is None:
-            raise PaymentError("refund_exceeds_payment", "refunds cannot pass what was paid")
-        total, captured = int(before.refunded), int(before.captured)
-        seq = _next_seq(connection, p.id)
-    card, merchant, salt = _payment_parts(platform, p)
-    after_legs = purchase_legs(platform, card, merchant, total)
-    before_legs = purchase_legs(platform, card, merchant, total - amount)
-    # Reverse each leg by the difference: the partial refunds add up to the full reversal.
-    reverse = [
-        (credit, debit, after[2] - prior[2])
-        for after, prior, (debit, credit, _) in zip(after_legs, before_legs, after_legs,
-                                                    strict=True)
-    ]  # fmt: skip
-    chain = _transfers(reverse, _ids(p.id, f"refund{seq}"), TransferCode.PURCHASE, p.id)
-    results = platform.ledger.create_transfers(
-        chain, commitments={chain[0].id: _commitment(salt, p.id, f"refund{seq}", amount)}
-    )
-    if not all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        with platform.engine.begin() as connection:
-            connection.execute(
-                payments.update()
-                .where(payments.c.id == p.id)
-                .values(refunded=payments.c.refunded - amount)
+@dataclass(frozen=True, slots=True)
+class RefundRequest:
+    """The merchant that was paid gives back ``amount`` of a completed payment."""
+
+    merchant_id: int
+    payment_id: int
+    amount: int
+
+
+_REFUNDED = (
+    payments.update().where(payments.c.id == sa.bindparam("i")).values(refunded=sa.bindparam("r"))
+)
+_REFUND_STATUS = (
+    payments.update().where(payments.c.id == sa.bindparam("i")).values(status=sa.bindparam("s"))
+)
+_UNREFUND = (
+    payments.update()
+    .where(payments.c.id == sa.bindparam("i"))
+    .values(refunded=payments.c.refunded - sa.bindparam("a"))
+)
+
+
+def refund_many(
+    *, platform: Platform, requests: Sequence[RefundRequest]
+) -> list[Payment | PaymentError]:
+    """Refund a batch (a merchant's returns of the day, several merchants at once), each to the
+    card it came from, as if one after another: several refunds of one payment add up to at
+    most what was paid (``refund_exceeds_payment`` for the one that would pass it). The
+    refunded totals are taken under the rows' locks in one transaction, every reversing chain
+    goes in one ledger batch, and the records complete in one transaction; a refund the ledger
+    refuses gives its amount back. A request that cannot be carried out answers its
+    ``PaymentError`` in its place."""
+    ids = sorted({r.payment_id for r in requests})
+    found = _payments_by_id(platform, ids)
+    answers: list[Payment | PaymentError | None] = []
+    for request in requests:
+        p = found.get(request.payment_id)
+        if p is None or p.merchant_id != request.merchant_id:
+            answers.append(PaymentError("not_found", "payment not found", status=404))
+        elif p.status not in (PaymentStatus.COMPLETED, PaymentStatus.PARTIALLY_REFUNDED):
+            answers.append(
+                PaymentError("not_refundable", f"the payment is {p.status.value}", status=409)
             )
-        raise PaymentError("refund_failed", f"the ledger refused: {sorted(set(results))}", 409)
-    status = PaymentStatus.REFUNDED if total == captured else PaymentStatus.PARTIALLY_REFUNDED
+        elif request.amount <= 0:
+            answers.append(PaymentError("invalid_amount", "a refund is a positive amount"))
+        else:
+            answers.append(None)
+    asked = [(n, r) for n, r in enumerate(requests) if answers[n] is None]
+    if not asked:
+        return [a for a in answers if a is not None]
+    now = platform.clock.now_ns()
+    taken: list[tuple[int, RefundRequest, int, int, int]] = []  # n, request, total, captured, seq
     with platform.engine.begin() as connection:
-        connection.execute(
-            payments.update().where(payments.c.id == p.id).values(status=status.value)
+        # A write first: the rows are locked (and SQLite's write lock held) while deciding.
+        state = {int(i): [int(r), int(c)] for i, r, c in connection.execute(
+            payments.update()
+            .where(payments.c.id.in_(sorted({r.payment_id for _, r in asked})))
+            .values(updated_at_ns=now)
+            .returning(payments.c.id, payments.c.refunded, payments.c.captured)
+        )}  # fmt: skip
+        seqs = _next_seqs(connection, list(state))
+        for n, request in asked:
+            refunded, captured = state[request.payment_id]
+            if refunded + request.amount > captured:
+                answers[n] = PaymentError(
+                    "refund_exceeds_payment", "refunds cannot pass what was paid"
+                )
+                continue
+            state[request.payment_id][0] = refunded + request.amount
+            seq = seqs[request.payment_id]
+            seqs[request.payment_id] += 1
+            taken.append((n, request, refunded + request.amount, captured, seq))
+        if taken:
+            connection.execute(_REFUNDED, [{"i": i, "r": totals[0]} for i, totals in state.items()])
+    cards_and_salts = _cards_and_salts(platform, [r.payment_id for _, r, _, _, _ in taken])
+    shops = get_merchants(platform=platform, merchant_ids={r.merchant_id for _, r, *_ in taken})
+    chains, commitments = [], {}
+    for _, request, total, _, seq in taken:
+        p = found[request.payment_id]
+        card, salt = cards_and_salts[p.id]
+        merchant = shops[request.merchant_id]
+        after_legs = purchase_legs(platform, card, merchant, total)
+        before_legs = purchase_legs(platform, card, merchant, total - request.amount)
+        # Reverse each leg by the difference: the partial refunds add up to the full reversal.
+        reverse = [
+            (credit, debit, after[2] - prior[2])
+            for after, prior, (debit, credit, _) in zip(after_legs, before_legs, after_legs,
+                                                        strict=True)
+        ]  # fmt: skip
+        chain = _transfers(reverse, _ids(p.id, f"refund{seq}"), TransferCode.PURCHASE, p.id)
+        commitments[chain[0].id] = _commitment(salt, p.id, f"refund{seq}", request.amount)
+        chains.append(chain)
+    results = _post_chains(platform, chains, commitments)
+    done, undone = [], []
+    for (n, request, total, captured, seq), chain_results in zip(taken, results, strict=True):
+        if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in chain_results):
+            done.append((n, request, total, captured, seq))
+        else:
+            refused = sorted(set(chain_results))
+            answers[n] = PaymentError("refund_failed", f"the ledger refused: {refused}", 409)
+            undone.append({"i": request.payment_id, "a": request.amount})
+    status_of = {}
+    with platform.engine.begin() as connection:
+        if undone:
+            connection.execute(_UNREFUND, undone)
+        for _, request, total, captured, _ in done:
+            status_of[request.payment_id] = (
+                PaymentStatus.REFUNDED if total == captured else PaymentStatus.PARTIALLY_REFUNDED
+            )
+        if done:
+            connection.execute(
+                _REFUND_STATUS, [{"i": i, "s": s.value} for i, s in status_of.items()]
+            )
+            connection.execute(payment_events.insert(), [
+                _event_row(r.payment_id, seq, PaymentStatus.REFUNDED if total == captured
+                           else PaymentStatus.PARTIALLY_REFUNDED, r.amount, now, "refund")
+                for _, r, total, captured, seq in done
+            ])  # fmt: skip
+    for n, request, total, _, _ in done:
+        answers[n] = dataclasses.replace(
+            found[request.payment_id],
+            refunded=total,
+            status=PaymentStatus.REFUNDED
+            if total == found[request.payment_id].captured
+            else PaymentStatus.PARTIALLY_REFUNDED,
+            updated_at_ns=now,
         )
-        _event(connection, p.id, seq, status, amount, now, "refund")
-    found = _load(platform, p.id)
-    assert found is not None
-    return found
+    return [a for a in answers if a is not None]
+
+
+def _cards_and_salts(
+    platform: Platform, payment_ids: Sequence[int]
+) -> dict[int, tuple[Card, bytes]]:
+    """The paying card and the commitment salt of payments, by payment id, in one query."""
+    if not payment_ids:
+        return {}
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(cards, payments.c.id.label("payment_id"), payments.c.commitment_salt)
+            .join(payments, payments.c.card_id == cards.c.id)
+            .where(payments.c.id.in_(sorted(set(payment_ids))))
+        )
+        return {
+            int(row.payment_id): (card_from_row(row), bytes(row.commitment_salt)) for row in rows
+        }
+
+
+def refund(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
+    """Refund ``amount`` of a completed payment (a batch of one; see ``refund_many``)."""
+    [answer] = refund_many(
+        platform=platform, requests=[RefundRequest(merchant_id, payment_id, amount)]
+    )
+    if isinstance(answer, PaymentError):
+        raise answer
+    return answer
 
 
 def list_payments(

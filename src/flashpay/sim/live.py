@@ -289,7 +289,7 @@ class _Run:
     count_by_scene: Counter[str] = field(default_factory=Counter)
     volume_by_issuer: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     holds: dict[tuple[int, int], int] = field(default_factory=dict)  # (card, merchant) -> id
-    completed: list[tuple[int, int]] = field(default_factory=list)  # (payment id, merchant id)
+    completed: list[tuple[int, int, int]] = field(default_factory=list)  # payment, merchant, fen
     refunds: int = 0
     refunded_fen: int = 0
     transfers: Counter[str] = field(default_factory=Counter)
@@ -464,7 +464,7 @@ def _window(run: _Run, events: list[_Event]) -> None:
             if payment.status is qr.PaymentStatus.AUTHORIZED:
                 run.holds[(event.card, event.merchant)] = payment.id
         elif payment.status is qr.PaymentStatus.COMPLETED:
-            run.completed.append((payment.id, w.merchants[event.merchant].id))
+            run.completed.append((payment.id, w.merchants[event.merchant].id, payment.amount))
     for plan in plans:
         if plan.mode == "mpm_static_http":
             _pay_over_http(run, plan)
@@ -497,7 +497,7 @@ def _pay_over_http(run: _Run, plan: _Plan) -> None:
     assert payment is not None
     run.record(event, plan.mode, payment, plan.anomaly)
     if payment.status is qr.PaymentStatus.COMPLETED:
-        run.completed.append((payment.id, merchant.id))
+        run.completed.append((payment.id, merchant.id, payment.amount))
 
 
 def _parking_exits(run: _Run, exits: list[_Event]) -> None:
@@ -550,18 +550,22 @@ def _transfer(run: _Run, event: _Event) -> None:
 
 
 def _refunds(run: _Run) -> None:
-    """A few purchases come back (a return at the supermarket, a cancelled appointment)."""
-    platform = run.world.platform
-    for payment_id, merchant_id in run.completed:
+    """A few purchases come back (a return at the supermarket, a cancelled appointment): the
+    day's returns go to the switch as one batch."""
+    requests = []
+    for payment_id, merchant_id, amount in run.completed:
         if run.rng.randrange(100) >= REFUND_PERCENT:
             continue
-        payment = qr.get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
-        if payment is None:
-            continue
-        amount = payment.amount if run.rng.randrange(2) else max(1, payment.amount // 2)
-        qr.refund(platform=platform, merchant_id=merchant_id, payment_id=payment_id, amount=amount)
-        run.refunds += 1
-        run.refunded_fen += amount
+        refund = amount if run.rng.randrange(2) else max(1, amount // 2)
+        requests.append(qr.RefundRequest(merchant_id, payment_id, refund))
+    for start in range(0, len(requests), WINDOW_EVENTS):
+        batch = requests[start : start + WINDOW_EVENTS]
+        for request, answer in zip(
+            batch, qr.refund_many(platform=run.world.platform, requests=batch), strict=True
+        ):
+            assert not isinstance(answer, qr.PaymentError), answer
+            run.refunds += 1
+            run.refunded_fen += request.amount
 
 
 def run_live(
