@@ -366,6 +366,38 @@ def test_a_batch_answers_what_the_same_requests_one_by_one_answer(
     assert available(batch.platform, erin) == 500_000 - 200 - 300 - 5_000 - 500
 
 
+def test_pin_tries_in_a_batch_count_as_one_by_one(twins: tuple[Platform, Platform]) -> None:
+    """A wrong PIN then the right one clears the count; the fifth wrong PIN in a row locks the
+    PIN for the requests after it in the same batch (else one batch could try any number of
+    PINs against the state read before it)."""
+    towns = []
+    for platform in twins:
+        town = Town(platform)
+        town.add_member("alice", "BOC", 100_000)
+        town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
+        towns.append(town)
+    one, batch = towns
+    _same_people(one, batch)
+
+    def tries(t: Town) -> list[qr.PaymentRequest]:
+        pins = [WRONG_PIN, PIN, WRONG_PIN, PIN, *[WRONG_PIN] * 5, PIN]
+        return [t.scan("alice", t.static["Wumart"], 100, pin=pin) for pin in pins]
+
+    sequential = _one_by_one(one.platform, tries(one))
+    batched = qr.submit_payments(platform=batch.platform, requests=tries(batch))
+    wrong = (Status.DECLINED.value, Reason.WRONG_PIN.value)
+    paid = (Status.COMPLETED.value, None)
+    locked = (Status.DECLINED.value, Reason.PIN_LOCKED.value)
+    assert [_short(a) for a in sequential] == [wrong, paid, wrong, paid, *[wrong] * 5, locked]
+    assert [_outcome(a) for a in batched] == [_outcome(a) for a in sequential]
+    alice = batch.members["alice"].user_id
+    failures, locked_until = _pin_failures(batch.platform)[alice]
+    assert (failures, locked_until) == _pin_failures(one.platform)[alice]
+    assert failures == 0
+    assert locked_until is not None
+    assert available(batch.platform, batch.members["alice"].card_id) == 100_000 - 200
+
+
 # -- 2. a request that cannot be carried out answers its error in its place ---------------------
 def test_errors_answer_in_place_and_the_rest_is_paid(platform: Platform) -> None:
     town = Town(platform)
