@@ -29,6 +29,7 @@ from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import check_books, get_institution, load_network
 from flashpay.keys import KeyRing
+from flashpay.ledger import Transfer, TransferFlags
 from flashpay.ledger import service as ledger_service
 from flashpay.ledger.check import check
 from flashpay.merchants.models import qr_orders
@@ -599,6 +600,36 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(
     assert small["ledger"] > 0
     assert large["engine"] - small["engine"] <= 2, counted
     assert large["ledger"] - small["ledger"] <= 2, counted
+
+
+def test_a_batch_larger_than_a_ledger_batch_is_split_between_chains(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    town = Town(platform)
+    bob = town.add_member("bob", "ICBC", 5_000)  # five payments of ¥10
+    town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
+    posted: list[list[Transfer]] = []
+    real = platform.ledger.create_transfers
+
+    def recording(transfers: Sequence[Transfer], **kwargs: Any) -> Any:
+        posted.append(list(transfers))
+        return real(transfers, **kwargs)
+
+    monkeypatch.setattr(qr, "BATCH_EVENTS_MAX", 13)  # two chains of six legs a ledger batch
+    monkeypatch.setattr(platform.ledger, "create_transfers", recording)
+    answers = qr.submit_payments(
+        platform=platform, requests=[town.scan("bob", town.static["Wumart"], 1_000)] * 7
+    )
+    assert [_short(a) for a in answers] == [(Status.COMPLETED.value, None)] * 5 + [
+        (Status.DECLINED.value, Reason.INSUFFICIENT_FUNDS.value)
+    ] * 2
+    # Two chains a ledger batch, within its size; no chain is cut: every batch ends a chain.
+    chains = [sum(1 for t in batch if not t.flags & TransferFlags.LINKED) for batch in posted]
+    assert chains == [2, 2, 2, 1]
+    for batch in posted:
+        assert len(batch) <= 13
+        assert not batch[-1].flags & TransferFlags.LINKED
+    assert available(platform, bob.card_id) == 0
 
 
 # -- 4. a dynamic order declined for its limits stays open --------------------------------------
