@@ -960,3 +960,34 @@ def test_concurrent_batches_draining_one_card(pg_platform: Platform) -> None:
     day = limits.beijing_day(START_NS)
     assert limits.used(platform=platform, scope=f"qr:user:{alice.user_id}", day=day) == 20_000
     assert limits.used(platform=platform, scope=f"card:{card.id}", day=day) == 20_000
+
+
+@pytest.mark.postgres
+def test_concurrent_batches_of_other_payers_pay_each_order_once(pg_platform: Platform) -> None:
+    """Payers with no limit counter in common: the batches meet only at the orders' rows."""
+    platform = pg_platform
+    town = Town(platform)
+    for n in range(8):
+        town.add_member(f"p{n}", "BOC" if n % 2 else "ICBC", 1_000_000)
+    town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
+    bills = [f"O{n}" for n in range(20)]
+    for n, bill in enumerate(bills):
+        town.add_order("Wumart", 500 + n, bill)
+    first = [town.scan(f"p{n % 4}", town.orders[b], pin=None) for n, b in enumerate(bills)]
+    second = [town.scan(f"p{4 + n % 4}", town.orders[b], pin=None) for n, b in enumerate(bills)]
+    a, b = _race(platform, [first, list(reversed(second))])
+    b.reverse()
+    winners = []
+    for x, y in zip(a, b, strict=True):
+        assert sorted([_short(x), _short(y)], key=str) == sorted(
+            [(Status.COMPLETED.value, None),
+             (Status.DECLINED.value, Reason.ORDER_ALREADY_PAID.value)], key=str,
+        )  # fmt: skip
+        winners.append(x if isinstance(x, qr.Payment) and x.status is Status.COMPLETED else y)
+    with platform.engine.connect() as connection:
+        stored = dict(
+            connection.execute(sa.select(qr_orders.c.bill_number, qr_orders.c.payment_id)).all()
+        )
+    assert stored == {bill: w.id for bill, w in zip(bills, winners, strict=True)}
+    spent = sum(1_000_000 - available(platform, m.card_id) for m in town.members.values())
+    assert spent == sum(500 + n for n in range(20))
