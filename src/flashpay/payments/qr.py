@@ -74,8 +74,11 @@ from flashpay.sim.books import FeeSplit
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     FREE_DAILY_MAX,
+    PIN_LOCK_SECONDS,
+    PIN_TRIES_MAX,
     STATIC_DAILY_MAX,
     PinCheck,
+    PinState,
     WalletCardStatus,
     WalletError,
     check_pin,
@@ -547,13 +550,14 @@ def _recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, 
 
 
 # -- the pipeline -----------------------------------------------------------------------------
-def _verify(platform: Platform, a: _Attempt) -> PinCheck | None:
-    """The PIN verdict when a PIN was given (``None`` otherwise); sets a decline reason."""
+def _verify(platform: Platform, a: _Attempt, pin: PinState) -> PinCheck | None:
+    """The PIN verdict against the user's PIN state ``pin`` when a PIN was given (``None``
+    otherwise); sets a decline reason."""
     payer = a.payer
     assert payer is not None
     verdict: PinCheck | None = None
     if a.pin is not None:
-        verdict = check_pin(platform=platform, state=payer.pin, pin=a.pin)
+        verdict = check_pin(platform=platform, state=pin, pin=a.pin)
         if verdict is not PinCheck.OK and a.reason is None:
             a.reason = DeclineReason(verdict.value)
     elif a.amount > payer.free_per_payment and a.reason is None:
@@ -598,8 +602,19 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
     """Verify, record, post and complete the attempts of a batch; their answers, in order."""
     if not attempts:
         return []
-    verdicts = [_verify(platform, a) if a.payer is not None else None for a in attempts]
     now = platform.clock.now_ns()
+    # PIN tries count one after another, as ``record_pin_check`` writes them: a right PIN
+    # clears the failures, the fifth wrong one in a row locks the PIN for the later requests.
+    pins: dict[int, PinState] = {}
+    before: list[PinState | None] = []
+    verdicts: list[PinCheck | None] = []
+    for a in attempts:
+        state = None if a.payer is None else pins.get(a.payer.user_id, a.payer.pin)
+        verdict = None if a.payer is None or state is None else _verify(platform, a, state)
+        before.append(state)
+        verdicts.append(verdict)
+        if state is not None and verdict is not None:
+            pins[state.user_id] = _pin_after(state, verdict, now)
     day = limits.beijing_day(now)
     records = [
         _Record(new_id(), a, secrets.token_bytes(16),
@@ -607,9 +622,9 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
         for a, v in zip(attempts, verdicts, strict=True)
     ]  # fmt: skip
     with platform.engine.begin() as connection:
-        for a, verdict in zip(attempts, verdicts, strict=True):
-            if a.payer is not None and verdict is not None:
-                record_pin_check(platform=platform, connection=connection, state=a.payer.pin,
+        for state, verdict in zip(before, verdicts, strict=True):
+            if state is not None and verdict is not None:
+                record_pin_check(platform=platform, connection=connection, state=state,
                                  verdict=verdict)  # fmt: skip
         _claim(connection, now, day, records)
         connection.execute(payments.insert(), [_payment_row(r, now, day) for r in records])
@@ -623,6 +638,18 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
     declined = _Outcome(PaymentStatus.DECLINED, None, None, 0, None, now)
     # The answers from what we know: no read-back of the rows just written.
     return [_answer(r, outcomes.get(r.id, declined), now) for r in records]
+
+
+def _pin_after(state: PinState, verdict: PinCheck, now: int) -> PinState:
+    """The PIN state ``record_pin_check`` leaves after ``verdict``."""
+    if verdict is PinCheck.OK:
+        return dataclasses.replace(state, pin_failures=0)
+    if verdict is not PinCheck.WRONG:
+        return state
+    if state.pin_failures + 1 >= PIN_TRIES_MAX:
+        locked_until = now + PIN_LOCK_SECONDS * NS_PER_SECOND
+        return dataclasses.replace(state, pin_failures=0, pin_locked_until_ns=locked_until)
+    return dataclasses.replace(state, pin_failures=state.pin_failures + 1)
 
 
 def _status(a: _Attempt) -> PaymentStatus:
