@@ -66,6 +66,31 @@ def test_linked_chain_fails_as_a_unit(books, database_url):
     assert check(database_url).ok
 
 
+def test_plain_linked_chains_post_whole_with_history_or_fail_whole(books, database_url):
+    """Chains of plain legs (a payment's) take the planner's fast path; a leg that fails later
+    in the chain takes back the earlier ones, and the general path answers for the chain."""
+    results = books.create_transfers(
+        [
+            Transfer(40, CARD, SHOP, 1_000, CNY, 1, flags=F.LINKED),
+            Transfer(41, CARD, SOURCE, 2_000, CNY, 1, flags=F.LINKED),
+            Transfer(42, SHOP, SOURCE, 500, CNY, 1),
+            Transfer(43, CARD, SHOP, 3_000, CNY, 1, flags=F.LINKED),
+            Transfer(44, SOURCE, SHOP, 1, CNY, 1, flags=F.LINKED),
+            Transfer(45, CARD, SHOP, 4_001, CNY, 1),  # 10,000 − 3,000 − 3,000 − 4,001 < 0
+            Transfer(46, CARD, SHOP, 4_000, CNY, 1, flags=F.LINKED),
+            Transfer(46, CARD, SHOP, 4_000, CNY, 1),  # the same id twice in one chain
+        ]
+    )
+    assert results[:3] == [R.OK] * 3
+    assert results[3:6] == [R.LINKED_EVENT_FAILED, R.LINKED_EVENT_FAILED, R.EXCEEDS_CREDITS]
+    assert results[6] == R.LINKED_EVENT_FAILED and results[7] not in (R.OK, R.EXISTS)
+    assert [t.id for t in books.lookup_transfers([40, 41, 42, 43, 44, 45, 46])] == [40, 41, 42]
+    assert balances(books, CARD) == (0, 3_000, 0, 10_000)
+    history = books.get_account_balances(AccountFilter(account_id=CARD, limit=10))
+    assert [h.debits_posted for h in history] == [0, 1_000, 3_000]
+    assert check(database_url).ok
+
+
 def test_linked_chain_left_open_fails(books):
     results = books.create_transfers(
         [

@@ -396,6 +396,35 @@ class TransferBatch:
         self.existing[tid] = stored
         return stored
 
+    def _apply_plain_chain(
+        self, transfers: Sequence[Transfer], start: int, history_ids: set[int]
+    ) -> tuple[list[Transfer], list[tuple[int, int, int, int, int, int]]] | None:
+        """A linked chain of plain posted transfers (``LINKED`` alone on all but the last, no
+        flags on the last — a payment's six legs), applied event by event with
+        ``_apply_plain``; when any event might fail, what was applied is taken back and
+        ``None`` returned, and the general path decides the whole chain (same checks, same
+        results). The stored chain and its balance-history rows."""
+        end = start
+        while end < len(transfers) and transfers[end].flags == _LINKED:
+            end += 1
+        if end == len(transfers) or transfers[end].flags != 0:
+            return None  # not such a chain (or left open: the general path answers that)
+        stored_chain: list[Transfer] = []
+        rows: list[tuple[int, int, int, int, int, int]] = []
+        for index in range(start, end + 1):
+            stored = self._apply_plain(transfers[index], self.first_timestamp + index)
+            if stored is None:
+                for done in stored_chain:  # nothing else was changed: take these back
+                    self.accounts[done.debit_account_id].debits_posted -= done.amount
+                    self.accounts[done.credit_account_id].credits_posted -= done.amount
+                    del self.existing[done.id]
+                return None
+            stored_chain.append(stored)
+            for aid in (stored.debit_account_id, stored.credit_account_id):
+                if aid in history_ids:
+                    rows.append((aid, stored.timestamp, *_balances(self.accounts[aid])))
+        return stored_chain, rows
+
     def _apply_post_or_void(self, t: Transfer, timestamp: int, plan: TransferPlan) -> Transfer:
         record = self.pendings.get(t.pending_id)
         if record is None:
@@ -485,7 +514,20 @@ class TransferBatch:
         history: list[tuple[int, int, int, int, int, int]] = []
         chain_history: list[tuple[int, int, int, int, int, int]] = []
         history_ids = {aid for aid, state in self.accounts.items() if state.flags & _HISTORY}
+        skip_to = 0
         for index, transfer in enumerate(transfers):
+            if index < skip_to:  # applied with its chain by _apply_plain_chain
+                continue
+            if transfer.flags == _LINKED and chain_start == index:
+                applied = self._apply_plain_chain(transfers, index, history_ids)
+                if applied is not None:
+                    stored_chain, chain_history_fast = applied
+                    committed.extend(enumerate(stored_chain, start=index))
+                    plan.chains.append(stored_chain)
+                    history.extend(chain_history_fast)
+                    skip_to = chain_start = index + len(stored_chain)
+                    chain_mark = len(self._undo)
+                    continue
             if transfer.flags == 0 and chain_start == index:  # the common case, see _apply_plain
                 stored = self._apply_plain(transfer, self.first_timestamp + index)
                 if stored is not None:
