@@ -45,6 +45,12 @@ def test_live_demo_summary_matches_the_records(database_url, tmp_path):
     http = s["http"]
     assert http["payments"] > 0
     assert http["retries_replayed_identically"] == http["retries_with_the_same_key"]
+    # Clearing: what the issuers and acquirers are owed and owe nets out to the network's fees.
+    positions = {r["institution"]: r for r in s["net_positions"]}
+    assert sum(r["net_fen"] for r in positions.values()) == 0
+    assert positions["CUP"]["net_fen"] == positions["CUP"]["income_fen"] > 0
+    paid = sum(v["volume_fen"] for v in s["scenes"].values())
+    assert sum(s["paid_by_issuer_fen"].values()) == paid > 0
     truth = (tmp_path / "ground-truth.jsonl").read_text().splitlines()
     assert len(truth) == s["payments"]["attempted"] + transfers
     assert {json.loads(line)["kind"] for line in truth} >= {"purchase", "p2p"}

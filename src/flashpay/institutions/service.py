@@ -349,3 +349,59 @@ def check_books(*, platform: Platform) -> list[str]:
             ]
         problems += [f"mirror {name}: {a} != {b}" for name, a, b in pairs if a != b]
     return problems
+
+
+@dataclass(frozen=True, slots=True)
+class NetPosition:
+    """What one member is owed by the network (positive) or owes it (negative) for the day's
+    clearing, and what it earned: an issuer's interchange, an acquirer's MDR share, the
+    network's fees."""
+
+    code: str
+    name: str
+    kind: InstitutionKind
+    net: int  # fen
+    income: int  # fen
+
+
+def net_positions(*, platform: Platform) -> list[NetPosition]:
+    """Each member's net position with the network, from its own books (ARCHITECTURE.md §4):
+    an issuer's ``network_receivable`` less its ``network_payable``, an acquirer's
+    ``acquirer_network_receivable``, and the network's fee income. In one ledger look-up."""
+    c = AccountCode
+    accounts: dict[str, tuple[int, int, int]] = {}  # code -> (owed, owes, income) accounts
+    members = list_institutions(platform=platform)
+    for inst in members:
+        code = inst.code
+        if inst.kind is InstitutionKind.ISSUER:
+            accounts[code] = (
+                institution_account_id(code, c.NETWORK_RECEIVABLE),
+                institution_account_id(code, c.NETWORK_PAYABLE),
+                institution_account_id(code, c.INTERCHANGE_INCOME),
+            )
+        elif inst.kind is InstitutionKind.ACQUIRER:
+            receivable = institution_account_id(code, c.ACQUIRER_NETWORK_RECEIVABLE)
+            accounts[code] = (receivable, 0, institution_account_id(code, c.MDR_INCOME))
+        else:
+            accounts[code] = (0, 0, institution_account_id(code, c.FEE_INCOME))
+    ids = sorted({i for triple in accounts.values() for i in triple if i})
+    found = {a.id: a for a in platform.ledger.lookup_accounts(ids)}
+
+    def debit(i: int) -> int:
+        return found[i].debit_balance if i in found else 0
+
+    def credit(i: int) -> int:
+        return found[i].credit_balance if i in found else 0
+
+    nets = {
+        inst.code: debit(accounts[inst.code][0]) - credit(accounts[inst.code][1])
+        for inst in members
+        if inst.kind is not InstitutionKind.NETWORK
+    }
+    # The network keeps what the members' positions leave: its fees, when the books balance.
+    kept = -sum(nets.values())
+    return [
+        NetPosition(inst.code, inst.name, inst.kind, nets.get(inst.code, kept),
+                    credit(accounts[inst.code][2]))
+        for inst in members
+    ]  # fmt: skip

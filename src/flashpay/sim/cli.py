@@ -173,6 +173,18 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
                [(k, f"{v['count']:,}", _yuan(v["volume_fen"])) for k, v in s["scenes"].items()])
     )  # fmt: skip
     console.print(
+        _table("paid per issuing bank", ("issuer", "volume"),
+               [(k, _yuan(v)) for k, v in s["paid_by_issuer_fen"].items()])
+    )  # fmt: skip
+    console.print(
+        _table(
+            "net position with the network (+ = the network owes it) and income",
+            ("institution", "role", "net", "income"),
+            [(f"{r['institution']} {r['name']}", r["role"], _yuan(r["net_fen"]),
+              _yuan(r["income_fen"])) for r in s["net_positions"]],
+        )
+    )  # fmt: skip
+    console.print(
         f"P2P transfers: {s['transfers']}; refunds: {s['refunds']['count']:,} "
         f"({_yuan(s['refunds']['volume_fen'])}); anomalies injected: {s['anomalies_injected']}"
     )

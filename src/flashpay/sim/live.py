@@ -47,7 +47,12 @@ from flashpay.cards.service import issue_card
 from flashpay.chain.service import ChainLog
 from flashpay.clock import NS_PER_SECOND, FakeClock
 from flashpay.institutions.definition import CardType, default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.institutions.service import (
+    check_books,
+    get_institution,
+    load_network,
+    net_positions,
+)
 from flashpay.keys import KeyRing
 from flashpay.ledger.check import check
 from flashpay.merchants.service import (
@@ -77,7 +82,8 @@ EXPIRED_CODE_PER_MILLE = 3
 REFUND_PERCENT = 1
 WINDOW_EVENTS = 1_000  # the requests of a window go to the switch as one batch
 WINDOW_SECONDS = 300
-HTTP_PERCENT = 1  # of static-code payments: through the HTTP API with an Idempotency-Key
+HTTP_PAYMENTS_MAX = 400  # keeps the HTTP share's cost bounded at scale
+HTTP_PERCENT = 2  # of static-code payments: through the HTTP API with an Idempotency-Key
 RETRY_PERCENT = 30  # of those: the client sends the same request again (a retry)
 CPM_SCENES = frozenset({"bus", "subway", "vending"})
 DYNAMIC_SCENES = frozenset({"supermarket", "hospital"})
@@ -294,8 +300,16 @@ class _Run:
     refunded_fen: int = 0
     transfers: Counter[str] = field(default_factory=Counter)
     app: _App | None = None
+    issuer_of: dict[int, str] = field(default_factory=dict)  # sim card index -> issuer code
     bills: int = 0  # dynamic orders made so far (their bill numbers)
+    http_planned: int = 0
     stale: list[tuple[int, _Event, qr.CollectRequest]] = field(default_factory=list)
+
+    def paid(self, event: _Event, amount: int) -> None:
+        scene = self.world.merchants[event.merchant].scene.value
+        self.count_by_scene[scene] += 1
+        self.volume_by_scene[scene] += amount
+        self.volume_by_issuer[self.issuer_of[event.card]] += amount
 
     def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
         status = payment.status.value
@@ -303,12 +317,8 @@ class _Run:
         self.by_mode[mode] += 1
         if payment.decline_reason is not None:
             self.reasons[payment.decline_reason.value] += 1
-        if payment.status in (qr.PaymentStatus.COMPLETED, qr.PaymentStatus.AUTHORIZED):
-            scene = self.world.merchants[event.merchant].scene.value
-            self.count_by_scene[scene] += 1
-            self.volume_by_scene[scene] += payment.amount
-            card = payment.card_display or ""
-            self.volume_by_issuer[card[:6]] += payment.amount
+        if payment.status is qr.PaymentStatus.COMPLETED:  # a hold counts once captured
+            self.paid(event, payment.amount)
         self.truth.append(
             {
                 "at_s": event.at_s,
@@ -381,7 +391,12 @@ def _plan(run: _Run, event: _Event) -> _Plan:
         anomaly, pin = "wrong_pin", "975310"
     if scene in DYNAMIC_SCENES:
         return _Plan(event, "mpm_dynamic", pin, anomaly)
-    if run.app is not None and run.rng.randrange(100) < HTTP_PERCENT:
+    if (
+        run.app is not None
+        and run.rng.randrange(100) < HTTP_PERCENT
+        and run.http_planned < HTTP_PAYMENTS_MAX
+    ):
+        run.http_planned += 1
         return _Plan(event, "mpm_static_http", pin, anomaly)
     return _Plan(event, "mpm_static", pin, anomaly)
 
@@ -503,18 +518,20 @@ def _pay_over_http(run: _Run, plan: _Plan) -> None:
 def _parking_exits(run: _Run, exits: list[_Event]) -> None:
     """The cars leaving in this window: each car park captures what the stay cost (at most
     the hold), all in one ``settle_holds``."""
-    settlements = []
+    settlements, leaving = [], []
     for event in exits:
         held = run.holds.pop((event.card, event.merchant), None)
         if held is not None:
             merchant = run.world.merchants[event.merchant]
             amount = min(event.amount_fen, PARKING_HOLD_FEN)
             settlements.append(qr.HoldSettlement(merchant.id, held, amount))
-    for answer in qr.settle_holds(platform=run.world.platform, requests=settlements):
+            leaving.append(event)
+    answers = qr.settle_holds(platform=run.world.platform, requests=settlements)
+    for event, answer in zip(leaving, answers, strict=True):
         if isinstance(answer, qr.PaymentError):
             continue  # the hold expired first
         run.outcomes["parking_captured"] += 1
-        run.volume_by_scene["parking"] += answer.captured
+        run.paid(event, answer.captured)
 
 
 def _transfer(run: _Run, event: _Event) -> None:
@@ -590,6 +607,7 @@ def run_live(
         rng = random.Random(options.seed)
         events = _traffic(rng, network, options.days)
         run = _Run(world, random.Random(options.seed + 1), app=_App(platform))
+        run.issuer_of = {card.index: ISSUER_CODES[card.issuer] for card in network.cards}
         traffic_started = time.perf_counter()
         done = 0
         for window in _windows(events):
@@ -608,6 +626,7 @@ def run_live(
         timing["traffic_seconds"] = time.perf_counter() - traffic_started
         report = check(url)
         books = check_books(platform=platform)
+        positions = net_positions(platform=platform)
         audit_summary = cosign(url, platform.ledger, data_directory / "chain") if audit else None
         if audit_summary is not None:
             timing["audit_seconds"] = audit_summary.seconds
@@ -634,7 +653,17 @@ def run_live(
             s: {"count": run.count_by_scene[s], "volume_fen": run.volume_by_scene[s]}
             for s in sorted(run.volume_by_scene)
         },
-        "issuers_by_bin": dict(sorted(run.volume_by_issuer.items())),
+        "paid_by_issuer_fen": dict(sorted(run.volume_by_issuer.items())),
+        "net_positions": [
+            {
+                "institution": p.code,
+                "name": p.name,
+                "role": p.kind.value,
+                "net_fen": p.net,
+                "income_fen": p.income,
+            }
+            for p in positions
+        ],
         "transfers": dict(sorted(run.transfers.items())),
         "refunds": {"count": run.refunds, "volume_fen": run.refunded_fen},
         "http": {
