@@ -479,8 +479,7 @@ def _attempts(
         elif verdict is PinCheck.OK and number is not None:
             fingerprints[index] = _fingerprint(platform, number)
     by_phone, by_fingerprint = _recipients(platform, phones, list(fingerprints.values()))
-    first_id = new_id()  # consecutive ids: unique in the batch, growing in request order
-    invariant(first_id + len(owned) < 2**63, "transfer ids fit in 63 bits")
+    ids = [new_id() for _ in owned]  # increasing within the process: in request order
     attempts = []
     for n, ((index, payer), (state, verdict)) in enumerate(zip(owned, verdicts, strict=True)):
         user_id, request = requests[index]
@@ -493,7 +492,7 @@ def _attempts(
         if reason is None and request.amount > limits.PER_TRANSFER_MAX:
             reason = DeclineReason.LIMIT_EXCEEDED
         attempts.append(
-            _Attempt(index, first_id + n, user_id, request, numbers[index], payer, state,
+            _Attempt(index, ids[n], user_id, request, numbers[index], payer, state,
                      verdict, receiver, reason, secrets.token_bytes(16))
         )  # fmt: skip
     return attempts
