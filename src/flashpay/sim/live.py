@@ -74,6 +74,7 @@ from flashpay.sim.audit import AuditSummary, cosign
 from flashpay.sim.demo import DAY_START_NS, PARKING_HOLD_FEN, _Event, _traffic
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
 from flashpay.wallet import service as wallet
+from flashpay.wallet.service import WalletError
 
 PASSWORD = "demo-password-1"
 PIN = "135790"
@@ -484,9 +485,7 @@ def _window(run: _Run, events: list[_Event]) -> None:
         if plan.mode == "mpm_static_http":
             _pay_over_http(run, plan)
     _parking_exits(run, [e for e in events if e.kind == "parking_exit"])
-    for event in events:
-        if event.kind == "p2p":
-            _transfer(run, event)
+    _transfers(run, [e for e in events if e.kind == "p2p"])
 
 
 def _pay_over_http(run: _Run, plan: _Plan) -> None:
@@ -534,36 +533,40 @@ def _parking_exits(run: _Run, exits: list[_Event]) -> None:
         run.paid(event, answer.captured)
 
 
-def _transfer(run: _Run, event: _Event) -> None:
+def _transfers(run: _Run, events: list[_Event]) -> None:
+    """The window's P2P transfers, by phone number, in one ``create_transfers`` batch."""
     w = run.world
-    sender = w.card_users[event.card]
-    receiver = w.card_users[event.receiver]
-    if sender == receiver:
-        return
-    transfer = p2p.create_transfer(
-        platform=w.platform,
-        user_id=w.user_ids[sender],
-        request=p2p.P2PRequest(
-            from_wallet_card_id=w.wallet_cards[event.card],
-            amount=event.amount_fen,
-            pin=PIN,
-            to_phone=w.phones[receiver],
-        ),
-    )
-    run.transfers[transfer.decline_reason.value if transfer.decline_reason else "completed"] += 1
-    run.truth.append(
-        {
-            "at_s": event.at_s,
-            "kind": "p2p",
-            "mode": "p2p",
-            "card": event.card,
-            "receiver_card": event.receiver,
-            "amount_fen": event.amount_fen,
-            "anomaly": None,
-            "outcome": transfer.status.value,
-            "reason": transfer.decline_reason and transfer.decline_reason.value,
-        }
-    )
+    sent = [e for e in events if w.card_users[e.card] != w.card_users[e.receiver]]
+    requests = [
+        (
+            w.user_ids[w.card_users[e.card]],
+            p2p.P2PRequest(
+                from_wallet_card_id=w.wallet_cards[e.card],
+                amount=e.amount_fen,
+                pin=PIN,
+                to_phone=w.phones[w.card_users[e.receiver]],
+            ),
+        )
+        for e in sent
+    ]
+    answers = p2p.create_transfers(platform=w.platform, requests=requests)
+    for event, transfer in zip(sent, answers, strict=True):
+        assert not isinstance(transfer, WalletError), transfer
+        reason = transfer.decline_reason
+        run.transfers[reason.value if reason else "completed"] += 1
+        run.truth.append(
+            {
+                "at_s": event.at_s,
+                "kind": "p2p",
+                "mode": "p2p",
+                "card": event.card,
+                "receiver_card": event.receiver,
+                "amount_fen": event.amount_fen,
+                "anomaly": None,
+                "outcome": transfer.status.value,
+                "reason": reason and reason.value,
+            }
+        )
 
 
 def _refunds(run: _Run) -> None:
