@@ -1044,7 +1044,7 @@ def _decline_created(
         return
     _event(connection, payment_id, _next_seq(connection, payment_id), PaymentStatus.DECLINED,
            amount, now, reason.value)  # fmt: skip
-    limits.release_in(connection, day=day, amount=amount, scopes=list(scopes))
+    limits.release_many(connection, day=day, given_back=[(amount, list(scopes))])
     if order_id is not None:  # the order can be paid again (with another card)
         connection.execute(
             qr_orders.update()
