@@ -1,6 +1,8 @@
 """The wallet: users, login, payment PIN, bound cards, balance inquiry.
 
-Secrets at rest: passwords as Argon2id (OWASP's minimum: 19 MiB, 2 passes); the six-digit
+Secrets at rest: passwords as Argon2id at the platform's ``PasswordPolicy`` (by default OWASP's
+minimum: 19 MiB, 2 passes; ``login`` re-hashes a password whose hash is not at the current
+policy — ``flashpay.passwords``, decision 0010); the six-digit
 payment PIN as Argon2id of an HMAC of the PIN under the network's key (a PIN has only a million
 values, so what stops an offline search is the key, which the database does not hold; the hash
 cost is kept low enough for a PIN check on every payment — decision 0008); ID numbers as keyed
@@ -70,7 +72,6 @@ PHONE = re.compile(r"^1[3-9][0-9]{9}$")  # mainland China mobile numbers
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")  # resident identity card, 18 characters
 PIN = re.compile(r"^[0-9]{6}$")
 
-_passwords = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _pins = PasswordHasher(time_cost=1, memory_cost=2_048, parallelism=1)  # ~1 ms; decision 0008
 
 
@@ -153,7 +154,7 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "phone": phone,
         "name": clean_name,
         "id_fingerprint": id_fingerprint(platform, id_number),
-        "password_hash": _passwords.hash(password),
+        "password_hash": platform.password_policy.hasher.hash(password),
         "pin_hash": None,
         "pin_failures": 0,
         "pin_locked_until_ns": None,
@@ -186,6 +187,11 @@ def get_user(*, platform: Platform, user_id: int) -> User | None:
 
 
 def login(*, platform: Platform, phone: str, password: str) -> Session:
+    """A session for the right phone and password. A password whose stored hash is not at the
+    platform's current ``PasswordPolicy`` (an older or cheaper cost, e.g. a demo user's) is
+    re-hashed at it in the session's transaction: logging in is the one moment the platform
+    holds the password, so it is when a raised policy reaches an account."""
+    hasher = platform.password_policy.hasher
     with platform.engine.connect() as connection:
         row = connection.execute(
             sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
@@ -195,15 +201,26 @@ def login(*, platform: Platform, phone: str, password: str) -> Session:
     try:
         if row is None:
             # Spend the same time as for a real account, so timing does not tell who exists.
-            _passwords.verify(_DUMMY_PASSWORD_HASH, password)
+            hasher.verify(platform.password_policy.dummy_hash(), password)
             raise VerificationError
-        _passwords.verify(row.password_hash, password)
+        hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
         raise WalletError("invalid_login", "wrong phone number or password", status=401) from exc
+    rehashed = hasher.hash(password) if hasher.check_needs_rehash(row.password_hash) else None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = _now(platform)
     expires = now + SESSION_SECONDS * NS_PER_SECOND
     with platform.engine.begin() as connection:
+        if rehashed is not None:
+            # Compare-and-set: a password changed meanwhile is not overwritten by this one.
+            connection.execute(
+                wallet_users.update()
+                .where(
+                    wallet_users.c.id == row.id,
+                    wallet_users.c.password_hash == row.password_hash,
+                )
+                .values(password_hash=rehashed)
+            )
         connection.execute(
             wallet_sessions.insert().values(
                 token_hash=hashlib.sha256(token.encode()).digest(),
@@ -213,9 +230,6 @@ def login(*, platform: Platform, phone: str, password: str) -> Session:
             )
         )
     return Session(token, int(row.id), expires)
-
-
-_DUMMY_PASSWORD_HASH = _passwords.hash("not a real password")
 
 
 def authenticate(*, platform: Platform, token: str) -> int | None:
@@ -250,12 +264,14 @@ def _peppered(platform: Platform, user_id: int, pin: str) -> str:
 
 
 def check_password(*, platform: Platform, user_id: int, password: str) -> None:
+    """Refuse (403 ``wrong_password``) anything but the user's login password. Any stored hash
+    verifies whatever the policy (an Argon2 hash names its own cost); only ``login`` re-hashes."""
     with platform.engine.connect() as connection:
         stored = connection.execute(
             sa.select(wallet_users.c.password_hash).where(wallet_users.c.id == user_id)
         ).scalar_one()
     try:
-        _passwords.verify(stored, password)
+        platform.password_policy.hasher.verify(stored, password)
     except (VerificationError, InvalidHashError) as exc:
         raise WalletError("wrong_password", "the password is wrong", status=403) from exc
 
