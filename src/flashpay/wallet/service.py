@@ -13,6 +13,13 @@ number routes to an issuer by BIN and exists there, the expiry matches, the CVV 
 the holder's real name and ID number match the user's) and sends a one-time code to the phone
 the *issuer* has on file; ``confirm_binding`` checks the code and binds the card under a fresh
 network token. Every refusal is a ``WalletError`` whose ``code`` is the API's error code.
+
+The onboarding calls (``register``, ``set_pin``, ``start_binding``, ``confirm_binding``) run once
+per user and card, thousands of times when an operator brings a population on board, so their SQL
+is built once at import (``sa.bindparam``, so SQLAlchemy compiles each statement once) and each
+reads what it needs in one query: ``start_binding`` reads the BIN match, the card, the user's
+real name and the wallet's room together; ``confirm_binding`` reads the binding with its card,
+issuer and the wallet's room, and builds the wallet card it returns from what it wrote.
 """
 
 from __future__ import annotations
@@ -23,11 +30,14 @@ import re
 import secrets
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Row
 
+from flashpay.cards.models import cards
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
@@ -35,17 +45,17 @@ from flashpay.cards.service import (
     CardError,
     CardStatus,
     card_balance,
+    card_from_row,
     cvv_matches,
-    find_card,
-    get_card,
     id_fingerprint,
     is_expired,
     parse_expiry,
     record_token,
 )
 from flashpay.clock import NS_PER_SECOND
-from flashpay.institutions.definition import CardType
-from flashpay.institutions.service import get_institution, route_card
+from flashpay.db import autocommit
+from flashpay.institutions.definition import CardType, InstitutionKind
+from flashpay.institutions.models import institution_bins, institutions
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
@@ -138,6 +148,22 @@ def _now(platform: Platform) -> int:
 
 
 # -- users and sessions -----------------------------------------------------------------------
+_INSERT_USER = wallet_users.insert().returning(wallet_users.c.id)
+_LOGIN_READ = sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
+    wallet_users.c.phone == sa.bindparam("b_phone")
+)
+# Compare-and-set: a password changed meanwhile is not overwritten by the old one's re-hash.
+_REHASH = (
+    wallet_users.update()
+    .where(
+        wallet_users.c.id == sa.bindparam("b_user_id"),
+        wallet_users.c.password_hash == sa.bindparam("b_old_hash"),
+    )
+    .values(password_hash=sa.bindparam("b_new_hash"))
+)
+_INSERT_SESSION = wallet_sessions.insert()
+
+
 def register(*, platform: Platform, phone: str, name: str, id_number: str, password: str) -> User:
     if not PHONE.match(phone):
         raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
@@ -165,10 +191,8 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "created_at_ns": _now(platform),
     }
     try:
-        with platform.engine.begin() as connection:
-            user_id = connection.execute(
-                wallet_users.insert().values(**values).returning(wallet_users.c.id)
-            ).scalar_one()
+        with autocommit(platform.engine) as connection:
+            user_id = connection.execute(_INSERT_USER, values).scalar_one()
     except sa.exc.IntegrityError as exc:
         raise WalletError(
             "phone_already_registered", "this phone number has an account", status=409
@@ -192,12 +216,8 @@ def login(*, platform: Platform, phone: str, password: str) -> Session:
     re-hashed at it in the session's transaction: logging in is the one moment the platform
     holds the password, so it is when a raised policy reaches an account."""
     hasher = platform.password_policy.hasher
-    with platform.engine.connect() as connection:
-        row = connection.execute(
-            sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
-                wallet_users.c.phone == phone
-            )
-        ).first()
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(_LOGIN_READ, {"b_phone": phone}).first()
     try:
         if row is None:
             # Spend the same time as for a real account, so timing does not tell who exists.
@@ -212,22 +232,18 @@ def login(*, platform: Platform, phone: str, password: str) -> Session:
     expires = now + SESSION_SECONDS * NS_PER_SECOND
     with platform.engine.begin() as connection:
         if rehashed is not None:
-            # Compare-and-set: a password changed meanwhile is not overwritten by this one.
             connection.execute(
-                wallet_users.update()
-                .where(
-                    wallet_users.c.id == row.id,
-                    wallet_users.c.password_hash == row.password_hash,
-                )
-                .values(password_hash=rehashed)
+                _REHASH,
+                {"b_user_id": row.id, "b_old_hash": row.password_hash, "b_new_hash": rehashed},
             )
         connection.execute(
-            wallet_sessions.insert().values(
-                token_hash=hashlib.sha256(token.encode()).digest(),
-                user_id=row.id,
-                created_at_ns=now,
-                expires_at_ns=expires,
-            )
+            _INSERT_SESSION,
+            {
+                "token_hash": hashlib.sha256(token.encode()).digest(),
+                "user_id": row.id,
+                "created_at_ns": now,
+                "expires_at_ns": expires,
+            },
         )
     return Session(token, int(row.id), expires)
 
@@ -263,13 +279,21 @@ def _peppered(platform: Platform, user_id: int, pin: str) -> str:
     return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
 
 
+_PASSWORD_OF = sa.select(wallet_users.c.password_hash).where(
+    wallet_users.c.id == sa.bindparam("b_user_id")
+)
+_SET_PIN = (
+    wallet_users.update()
+    .where(wallet_users.c.id == sa.bindparam("b_user_id"))
+    .values(pin_hash=sa.bindparam("b_pin_hash"), pin_failures=0, pin_locked_until_ns=None)
+)
+
+
 def check_password(*, platform: Platform, user_id: int, password: str) -> None:
     """Refuse (403 ``wrong_password``) anything but the user's login password. Any stored hash
     verifies whatever the policy (an Argon2 hash names its own cost); only ``login`` re-hashes."""
-    with platform.engine.connect() as connection:
-        stored = connection.execute(
-            sa.select(wallet_users.c.password_hash).where(wallet_users.c.id == user_id)
-        ).scalar_one()
+    with autocommit(platform.engine) as connection:
+        stored = connection.execute(_PASSWORD_OF, {"b_user_id": user_id}).scalar_one()
     try:
         platform.password_policy.hasher.verify(stored, password)
     except (VerificationError, InvalidHashError) as exc:
@@ -283,16 +307,9 @@ def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> Non
     if len(set(pin)) == 1 or pin in ("123456", "654321"):
         raise WalletError("weak_pin", "choose a PIN that is not all one digit or a sequence")
     check_password(platform=platform, user_id=user_id, password=password)
-    with platform.engine.begin() as connection:
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(
-                pin_hash=_pins.hash(_peppered(platform, user_id, pin)),
-                pin_failures=0,
-                pin_locked_until_ns=None,
-            )
-        )
+    pin_hash = _pins.hash(_peppered(platform, user_id, pin))
+    with autocommit(platform.engine) as connection:  # one statement: atomic on its own
+        connection.execute(_SET_PIN, {"b_user_id": user_id, "b_pin_hash": pin_hash})
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,32 +394,94 @@ def _otp_hash(platform: Platform, binding_id: int, otp: str) -> bytes:
     return hmac.new(key, otp.encode(), hashlib.sha256).digest()
 
 
-def _active_count(connection: sa.Connection, user_id: int) -> int:
-    return int(
-        connection.execute(
-            sa.select(sa.func.count())
-            .select_from(wallet_cards)
-            .where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-        ).scalar_one()
+_B_USER_ID: sa.BindParameter[int] = sa.bindparam("b_user_id", type_=sa.BigInteger)
+_BOUND = wallet_cards.c.status != WalletCardStatus.UNBOUND.value
+_network = institutions.alias("network")
+
+
+def _room_columns(card_id: sa.ColumnElement[int]) -> list[sa.ColumnElement[Any]]:
+    """What the room check needs, as columns of a larger read: how many cards the wallet holds
+    and whether ``card_id`` is one of them."""
+    held = (
+        sa.select(sa.func.count())
+        .select_from(wallet_cards)
+        .where(wallet_cards.c.user_id == _B_USER_ID, _BOUND)
+        .scalar_subquery()
     )
+    bound = sa.exists().where(
+        wallet_cards.c.user_id == _B_USER_ID, wallet_cards.c.card_id == card_id, _BOUND
+    )
+    return [held.label("cards_held"), bound.label("card_bound")]
 
 
-def _check_room(connection: sa.Connection, user_id: int, card_id: int) -> None:
-    """Refuse a card already in this wallet, or a sixteenth card."""
-    bound = connection.execute(
-        sa.select(wallet_cards.c.id).where(
-            wallet_cards.c.user_id == user_id,
-            wallet_cards.c.card_id == card_id,
-            wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-        )
-    ).first()
-    if bound is not None:
+def _check_room(row: Row[tuple[object, ...]]) -> None:
+    """Refuse a card already in this wallet, or a sixteenth card (from ``_room_columns``)."""
+    if row.card_bound:
         raise WalletError("card_already_bound", "this card is bound already", status=409)
-    if _active_count(connection, user_id) >= CARDS_MAX:
+    if int(row.cards_held) >= CARDS_MAX:
         raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+
+
+# start_binding's one read: is the BIN routed, the issuer's card (if any), the user's real name
+# and ID fingerprint, and the wallet's room for that card.
+_BINDING_CHECK: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        sa.exists()
+        .where(
+            institution_bins.c.prefix.in_(
+                [sa.bindparam("b_prefix8"), sa.bindparam("b_prefix7"), sa.bindparam("b_prefix6")]
+            )
+        )
+        .label("routed"),
+        wallet_users.c.name.label("user_name"),
+        wallet_users.c.id_fingerprint.label("user_id_fingerprint"),
+        *_room_columns(cards.c.id),
+        cards,
+    )
+    .select_from(
+        wallet_users.outerjoin(cards, cards.c.pan_fingerprint == sa.bindparam("b_fingerprint"))
+    )
+    .where(wallet_users.c.id == _B_USER_ID)
+)
+_INSERT_BINDING = wallet_bindings.insert().returning(wallet_bindings.c.id)
+_SET_OTP = (
+    wallet_bindings.update()
+    .where(wallet_bindings.c.id == sa.bindparam("b_binding_id"))
+    .values(otp_hash=sa.bindparam("b_otp_hash"))
+)
+
+
+def _card_to_bind(
+    platform: Platform,
+    row: Row[tuple[object, ...]],
+    number: CardNumber,
+    expiry_yymm: str,
+    cvv: str | None,
+) -> Card:
+    """The issuer's card ``start_binding`` may bind, from its one read; else the refusal, in the
+    order of the reference's table (wallet.md §3)."""
+    if not row.routed:
+        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
+    card = None if row.id is None else card_from_row(row)
+    if card is None or card.expiry != expiry_yymm:
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    if is_expired(card.expiry, _now(platform)):
+        raise WalletError("card_expired", "the card has expired")
+    if card.status is CardStatus.CLOSED:
+        raise WalletError("card_closed", "the issuer has closed this card")
+    if card.card_type is CardType.CREDIT and not cvv:
+        raise WalletError("cvv_required", "a credit card is bound with its CVV")
+    if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    if (card.holder_name, card.holder_id_fingerprint) != (
+        row.user_name,
+        bytes(row.user_id_fingerprint),
+    ):
+        raise WalletError(
+            "real_name_mismatch", "the card holder is not the account holder", status=422
+        )
+    _check_room(row)
+    return card
 
 
 def start_binding(
@@ -423,54 +502,38 @@ def start_binding(
         expiry_yymm = parse_expiry(expiry)
     except CardError as exc:
         raise WalletError(exc.code, str(exc)) from exc
-    if route_card(platform=platform, card=number) is None:
-        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
-    card = find_card(platform=platform, card=number)
-    if card is None or card.expiry != expiry_yymm:
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
-    if is_expired(card.expiry, _now(platform)):
-        raise WalletError("card_expired", "the card has expired")
-    if card.status is CardStatus.CLOSED:
-        raise WalletError("card_closed", "the issuer has closed this card")
-    if card.card_type is CardType.CREDIT and not cvv:
-        raise WalletError("cvv_required", "a credit card is bound with its CVV")
-    if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
-    with platform.engine.connect() as connection:
-        user = connection.execute(
-            sa.select(wallet_users.c.name, wallet_users.c.id_fingerprint).where(
-                wallet_users.c.id == user_id
-            )
-        ).one()
-        if (card.holder_name, card.holder_id_fingerprint) != (
-            user.name,
-            bytes(user.id_fingerprint),
-        ):
-            raise WalletError(
-                "real_name_mismatch", "the card holder is not the account holder", status=422
-            )
-        _check_room(connection, user_id, card.id)
+    prefix8, prefix7, prefix6 = number.prefixes()
     otp = f"{secrets.randbelow(10**6):06d}"
     now = _now(platform)
     expires = now + OTP_SECONDS * NS_PER_SECOND
-    with platform.engine.begin() as connection:
+    with platform.engine.begin() as connection:  # a refusal below writes nothing
+        row = connection.execute(
+            _BINDING_CHECK,
+            {
+                "b_user_id": user_id,
+                "b_fingerprint": platform.keys.fingerprint("pan", number.reveal()),
+                "b_prefix8": prefix8,
+                "b_prefix7": prefix7,
+                "b_prefix6": prefix6,
+            },
+        ).one()
+        card = _card_to_bind(platform, row, number, expiry_yymm, cvv)
+        # The code's hash is keyed by the binding's id, so it is written once the id exists.
         binding_id = connection.execute(
-            wallet_bindings.insert()
-            .values(
-                user_id=user_id,
-                card_id=card.id,
-                otp_hash=b"\0" * 32,
-                attempts=0,
-                status="pending",
-                created_at_ns=now,
-                expires_at_ns=expires,
-            )
-            .returning(wallet_bindings.c.id)
+            _INSERT_BINDING,
+            {
+                "user_id": user_id,
+                "card_id": card.id,
+                "otp_hash": b"\0" * 32,
+                "attempts": 0,
+                "status": "pending",
+                "created_at_ns": now,
+                "expires_at_ns": expires,
+            },
         ).scalar_one()
         connection.execute(
-            wallet_bindings.update()
-            .where(wallet_bindings.c.id == binding_id)
-            .values(otp_hash=_otp_hash(platform, int(binding_id), otp))
+            _SET_OTP,
+            {"b_binding_id": binding_id, "b_otp_hash": _otp_hash(platform, int(binding_id), otp)},
         )
     platform.notifier.send(
         Message(
@@ -484,132 +547,179 @@ def start_binding(
     return Binding(int(binding_id), mask_phone(card.phone), expires)
 
 
+# Bumping the user's row first serialises this user's bindings (a row lock on PostgreSQL, the
+# write lock on SQLite), so two confirmations cannot both be card 15.
+_BUMP_USER = (
+    wallet_users.update()
+    .where(wallet_users.c.id == _B_USER_ID)
+    .values(cards_version=wallet_users.c.cards_version + 1)
+    .returning(wallet_users.c.real_name_verified)
+)
+# confirm_binding's one read: the binding, its card and issuer, the wallet's room and default,
+# and the network's token BIN.
+_BINDING_TO_CONFIRM: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        wallet_bindings.c.status.label("binding_status"),
+        wallet_bindings.c.expires_at_ns.label("binding_expires_at_ns"),
+        wallet_bindings.c.otp_hash,
+        wallet_bindings.c.attempts,
+        institutions.c.code.label("issuer_code"),
+        institutions.c.name.label("issuer_name"),
+        *_room_columns(wallet_bindings.c.card_id),
+        sa.exists()
+        .where(wallet_cards.c.user_id == _B_USER_ID, wallet_cards.c.is_default.is_(True), _BOUND)
+        .label("has_default"),
+        sa.select(_network.c.token_bin)
+        .where(_network.c.kind == InstitutionKind.NETWORK.value)
+        .limit(1)
+        .scalar_subquery()
+        .label("token_bin"),
+        cards,
+    )
+    .select_from(
+        wallet_bindings.join(cards, cards.c.id == wallet_bindings.c.card_id).join(
+            institutions, institutions.c.id == cards.c.issuer_id
+        )
+    )
+    .where(
+        wallet_bindings.c.id == sa.bindparam("b_binding_id"),
+        wallet_bindings.c.user_id == _B_USER_ID,
+    )
+)
+_SET_BINDING = (
+    wallet_bindings.update()
+    .where(wallet_bindings.c.id == sa.bindparam("b_binding_id"))
+    .values(status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempts"))
+)
+_INSERT_WALLET_CARD = wallet_cards.insert().returning(wallet_cards.c.id)
+_SET_VERIFIED = (
+    wallet_users.update().where(wallet_users.c.id == _B_USER_ID).values(real_name_verified=True)
+)
+
+
 def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: str) -> WalletCard:
+    """Check the one-time code and bind the card: the binding, a fresh network token and the
+    wallet card commit together, under the user's row lock. The wallet card returned is built
+    from what was written, not read back."""
     now = _now(platform)
     refusal: WalletError | None = None
+    keys = {"b_user_id": user_id, "b_binding_id": binding_id}
     with platform.engine.begin() as connection:
-        # Bump the user's row first: it serialises this user's bindings (a row lock on
-        # PostgreSQL, the write lock on SQLite), so two confirmations cannot both be card 15.
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(cards_version=wallet_users.c.cards_version + 1)
-        )
-        row = connection.execute(
-            sa.select(wallet_bindings).where(
-                wallet_bindings.c.id == binding_id, wallet_bindings.c.user_id == user_id
-            )
-        ).first()
+        verified = connection.execute(_BUMP_USER, keys).scalar()
+        row = connection.execute(_BINDING_TO_CONFIRM, keys).first()
         if row is None:
             raise WalletError("not_found", "no such card binding", status=404)
-        if row.status != "pending":
-            raise WalletError("binding_closed", f"this binding is {row.status}", status=409)
-        if row.expires_at_ns <= now:
+        if row.binding_status != "pending":
+            raise WalletError("binding_closed", f"this binding is {row.binding_status}", status=409)
+        if row.binding_expires_at_ns <= now:
             # Recorded, then refused: the refusal is raised after this transaction commits.
             connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(status="expired")
+                _SET_BINDING, {**keys, "b_status": "expired", "b_attempts": row.attempts}
             )
             refusal = WalletError("otp_expired", "the one-time code has expired; start again")
         elif not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
             attempts = row.attempts + 1
             status = "failed" if attempts >= OTP_TRIES_MAX else "pending"
-            connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(attempts=attempts, status=status)
-            )
+            connection.execute(_SET_BINDING, {**keys, "b_status": status, "b_attempts": attempts})
             code = "otp_attempts_exceeded" if status == "failed" else "wrong_otp"
             refusal = WalletError(code, "the one-time code is wrong")
         else:
             # The code is right: the binding, the token and the wallet card commit together.
             # Checked again here, under the user's row lock: two bindings of one card started
             # before either was confirmed would otherwise both bind it.
-            _check_room(connection, user_id, int(row.card_id))
+            _check_room(row)
             connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(status="confirmed")
+                _SET_BINDING, {**keys, "b_status": "confirmed", "b_attempts": row.attempts}
             )
-            has_default = connection.execute(
-                sa.select(wallet_cards.c.id).where(
-                    wallet_cards.c.user_id == user_id,
-                    wallet_cards.c.is_default.is_(True),
-                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-                )
-            ).first()
-            card_id = int(row.card_id)
-            token = record_token(platform=platform, connection=connection, card_id=card_id)
+            card = card_from_row(row)
+            token = record_token(
+                platform=platform,
+                connection=connection,
+                card_id=card.id,
+                token_bin=row.token_bin,
+            )
+            is_default = not row.has_default
             wallet_card_id = connection.execute(
-                wallet_cards.insert()
-                .values(
-                    user_id=user_id,
-                    card_id=card_id,
-                    token=token,
-                    status=WalletCardStatus.ACTIVE.value,
-                    is_default=has_default is None,
-                    bound_at_ns=now,
-                    unbound_at_ns=None,
-                )
-                .returning(wallet_cards.c.id)
+                _INSERT_WALLET_CARD,
+                {
+                    "user_id": user_id,
+                    "card_id": card.id,
+                    "token": token,
+                    "status": WalletCardStatus.ACTIVE.value,
+                    "is_default": is_default,
+                    "bound_at_ns": now,
+                    "unbound_at_ns": None,
+                },
             ).scalar_one()
-            connection.execute(
-                wallet_users.update()
-                .where(wallet_users.c.id == user_id)
-                .values(real_name_verified=True)
-            )
+            if not verified:
+                connection.execute(_SET_VERIFIED, keys)
     if refusal is not None:
         raise refusal
-    found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=int(wallet_card_id))
-    assert found is not None
-    return found
+    return WalletCard(
+        id=int(wallet_card_id),
+        user_id=user_id,
+        card=card,
+        token=token,
+        issuer_code=str(row.issuer_code),
+        issuer_name=str(row.issuer_name),
+        status=WalletCardStatus.ACTIVE,
+        is_default=is_default,
+        bound_at_ns=now,
+    )
 
 
 # -- the wallet's cards -----------------------------------------------------------------------
-def _wallet_card(platform: Platform, row: sa.Row[tuple[object, ...]]) -> WalletCard:
-    m = row._mapping
-    card = get_card(platform=platform, card_id=int(m["card_id"]))
-    assert card is not None
-    issuer = get_institution(platform=platform, institution_id=card.issuer_id)
-    assert issuer is not None
+# A bound card with its issuer's record and the issuer's name, in one query.
+_WALLET_CARDS: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        cards,
+        wallet_cards.c.id.label("wallet_card_id"),
+        wallet_cards.c.user_id,
+        wallet_cards.c.token,
+        wallet_cards.c.status.label("wallet_status"),
+        wallet_cards.c.is_default,
+        wallet_cards.c.bound_at_ns,
+        institutions.c.code.label("issuer_code"),
+        institutions.c.name.label("issuer_name"),
+    )
+    .select_from(
+        wallet_cards.join(cards, cards.c.id == wallet_cards.c.card_id).join(
+            institutions, institutions.c.id == cards.c.issuer_id
+        )
+    )
+    .where(wallet_cards.c.user_id == _B_USER_ID, _BOUND)
+)
+_WALLET_CARDS_OF_USER = _WALLET_CARDS.order_by(wallet_cards.c.id)
+_WALLET_CARD = _WALLET_CARDS.where(wallet_cards.c.id == sa.bindparam("b_wallet_card_id"))
+
+
+def _wallet_card(row: Row[tuple[object, ...]]) -> WalletCard:
     return WalletCard(
-        id=int(m["id"]),
-        user_id=int(m["user_id"]),
-        card=card,
-        token=str(m["token"]),
-        issuer_code=issuer.code,
-        issuer_name=issuer.name,
-        status=WalletCardStatus(m["status"]),
-        is_default=bool(m["is_default"]),
-        bound_at_ns=int(m["bound_at_ns"]),
+        id=int(row.wallet_card_id),
+        user_id=int(row.user_id),
+        card=card_from_row(row),
+        token=str(row.token),
+        issuer_code=str(row.issuer_code),
+        issuer_name=str(row.issuer_name),
+        status=WalletCardStatus(row.wallet_status),
+        is_default=bool(row.is_default),
+        bound_at_ns=int(row.bound_at_ns),
     )
 
 
 def list_wallet_cards(*, platform: Platform, user_id: int) -> list[WalletCard]:
-    with platform.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(wallet_cards)
-            .where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-            .order_by(wallet_cards.c.id)
-        ).all()
-    return [_wallet_card(platform, r) for r in rows]
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(_WALLET_CARDS_OF_USER, {"b_user_id": user_id}).all()
+    return [_wallet_card(r) for r in rows]
 
 
 def get_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard | None:
     """The user's bound card, or ``None`` — also when it is someone else's (the API says 404)."""
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(
-            sa.select(wallet_cards).where(
-                wallet_cards.c.id == wallet_card_id,
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
+            _WALLET_CARD, {"b_user_id": user_id, "b_wallet_card_id": wallet_card_id}
         ).first()
-    return None if row is None else _wallet_card(platform, row)
+    return None if row is None else _wallet_card(row)
 
 
 def _require(platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
