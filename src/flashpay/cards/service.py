@@ -200,7 +200,9 @@ class _Planned:
     deposit: Transfer  # its id is checked even when there is nothing to deposit
 
 
-_INSERT_CARDS = cards.insert().returning(cards.c.id, sort_by_parameter_order=True)
+# RETURNING the fingerprint, not sort_by_parameter_order: SQLite cannot promise the order of a
+# multi-row INSERT's RETURNING, and SQLAlchemy would fall back to one INSERT per row.
+_INSERT_CARDS = cards.insert().returning(cards.c.id, cards.c.pan_fingerprint)
 _CARDS_BY_FINGERPRINT = sa.select(cards).where(
     cards.c.pan_fingerprint.in_(sa.bindparam("fingerprints", expanding=True))
 )
@@ -297,11 +299,14 @@ def issue_cards(
         rows = [_card_row(platform, c, p, now) for c, p in zip(made, new_cards, strict=True)]
         try:
             with platform.engine.begin() as connection:
-                ids = connection.execute(_INSERT_CARDS, rows).scalars().all()
+                ids = {
+                    bytes(row.pan_fingerprint): int(row.id)
+                    for row in connection.execute(_INSERT_CARDS, rows)
+                }
         except sa.exc.IntegrityError as exc:
             raise CardError("card_exists", "this card number is already recorded") from exc
-        for plan, card, card_id in zip(new_cards, made, ids, strict=True):
-            recorded[plan.fingerprint] = replace(card, id=int(card_id))
+        for plan, card in zip(new_cards, made, strict=True):
+            recorded[plan.fingerprint] = replace(card, id=ids[plan.fingerprint])
     return [
         IssuedCard(recorded[p.fingerprint], compute_cvv(platform, p.request.card, p.request.expiry))
         for p in planned
@@ -504,21 +509,44 @@ def card_balance(*, platform: Platform, card: Card) -> CardBalance:
     )
 
 
-_INSERT_TOKEN = card_tokens.insert()
+_INSERT_TOKENS = card_tokens.insert()
 
 
 def record_token(
     *, platform: Platform, connection: sa.Connection, card_id: int, token_bin: str | None = None
 ) -> str:
-    """Draw a network token for ``card_id`` in the network's token BIN range and record it in
-    the caller's transaction (so a binding and its token commit together). ``token_bin`` saves
-    the look-up when the caller read it already. A collision among 10^12 numbers fails the
-    transaction, and the caller's retry draws again."""
-    if token_bin is None:
-        token_bin = network_institution(platform=platform).token_bin
-    token = generate_card_number(token_bin or "623123", TOKEN_DIGITS).reveal()
-    connection.execute(
-        _INSERT_TOKEN,
-        {"token": token, "card_id": card_id, "created_at_ns": platform.clock.now_ns()},
+    """Draw a network token for ``card_id`` and record it in the caller's transaction (so a
+    binding and its token commit together): ``record_tokens`` for one card."""
+    [token] = record_tokens(
+        platform=platform, connection=connection, card_ids=[card_id], token_bin=token_bin
     )
     return token
+
+
+def record_tokens(
+    *,
+    platform: Platform,
+    connection: sa.Connection,
+    card_ids: Sequence[int],
+    token_bin: str | None = None,
+) -> list[str]:
+    """Draw a network token per card in the network's token BIN range and record them in the
+    caller's transaction, in one statement; the tokens in the order of ``card_ids``.
+    ``token_bin`` saves the look-up when the caller read it already. Tokens are distinct within
+    the call; a collision with a recorded one (among 10^12 numbers) fails the transaction, and
+    the caller's retry draws again."""
+    if token_bin is None:
+        token_bin = network_institution(platform=platform).token_bin
+    drawn: set[str] = set()
+    while len(drawn) < len(card_ids):
+        drawn.add(generate_card_number(token_bin or "623123", TOKEN_DIGITS).reveal())
+    tokens = list(drawn)
+    now = platform.clock.now_ns()
+    connection.execute(
+        _INSERT_TOKENS,
+        [
+            {"token": token, "card_id": card_id, "created_at_ns": now}
+            for token, card_id in zip(tokens, card_ids, strict=True)
+        ],
+    )
+    return tokens
