@@ -28,9 +28,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -51,14 +53,18 @@ from flashpay.cards.service import (
     is_expired,
     parse_expiry,
     record_token,
+    record_tokens,
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.institutions.definition import CardType, InstitutionKind
 from flashpay.institutions.models import institution_bins, institutions
+from flashpay.institutions.service import Institution
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
+
+_T = TypeVar("_T")
 
 CARDS_MAX = 15
 YUAN = 100
@@ -86,12 +92,16 @@ _pins = PasswordHasher(time_cost=1, memory_cost=2_048, parallelism=1)  # ~1 ms; 
 
 
 class WalletError(ValueError):
-    """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status."""
+    """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status.
+    ``index`` is the refused card's position in an ``enrol_cards`` batch (else ``None``)."""
 
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(message)
+    def __init__(
+        self, code: str, message: str, status: int = 422, *, index: int | None = None
+    ) -> None:
+        super().__init__(message if index is None else f"card_ids[{index}]: {message}")
         self.code = code
         self.status = status
+        self.index = index
 
 
 class WalletCardStatus(StrEnum):
@@ -529,6 +539,7 @@ def start_binding(
                 "status": "pending",
                 "created_at_ns": now,
                 "expires_at_ns": expires,
+                "channel": "app",
             },
         ).scalar_one()
         connection.execute(
@@ -669,8 +680,8 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
 
 
 # -- the wallet's cards -----------------------------------------------------------------------
-# A bound card with its issuer's record and the issuer's name, in one query.
-_WALLET_CARDS: sa.Select[tuple[object, ...]] = (
+# Bound cards with their issuer's records and the issuers' names, in one query.
+_BOUND_CARDS: sa.Select[tuple[object, ...]] = (
     sa.select(
         cards,
         wallet_cards.c.id.label("wallet_card_id"),
@@ -687,8 +698,9 @@ _WALLET_CARDS: sa.Select[tuple[object, ...]] = (
             institutions, institutions.c.id == cards.c.issuer_id
         )
     )
-    .where(wallet_cards.c.user_id == _B_USER_ID, _BOUND)
+    .where(_BOUND)
 )
+_WALLET_CARDS = _BOUND_CARDS.where(wallet_cards.c.user_id == _B_USER_ID)
 _WALLET_CARDS_OF_USER = _WALLET_CARDS.order_by(wallet_cards.c.id)
 _WALLET_CARD = _WALLET_CARDS.where(wallet_cards.c.id == sa.bindparam("b_wallet_card_id"))
 
@@ -720,6 +732,220 @@ def get_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) ->
             _WALLET_CARD, {"b_user_id": user_id, "b_wallet_card_id": wallet_card_id}
         ).first()
     return None if row is None else _wallet_card(row)
+
+
+# -- issuer enrolment -------------------------------------------------------------------------
+ENROL_BATCH_MAX = 5_000  # cards per enrol_cards call
+IN_LIST_MAX = 500  # values per IN (...) list read by enrol_cards
+ENROL_ATTEMPTS_MAX = 3  # a network token drawn twice fails the transaction; drawn again
+
+_CARDS_BY_ID = sa.select(cards).where(cards.c.id.in_(sa.bindparam("b_card_ids", expanding=True)))
+_HOLDERS_BY_PHONE = sa.select(
+    wallet_users.c.id,
+    wallet_users.c.phone,
+    wallet_users.c.name,
+    wallet_users.c.id_fingerprint,
+    wallet_users.c.real_name_verified,
+).where(wallet_users.c.phone.in_(sa.bindparam("b_phones", expanding=True)))
+_BUMP_USERS = (
+    wallet_users.update()
+    .where(wallet_users.c.id == _B_USER_ID)
+    .values(cards_version=wallet_users.c.cards_version + 1)
+)
+_BOUND_CARDS_OF_USERS = _BOUND_CARDS.where(
+    wallet_cards.c.user_id.in_(sa.bindparam("b_user_ids", expanding=True))
+).order_by(wallet_cards.c.id)
+_NETWORK_TOKEN_BIN = sa.select(institutions.c.token_bin).where(
+    institutions.c.kind == InstitutionKind.NETWORK.value
+)
+_INSERT_BINDINGS = wallet_bindings.insert()
+# RETURNING the (unique) token to match ids to rows: SQLite cannot promise a multi-row INSERT's
+# RETURNING order, and sort_by_parameter_order would make SQLAlchemy insert row by row.
+_INSERT_WALLET_CARDS = wallet_cards.insert().returning(wallet_cards.c.id, wallet_cards.c.token)
+
+
+def enrol_cards(
+    *, platform: Platform, issuer: Institution, card_ids: Sequence[int]
+) -> list[WalletCard]:
+    """The issuer puts cards it issued into their holders' wallets, in bulk: one
+    ``WalletCard`` per card id, in order.
+
+    This is issuer enrolment (push provisioning): a bank enrolling the cards of customers who
+    asked for it in its branch or banking app, or a campus card programme enrolling its
+    students' cards. The issuer has authenticated its customer itself, so no one-time code is
+    sent; the call is the issuer's word that the holder agreed. The network finds each card's
+    wallet by the phone the issuer has on file (the phone a binding's code would go to), and
+    checks what ``start_binding`` checks, in this order, per card:
+
+    ``not_found`` (404: no such card, or another issuer's), ``card_expired``, ``card_closed``,
+    ``wallet_not_found`` (404: no wallet with the card's phone), ``real_name_mismatch``,
+    ``too_many_cards`` (counting the batch).
+
+    All or nothing, like ``issue_cards``: the first refused card raises ``WalletError`` with
+    its ``index`` and nothing is written. A card already in its holder's wallet (or twice in the
+    batch) comes back as the wallet card it is, so an issuer may send its file again. The
+    bindings (``channel`` ``issuer``, ``confirmed``), tokens and wallet cards are written with
+    one statement each, in one transaction that first bumps every holder's row in id order — the
+    lock ``confirm_binding`` takes, so the two cannot both add a sixteenth card.
+    """
+    if len(card_ids) > ENROL_BATCH_MAX:
+        raise WalletError("batch_too_large", f"at most {ENROL_BATCH_MAX} cards per batch")
+    if not card_ids:
+        return []
+    attempt = 1
+    while True:
+        try:
+            return _enrol(platform, issuer, card_ids)
+        except sa.exc.IntegrityError:  # a token drawn twice: all rolled back, draw again
+            if attempt == ENROL_ATTEMPTS_MAX:
+                raise
+            attempt += 1
+
+
+def _enrol(platform: Platform, issuer: Institution, card_ids: Sequence[int]) -> list[WalletCard]:
+    now = _now(platform)
+    with platform.engine.begin() as connection:  # a refusal rolls everything back
+        found = {
+            int(row.id): card_from_row(row)
+            for chunk in _chunks(sorted(set(card_ids)))
+            for row in connection.execute(_CARDS_BY_ID, {"b_card_ids": chunk})
+        }
+        phones = sorted({card.phone for card in found.values()})
+        holders = {
+            str(row.phone): row
+            for chunk in _chunks(phones)
+            for row in connection.execute(_HOLDERS_BY_PHONE, {"b_phones": chunk})
+        }
+        user_ids = sorted({int(row.id) for row in holders.values()})
+        if user_ids:  # lock the holders' rows in id order, then read their wallets
+            connection.execute(_BUMP_USERS, [{"b_user_id": u} for u in user_ids])
+        in_wallets = [
+            _wallet_card(row)
+            for chunk in _chunks(user_ids)
+            for row in connection.execute(_BOUND_CARDS_OF_USERS, {"b_user_ids": chunk})
+        ]
+        held = Counter(c.user_id for c in in_wallets)
+        enrolled = {(c.user_id, c.card.id): c for c in in_wallets}
+        wanted: list[tuple[int, int]] = []  # (holder, card) per requested card
+        new: dict[tuple[int, int], Card] = {}  # the ones to bind, in batch order
+        for index, card_id in enumerate(card_ids):
+            card = found.get(card_id)
+            if card is None or card.issuer_id != issuer.id:
+                raise WalletError("not_found", "no such card of yours", status=404, index=index)
+            if is_expired(card.expiry, now):
+                raise WalletError("card_expired", "the card has expired", index=index)
+            if card.status is CardStatus.CLOSED:
+                raise WalletError("card_closed", "the card is closed", index=index)
+            holder = holders.get(card.phone)
+            if holder is None:
+                message = "no wallet has this card's phone"
+                raise WalletError("wallet_not_found", message, status=404, index=index)
+            if (card.holder_name, card.holder_id_fingerprint) != (
+                holder.name,
+                bytes(holder.id_fingerprint),
+            ):
+                message = "the card holder is not the account holder"
+                raise WalletError("real_name_mismatch", message, index=index)
+            key = (int(holder.id), card.id)
+            wanted.append(key)
+            if key in enrolled or key in new:
+                continue  # in the wallet already, or earlier in this batch
+            held[key[0]] += 1
+            if held[key[0]] > CARDS_MAX:
+                message = f"a wallet holds at most {CARDS_MAX} cards"
+                raise WalletError("too_many_cards", message, index=index)
+            new[key] = card
+        # The checks are done: from here on the batch is written.
+        if new:
+            with_default = {c.user_id for c in in_wallets if c.is_default}
+            unverified = sorted(
+                {int(h.id) for h in holders.values() if not h.real_name_verified}
+                & {user_id for user_id, _ in new}
+            )
+            enrolled.update(
+                _write_enrolment(platform, connection, issuer, new, with_default, unverified, now)
+            )
+    return [enrolled[key] for key in wanted]
+
+
+def _write_enrolment(
+    platform: Platform,
+    connection: sa.Connection,
+    issuer: Institution,
+    new: Mapping[tuple[int, int], Card],
+    with_default: Set[int],
+    unverified: Sequence[int],
+    now: int,
+) -> dict[tuple[int, int], WalletCard]:
+    """Bind the ``(holder, card)`` pairs of ``new``: one statement each for the bindings, the
+    tokens, the wallet cards and the real-name flags. A holder's first card becomes the default
+    when the wallet has none."""
+    pairs = list(new)
+    token_bin = connection.execute(_NETWORK_TOKEN_BIN).scalar()
+    tokens = record_tokens(
+        platform=platform,
+        connection=connection,
+        card_ids=[card_id for _, card_id in pairs],
+        token_bin=token_bin,
+    )
+    connection.execute(
+        _INSERT_BINDINGS,
+        [
+            {
+                "user_id": user_id,
+                "card_id": card_id,
+                "otp_hash": b"\0" * 32,  # no code was sent: the issuer vouched
+                "attempts": 0,
+                "status": "confirmed",
+                "created_at_ns": now,
+                "expires_at_ns": now,
+                "channel": "issuer",
+            }
+            for user_id, card_id in pairs
+        ],
+    )
+    defaults = []
+    defaulted = set(with_default)
+    for user_id, _ in pairs:
+        defaults.append(user_id not in defaulted)
+        defaulted.add(user_id)
+    inserted = connection.execute(
+        _INSERT_WALLET_CARDS,
+        [
+            {
+                "user_id": user_id,
+                "card_id": card_id,
+                "token": token,
+                "status": WalletCardStatus.ACTIVE.value,
+                "is_default": is_default,
+                "bound_at_ns": now,
+                "unbound_at_ns": None,
+            }
+            for (user_id, card_id), token, is_default in zip(pairs, tokens, defaults, strict=True)
+        ],
+    )
+    ids = {str(row.token): int(row.id) for row in inserted}
+    if unverified:
+        connection.execute(_SET_VERIFIED, [{"b_user_id": u} for u in unverified])
+    return {
+        (user_id, card_id): WalletCard(
+            id=ids[token],
+            user_id=user_id,
+            card=new[(user_id, card_id)],
+            token=token,
+            issuer_code=issuer.code,
+            issuer_name=issuer.name,
+            status=WalletCardStatus.ACTIVE,
+            is_default=is_default,
+            bound_at_ns=now,
+        )
+        for (user_id, card_id), token, is_default in zip(pairs, tokens, defaults, strict=True)
+    }
+
+
+def _chunks(values: Sequence[_T]) -> Iterator[list[_T]]:
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield list(values[start : start + IN_LIST_MAX])
 
 
 def _require(platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
