@@ -250,13 +250,14 @@ def issue_cards(
     A bank loads its card file in one go: every request is validated first, then one
     ``ledger.create_accounts`` opens all the accounts, one ``ledger.create_transfers`` posts all
     the opening deposits, and one transaction inserts all the card records. **All or nothing:**
-    the first bad request raises ``CardError`` with its ``index`` (and ``requests[i]: `` in the
-    message), and nothing of the batch is written — the checks against what is already recorded
-    (another expiry, phone, limit or opening balance for a known number: ``card_exists``) run
-    before any write too. Only a concurrent recording of the same number between those checks
-    and the writes can still be refused after the ledger part (as ``issue_card`` always could);
-    what it leaves is empty accounts and deposits whose ids derive from the card numbers, which
-    the corrected retry reuses.
+    a bad request raises ``CardError`` with its ``index`` (and ``requests[i]: `` in the message)
+    and nothing of the batch is written. The checks run request by request in the reference's
+    order (BIN, issuer, limit, amounts), then for the same number twice in the batch, then
+    against what is already recorded (another expiry, phone, limit or opening balance for a
+    known number: ``card_exists``) — all before any write. Only a concurrent recording of the
+    same number between those checks and the writes can still be refused after the ledger part
+    (as ``issue_card`` always could); what it leaves is empty accounts and deposits whose ids
+    derive from the card numbers, which the corrected retry reuses.
 
     Idempotent for the same number and details: a known card comes back as recorded (with its
     current status), and its account and deposit are not touched again. The same number twice in
