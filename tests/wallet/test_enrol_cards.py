@@ -76,11 +76,7 @@ def cards_of(
 
 def rows(platform: Platform, table: sa.Table) -> list[Any]:
     with platform.engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(table).order_by(table.c[table.primary_key.columns.keys()[0]])
-            )
-        )
+        return list(connection.execute(sa.select(table).order_by(*table.primary_key.columns)))
 
 
 @contextmanager
