@@ -22,6 +22,13 @@ import psycopg
 import pytest
 
 from flashpay import db
+from flashpay.clock import FakeClock
+from flashpay.institutions.definition import default_definition
+from flashpay.institutions.service import check_books, load_network
+from flashpay.keys import KeyRing
+from flashpay.ledger.check import check
+from flashpay.notify import RecordingNotifier
+from flashpay.platform import Platform
 
 POSTGRES_URL_ENV = "FLASHPAY_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -108,3 +115,27 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """A fresh, migrated database: once on SQLite, once on PostgreSQL."""
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(fixture))
+
+
+SERVICE_START_NS = 1_795_000_000 * 1_000_000_000  # 2026-11-18, Beijing afternoon
+
+
+@pytest.fixture
+def service_clock() -> FakeClock:
+    return FakeClock(SERVICE_START_NS)
+
+
+@pytest.fixture
+def service_platform(database_url: str, service_clock: FakeClock) -> Iterator[Platform]:
+    """A platform over the default network on a fresh database (SQLite and PostgreSQL), with
+    fresh keys and a ``RecordingNotifier``, for service-level tests; after the test the ledger's
+    invariants hold and every institution's books balance."""
+    opened = Platform.open(
+        database_url, clock=service_clock, keys=KeyRing.generate(), notifier=RecordingNotifier()
+    )
+    load_network(platform=opened, definition=default_definition())
+    yield opened
+    report = check(database_url)
+    assert report.ok, [str(p) for p in report.problems]
+    assert check_books(platform=opened) == []
+    opened.close()

@@ -19,6 +19,7 @@ Where keys come from, first match wins:
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import json
 import os
@@ -37,13 +38,18 @@ KEYS_FILE_NAME = "keys.json"
 VAULT_KEYS_ENV = "FLASHPAY_VAULT_KEYS"
 VAULT_ACTIVE_ENV = "FLASHPAY_VAULT_ACTIVE_KEY"
 HMAC_KEY_ENV = "FLASHPAY_HMAC_KEY"
+SUB_KEYS_CACHED_MAX = 64  # (root, purpose) pairs: a few purposes per key ring in the process
 
 
 class KeyConfigError(ValueError):
     """A key configuration that cannot be used (bad hex, unknown active key, …)."""
 
 
+@functools.lru_cache(maxsize=SUB_KEYS_CACHED_MAX)
 def _sub_key(root: bytes, purpose: str) -> bytes:
+    """The HMAC key for ``purpose``, derived from the root. Cached: every fingerprint, CVV and
+    payment code needs one (tens of thousands when an issuer loads its cards), and the cache
+    holds nothing the key ring in memory does not already give."""
     return hmac.new(root, b"flashpay key|" + purpose.encode(), sha256).digest()
 
 

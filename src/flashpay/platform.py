@@ -3,8 +3,10 @@
 ``Platform`` holds the database engine (SQLAlchemy Core, for the domain tables), the ledger (its own
 engine and group commit), the clock, the key ring and the notifier. Services take it as their
 first keyword argument (``platform=``), so a test can open one over SQLite or PostgreSQL with a
-``FakeClock``, fresh keys and a ``RecordingNotifier``. It satisfies the ``Runtime`` protocol that
-``flashpay.auth`` and the HTTP layer need (``engine`` and ``clock``).
+``FakeClock``, fresh keys and a ``RecordingNotifier``. It also carries settings that are policy
+rather than infrastructure: the cost of login password hashes (``password_policy``, see
+``flashpay.passwords``; only the demo opens its platform with a cheap one). It satisfies the
+``Runtime`` protocol that ``flashpay.auth`` and the HTTP layer need (``engine`` and ``clock``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from flashpay.db import create_engine, is_sqlite
 from flashpay.keys import KeyRing
 from flashpay.ledger import Ledger
 from flashpay.notify import LogNotifier, Notifier
+from flashpay.passwords import DEFAULT_PASSWORD_POLICY, PasswordPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,7 @@ class Platform:
     clock: Clock
     keys: KeyRing
     notifier: Notifier
+    password_policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY
 
     @classmethod
     def open(
@@ -40,6 +44,7 @@ class Platform:
         keys: KeyRing | None = None,
         notifier: Notifier | None = None,
         data_directory: Path | None = None,
+        password_policy: PasswordPolicy = DEFAULT_PASSWORD_POLICY,
     ) -> Platform:
         """Open a migrated database (run ``flashpay db upgrade`` or ``flashpay.db.upgrade``)."""
         clock = clock or SystemClock()
@@ -57,6 +62,7 @@ class Platform:
             clock=clock,
             keys=keys or KeyRing.load(data_directory),
             notifier=notifier or LogNotifier(),
+            password_policy=password_policy,
         )
 
     def close(self) -> None:

@@ -89,5 +89,7 @@ def generate_card_number(prefix: str, length: int = 16) -> CardNumber:
     """A random Luhn-valid number in the range ``prefix`` (for issuers and network tokens)."""
     if not PAN_DIGITS_MIN <= length <= PAN_DIGITS_MAX or len(prefix) >= length:
         raise ValueError("bad length for a card number")
-    body = prefix + "".join(secrets.choice("0123456789") for _ in range(length - len(prefix) - 1))
+    digits = length - len(prefix) - 1  # drawn at random, then the Luhn check digit
+    drawn = f"{secrets.randbelow(10**digits):0{digits}d}" if digits else ""  # uniform
+    body = prefix + drawn
     return CardNumber(body + luhn_check_digit(body))

@@ -15,7 +15,8 @@ expiry.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from hashlib import sha256
@@ -32,8 +33,9 @@ from flashpay.institutions.chart import (
     institution_account_id,
 )
 from flashpay.institutions.definition import CardType
-from flashpay.institutions.service import Institution, network_institution, route_card
+from flashpay.institutions.service import Institution, network_institution, route_cards
 from flashpay.ledger import (
+    BATCH_EVENTS_MAX,
     Account,
     AccountFlags,
     CreateAccountResult,
@@ -55,11 +57,15 @@ class CardStatus(StrEnum):
 
 
 class CardError(ValueError):
-    """A request about a card that cannot be carried out; ``code`` is the API error code."""
+    """A request about a card that cannot be carried out; ``code`` is the API error code.
+    ``index`` is the refused request's position in an ``issue_cards`` batch (``None`` for a
+    single card), and ``reason`` the message without that position."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, code: str, message: str, *, index: int | None = None) -> None:
+        super().__init__(message if index is None else f"requests[{index}]: {message}")
         self.code = code
+        self.index = index
+        self.reason = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +168,46 @@ def id_fingerprint(platform: Platform, id_number: str) -> bytes:
     return platform.keys.fingerprint("id-number", id_number.strip().upper())
 
 
+ISSUE_BATCH_MAX = BATCH_EVENTS_MAX  # one ledger batch holds a whole card file's accounts
+FINGERPRINTS_PER_QUERY_MAX = 500  # card look-ups by fingerprint per IN (...) query
+
+
+@dataclass(frozen=True, slots=True)
+class CardIssue:
+    """One card of an issuer's card file, to record with ``issue_cards``. ``expiry`` is
+    ``YYMM``; amounts are fen: a debit card takes ``opening_balance``, a credit card
+    ``credit_limit``."""
+
+    card: CardNumber
+    expiry: str
+    holder_name: str
+    holder_id_number: str = field(repr=False)  # a national ID number stays out of logs
+    phone: str
+    credit_limit: int = 0
+    opening_balance: int = 0
+    statement_day: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    """A validated request, with what recording it writes (or finds already written)."""
+
+    index: int
+    request: CardIssue
+    card_type: CardType
+    fingerprint: bytes
+    account: Account
+    deposit: Transfer  # its id is checked even when there is nothing to deposit
+
+
+# RETURNING the fingerprint, not sort_by_parameter_order: SQLite cannot promise the order of a
+# multi-row INSERT's RETURNING, and SQLAlchemy would fall back to one INSERT per row.
+_INSERT_CARDS = cards.insert().returning(cards.c.id, cards.c.pan_fingerprint)
+_CARDS_BY_FINGERPRINT = sa.select(cards).where(
+    cards.c.pan_fingerprint.in_(sa.bindparam("fingerprints", expanding=True))
+)
+
+
 def issue_card(
     *,
     platform: Platform,
@@ -175,81 +221,235 @@ def issue_card(
     opening_balance: int = 0,
     statement_day: int | None = None,
 ) -> IssuedCard:
-    """Record a card ``issuer`` has issued (its number in one of the issuer's BIN ranges) and open
-    its ledger account: a deposit with ``opening_balance`` (debit) or a credit line with
-    ``credit_limit`` (credit). Idempotent for the same number and details."""
-    route = route_card(platform=platform, card=card)
-    if route is None:
-        raise CardError("unknown_bin", "no issuer owns this card number's BIN")
-    if route.institution.id != issuer.id:
-        raise CardError("bin_not_yours", "this BIN belongs to another issuer")
-    credit = route.card_type is CardType.CREDIT
-    if credit and credit_limit <= 0:
-        raise CardError("invalid_credit_limit", "a credit card needs a positive credit limit")
-    if (not credit and credit_limit) or opening_balance < 0 or (credit and opening_balance):
-        raise CardError("invalid_amount", "debit cards take an opening balance, credit a limit")
-    fingerprint = _fingerprint(platform, card)
-    account_id = derive_id("flashpay.card-account", fingerprint.hex())
-    account = Account(
-        account_id,
-        LEDGER_CNY,
-        AccountCode.CUSTOMER_CREDIT_LINE if credit else AccountCode.CUSTOMER_DEPOSIT,
-        flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+    """Record one card ``issuer`` has issued: ``issue_cards`` with a batch of one (its refusal
+    names no index)."""
+    request = CardIssue(
+        card=card,
+        expiry=expiry,
+        holder_name=holder_name,
+        holder_id_number=holder_id_number,
+        phone=phone,
         credit_limit=credit_limit,
-        user_data_64=issuer.id,
+        opening_balance=opening_balance,
+        statement_day=statement_day,
     )
-    [opened] = platform.ledger.create_accounts([account])
-    if opened not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
-        raise CardError("card_exists", f"this card exists with other terms ({opened})")
-    if opening_balance:
-        cash = institution_account_id(issuer.code, AccountCode.CASH)
+    try:
+        [issued] = issue_cards(platform=platform, issuer=issuer, requests=[request])
+    except CardError as exc:
+        raise CardError(exc.code, exc.reason) from None
+    return issued
+
+
+def issue_cards(
+    *, platform: Platform, issuer: Institution, requests: Sequence[CardIssue]
+) -> list[IssuedCard]:
+    """Record cards ``issuer`` has issued (numbers in its BIN ranges) and open their ledger
+    accounts: a deposit with its ``opening_balance`` (debit) or a credit line with its
+    ``credit_limit`` (credit). One ``IssuedCard`` per request, in order.
+
+    A bank loads its card file in one go: every request is validated first, then one
+    ``ledger.create_accounts`` opens all the accounts, one ``ledger.create_transfers`` posts all
+    the opening deposits, and one transaction inserts all the card records. **All or nothing:**
+    a bad request raises ``CardError`` with its ``index`` (and ``requests[i]: `` in the message)
+    and nothing of the batch is written. The checks run request by request in the reference's
+    order (BIN, issuer, limit, amounts), then for the same number twice in the batch, then
+    against what is already recorded (another expiry, phone, limit or opening balance for a
+    known number: ``card_exists``) — all before any write. Only a concurrent recording of the
+    same number between those checks and the writes can still be refused after the ledger part
+    (as ``issue_card`` always could); what it leaves is empty accounts and deposits whose ids
+    derive from the card numbers, which the corrected retry reuses.
+
+    Idempotent for the same number and details: a known card comes back as recorded (with its
+    current status), and its account and deposit are not touched again. The same number twice in
+    one batch is recorded once; twice with other details is ``card_exists`` at the second.
+    """
+    if len(requests) > ISSUE_BATCH_MAX:
+        raise CardError("batch_too_large", f"at most {ISSUE_BATCH_MAX} cards per batch")
+    planned = _plan(platform, issuer, requests)
+    firsts: dict[bytes, _Planned] = {}
+    for plan in planned:
+        first = firsts.setdefault(plan.fingerprint, plan)
+        if first is not plan and _terms(first.request) != _terms(plan.request):
+            raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+    unique = list(firsts.values())
+    recorded = _recorded(platform, [p.fingerprint for p in unique])
+    accounts = {a.id: a for a in platform.ledger.lookup_accounts([p.account.id for p in unique])}
+    deposits = {t.id: t for t in platform.ledger.lookup_transfers([p.deposit.id for p in unique])}
+    for plan in unique:
+        _check_known(plan, recorded.get(plan.fingerprint), accounts, deposits)
+    # The checks are done: from here on the batch is written.
+    new_accounts = [p for p in unique if p.account.id not in accounts]
+    opened = (
+        platform.ledger.create_accounts([p.account for p in new_accounts]) if new_accounts else []
+    )
+    for plan, result in zip(new_accounts, opened, strict=True):
+        if result not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
+            raise CardError("card_exists", f"{_OTHER_TERMS} ({result})", index=plan.index)
+    new_deposits = [p for p in unique if p.request.opening_balance and p.deposit.id not in deposits]
+    posted = (
+        platform.ledger.create_transfers([p.deposit for p in new_deposits]) if new_deposits else []
+    )
+    for plan, outcome in zip(new_deposits, posted, strict=True):
+        if outcome not in (CreateTransferResult.OK, CreateTransferResult.EXISTS):
+            message = f"the opening deposit was refused ({outcome})"
+            raise CardError("card_exists", message, index=plan.index)
+    new_cards = [p for p in unique if p.fingerprint not in recorded]
+    if new_cards:
+        now = platform.clock.now_ns()
+        made = [_new_card(platform, issuer, p) for p in new_cards]
+        rows = [_card_row(platform, c, p, now) for c, p in zip(made, new_cards, strict=True)]
+        try:
+            with platform.engine.begin() as connection:
+                ids = {
+                    bytes(row.pan_fingerprint): int(row.id)
+                    for row in connection.execute(_INSERT_CARDS, rows)
+                }
+        except sa.exc.IntegrityError as exc:
+            raise CardError("card_exists", "this card number is already recorded") from exc
+        for plan, card in zip(new_cards, made, strict=True):
+            recorded[plan.fingerprint] = replace(card, id=ids[plan.fingerprint])
+    return [
+        IssuedCard(recorded[p.fingerprint], compute_cvv(platform, p.request.card, p.request.expiry))
+        for p in planned
+    ]
+
+
+_OTHER_TERMS = "this card number is recorded with other terms"
+
+
+def _terms(request: CardIssue) -> tuple[str, str, int, int]:
+    """What a second recording of a number must repeat (the rest is the issuer's to keep)."""
+    return (request.expiry, request.phone, request.credit_limit, request.opening_balance)
+
+
+def _plan(platform: Platform, issuer: Institution, requests: Sequence[CardIssue]) -> list[_Planned]:
+    """Validate every request (in order; the first refusal names its index) and work out the
+    ledger account and opening deposit each one needs. Reads only the BIN table."""
+    routes = route_cards(platform=platform, cards=[r.card for r in requests])
+    planned: list[_Planned] = []
+    for index, (request, route) in enumerate(zip(requests, routes, strict=True)):
+        if route is None:
+            raise CardError("unknown_bin", "no issuer owns this card number's BIN", index=index)
+        if route.institution.id != issuer.id:
+            raise CardError("bin_not_yours", "this BIN belongs to another issuer", index=index)
+        credit = route.card_type is CardType.CREDIT
+        limit, balance = request.credit_limit, request.opening_balance
+        if credit and limit <= 0:
+            raise CardError(
+                "invalid_credit_limit", "a credit card needs a positive credit limit", index=index
+            )
+        if (not credit and limit) or balance < 0 or (credit and balance):
+            raise CardError(
+                "invalid_amount", "debit cards take an opening balance, credit a limit", index=index
+            )
+        fingerprint = _fingerprint(platform, request.card)
+        account_id = derive_id("flashpay.card-account", fingerprint.hex())
+        account = Account(
+            account_id,
+            LEDGER_CNY,
+            AccountCode.CUSTOMER_CREDIT_LINE if credit else AccountCode.CUSTOMER_DEPOSIT,
+            flags=AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS,
+            credit_limit=limit,
+            user_data_64=issuer.id,
+        )
         deposit = Transfer(
             derive_id("flashpay.opening-deposit", str(account_id)),
-            cash,
+            institution_account_id(issuer.code, AccountCode.CASH),
             account_id,
-            opening_balance,
+            balance,
             LEDGER_CNY,
             TransferCode.OPENING_DEPOSIT,
         )
-        [posted] = platform.ledger.create_transfers([deposit])
-        if posted not in (CreateTransferResult.OK, CreateTransferResult.EXISTS):
-            raise CardError("card_exists", f"the opening deposit was refused ({posted})")
-    key_id, ciphertext = platform.keys.encrypt(card.reveal().encode(), context=fingerprint)
-    values = {
-        "issuer_id": issuer.id,
+        planned.append(_Planned(index, request, route.card_type, fingerprint, account, deposit))
+    return planned
+
+
+def _recorded(platform: Platform, fingerprints: Sequence[bytes]) -> dict[bytes, Card]:
+    """The recorded cards among ``fingerprints``, by fingerprint."""
+    found: dict[bytes, Card] = {}
+    with autocommit(platform.engine) as connection:
+        for start in range(0, len(fingerprints), FINGERPRINTS_PER_QUERY_MAX):
+            chunk = list(fingerprints[start : start + FINGERPRINTS_PER_QUERY_MAX])
+            for row in connection.execute(_CARDS_BY_FINGERPRINT, {"fingerprints": chunk}):
+                found[bytes(row.pan_fingerprint)] = card_from_row(row)
+    return found
+
+
+def _check_known(
+    plan: _Planned,
+    card: Card | None,
+    accounts: Mapping[int, Account],
+    deposits: Mapping[int, Transfer],
+) -> None:
+    """Refuse (``card_exists``) a number already recorded, or half-recorded by an interrupted
+    call, with other terms than ``plan``'s: another expiry, phone, limit or opening balance."""
+    request = plan.request
+    if card is not None and (card.expiry, card.phone, card.credit_limit) != (
+        request.expiry,
+        request.phone,
+        request.credit_limit,
+    ):
+        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+    account = accounts.get(plan.account.id)
+    if account is not None and (account.code, account.credit_limit, account.user_data_64) != (
+        plan.account.code,
+        plan.account.credit_limit,
+        plan.account.user_data_64,
+    ):
+        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+    deposit = deposits.get(plan.deposit.id)
+    deposited = 0 if deposit is None else deposit.amount
+    # A recorded card's deposit is complete; a half-recorded one's may still be missing.
+    if (card is not None or deposit is not None) and deposited != request.opening_balance:
+        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+
+
+def _new_card(platform: Platform, issuer: Institution, plan: _Planned) -> Card:
+    """The ``Card`` record a new request makes (``id`` 0 until its row is inserted)."""
+    request = plan.request
+    return Card(
+        id=0,
+        issuer_id=issuer.id,
+        first6=request.card.first6,
+        last4=request.card.last4,
+        pan_length=len(request.card.reveal()),
+        card_type=plan.card_type,
+        expiry=request.expiry,
+        status=CardStatus.ACTIVE,
+        holder_name=request.holder_name,
+        holder_id_fingerprint=id_fingerprint(platform, request.holder_id_number),
+        phone=request.phone,
+        ledger_account_id=plan.account.id,
+        credit_limit=request.credit_limit,
+        statement_day=request.statement_day,
+    )
+
+
+def _card_row(platform: Platform, card: Card, plan: _Planned, now_ns: int) -> dict[str, object]:
+    """The ``cards`` row of ``card``: its number sealed under the vault's active key, bound to
+    its fingerprint as associated data."""
+    key_id, ciphertext = platform.keys.encrypt(
+        plan.request.card.reveal().encode(), context=plan.fingerprint
+    )
+    return {
+        "issuer_id": card.issuer_id,
         "pan_key_id": key_id,
         "pan_ciphertext": ciphertext,
-        "pan_fingerprint": fingerprint,
+        "pan_fingerprint": plan.fingerprint,
         "pan_first6": card.first6,
         "pan_last4": card.last4,
-        "pan_length": len(card.reveal()),
-        "card_type": route.card_type.value,
-        "expiry": expiry,
-        "status": CardStatus.ACTIVE.value,
-        "holder_name": holder_name,
-        "holder_id_fingerprint": id_fingerprint(platform, holder_id_number),
-        "phone": phone,
-        "ledger_account_id": account_id,
-        "credit_limit": credit_limit,
-        "statement_day": statement_day,
-        "created_at_ns": platform.clock.now_ns(),
+        "pan_length": card.pan_length,
+        "card_type": card.card_type.value,
+        "expiry": card.expiry,
+        "status": card.status.value,
+        "holder_name": card.holder_name,
+        "holder_id_fingerprint": card.holder_id_fingerprint,
+        "phone": card.phone,
+        "ledger_account_id": card.ledger_account_id,
+        "credit_limit": card.credit_limit,
+        "statement_day": card.statement_day,
+        "created_at_ns": now_ns,
     }
-    with platform.engine.begin() as connection:
-        existing = connection.execute(
-            sa.select(cards).where(cards.c.pan_fingerprint == fingerprint)
-        ).first()
-        if existing is None:
-            try:
-                connection.execute(cards.insert().values(**values))
-            except sa.exc.IntegrityError as exc:
-                raise CardError("card_exists", "this card number is already recorded") from exc
-        row = connection.execute(
-            sa.select(cards).where(cards.c.pan_fingerprint == fingerprint)
-        ).one()
-    recorded = card_from_row(row)
-    if existing is not None and (recorded.expiry, recorded.phone) != (expiry, phone):
-        raise CardError("card_exists", "this card number is already recorded")
-    return IssuedCard(recorded, compute_cvv(platform, card, expiry))
 
 
 def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
@@ -310,15 +510,44 @@ def card_balance(*, platform: Platform, card: Card) -> CardBalance:
     )
 
 
-def record_token(*, platform: Platform, connection: sa.Connection, card_id: int) -> str:
-    """Draw a network token for ``card_id`` in the network's token BIN range and record it in
-    the caller's transaction (so a binding and its token commit together). A collision among
-    10^12 numbers fails the transaction, and the caller's retry draws again."""
-    token_bin = network_institution(platform=platform).token_bin or "623123"
-    token = generate_card_number(token_bin, TOKEN_DIGITS).reveal()
-    connection.execute(
-        card_tokens.insert().values(
-            token=token, card_id=card_id, created_at_ns=platform.clock.now_ns()
-        )
+_INSERT_TOKENS = card_tokens.insert()
+
+
+def record_token(
+    *, platform: Platform, connection: sa.Connection, card_id: int, token_bin: str | None = None
+) -> str:
+    """Draw a network token for ``card_id`` and record it in the caller's transaction (so a
+    binding and its token commit together): ``record_tokens`` for one card."""
+    [token] = record_tokens(
+        platform=platform, connection=connection, card_ids=[card_id], token_bin=token_bin
     )
     return token
+
+
+def record_tokens(
+    *,
+    platform: Platform,
+    connection: sa.Connection,
+    card_ids: Sequence[int],
+    token_bin: str | None = None,
+) -> list[str]:
+    """Draw a network token per card in the network's token BIN range and record them in the
+    caller's transaction, in one statement; the tokens in the order of ``card_ids``.
+    ``token_bin`` saves the look-up when the caller read it already. Tokens are distinct within
+    the call; a collision with a recorded one (among 10^12 numbers) fails the transaction, and
+    the caller's retry draws again."""
+    if token_bin is None:
+        token_bin = network_institution(platform=platform).token_bin
+    drawn: set[str] = set()
+    while len(drawn) < len(card_ids):
+        drawn.add(generate_card_number(token_bin or "623123", TOKEN_DIGITS).reveal())
+    tokens = list(drawn)
+    now = platform.clock.now_ns()
+    connection.execute(
+        _INSERT_TOKENS,
+        [
+            {"token": token, "card_id": card_id, "created_at_ns": now}
+            for token, card_id in zip(tokens, card_ids, strict=True)
+        ],
+    )
+    return tokens

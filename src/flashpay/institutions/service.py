@@ -9,11 +9,13 @@ still exist); only its BIN ranges go, so no new card routes to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from flashpay.cards.numbers import CardNumber
+from flashpay.db import autocommit
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode, institution_account_id
 from flashpay.institutions.definition import (
     CardType,
@@ -239,29 +241,53 @@ def network_institution(*, platform: Platform) -> Institution:
 
 def route_card(*, platform: Platform, card: CardNumber) -> BinRoute | None:
     """The issuer of ``card`` by the longest matching BIN prefix (8, 7, then 6 digits)."""
-    prefixes = card.prefixes()
-    with platform.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(institution_bins, institutions)
-            .join(institutions, institutions.c.id == institution_bins.c.institution_id)
-            .where(institution_bins.c.prefix.in_(prefixes))
-        ).all()
-    if not rows:
-        return None
-    best = max(rows, key=lambda r: len(r._mapping["prefix"]))
-    m = best._mapping
-    return BinRoute(
-        institution=Institution(
-            id=int(m["id"]),
-            code=str(m["code"]),
-            name=str(m["name"]),
-            kind=InstitutionKind(m["kind"]),
-            iin=str(m["iin"]),
-            token_bin=None,
-        ),
-        prefix=str(m["prefix"]),
-        card_type=CardType(m["card_type"]),
-    )
+    [route] = route_cards(platform=platform, cards=[card])
+    return route
+
+
+BIN_GROUPS_PER_QUERY_MAX = 200  # distinct 6-digit BINs read per query by route_cards
+
+
+def route_cards(*, platform: Platform, cards: Sequence[CardNumber]) -> list[BinRoute | None]:
+    """``route_card`` for many numbers at once (an issuer's card file): one query per up to
+    ``BIN_GROUPS_PER_QUERY_MAX`` distinct 6-digit BINs, not one per card.
+
+    Every BIN range is 6–8 digits, so the ranges that can match a number are those between its
+    first six digits and those six followed by ``99``: one index range per distinct 6-digit BIN
+    reads them all, and the longest prefix is picked here."""
+    first6s = sorted({card.first6 for card in cards})
+    bins: dict[str, BinRoute] = {}
+    with autocommit(platform.engine) as connection:
+        for start in range(0, len(first6s), BIN_GROUPS_PER_QUERY_MAX):
+            group = first6s[start : start + BIN_GROUPS_PER_QUERY_MAX]
+            rows = connection.execute(
+                sa.select(institution_bins, institutions)
+                .join(institutions, institutions.c.id == institution_bins.c.institution_id)
+                .where(
+                    sa.or_(
+                        *(
+                            institution_bins.c.prefix.between(first6, first6 + "99")
+                            for first6 in group
+                        )
+                    )
+                )
+            ).all()
+            for row in rows:
+                m = row._mapping
+                bins[str(m["prefix"])] = BinRoute(
+                    institution=Institution(
+                        id=int(m["id"]),
+                        code=str(m["code"]),
+                        name=str(m["name"]),
+                        kind=InstitutionKind(m["kind"]),
+                        iin=str(m["iin"]),
+                        token_bin=None,
+                    ),
+                    prefix=str(m["prefix"]),
+                    card_type=CardType(m["card_type"]),
+                )
+    # prefixes() is longest first, so the first known prefix is the longest match.
+    return [next((bins[p] for p in card.prefixes() if p in bins), None) for card in cards]
 
 
 def check_books(*, platform: Platform) -> list[str]:

@@ -63,4 +63,7 @@ wallet_bindings = sa.Table(
     sa.Column("status", sa.String(12), nullable=False),
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Column("expires_at_ns", sa.BigInteger, nullable=False),
+    # "app": the user, with the issuer's one-time code; "issuer": the issuer enrolled the card
+    # (migration wallet_0002).
+    sa.Column("channel", sa.String(8), nullable=False, server_default="app"),
 )

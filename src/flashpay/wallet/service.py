@@ -1,6 +1,8 @@
 """The wallet: users, login, payment PIN, bound cards, balance inquiry.
 
-Secrets at rest: passwords as Argon2id (OWASP's minimum: 19 MiB, 2 passes); the six-digit
+Secrets at rest: passwords as Argon2id at the platform's ``PasswordPolicy`` (by default OWASP's
+minimum: 19 MiB, 2 passes; ``login`` re-hashes a password whose hash is not at the current
+policy — ``flashpay.passwords``, decision 0011); the six-digit
 payment PIN as Argon2id of an HMAC of the PIN under the network's key (a PIN has only a million
 values, so what stops an offline search is the key, which the database does not hold; the hash
 cost is kept low enough for a PIN check on every payment — decision 0008); ID numbers as keyed
@@ -11,6 +13,13 @@ number routes to an issuer by BIN and exists there, the expiry matches, the CVV 
 the holder's real name and ID number match the user's) and sends a one-time code to the phone
 the *issuer* has on file; ``confirm_binding`` checks the code and binds the card under a fresh
 network token. Every refusal is a ``WalletError`` whose ``code`` is the API's error code.
+
+The onboarding calls (``register``, ``set_pin``, ``start_binding``, ``confirm_binding``) run once
+per user and card, thousands of times when an operator brings a population on board, so their SQL
+is built once at import (``sa.bindparam``, so SQLAlchemy compiles each statement once) and each
+reads what it needs in one query: ``start_binding`` reads the BIN match, the card, the user's
+real name and the wallet's room together; ``confirm_binding`` reads the binding with its card,
+issuer and the wallet's room, and builds the wallet card it returns from what it wrote.
 """
 
 from __future__ import annotations
@@ -19,13 +28,18 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy.engine import Row
 
+from flashpay.cards.models import cards
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
@@ -33,20 +47,24 @@ from flashpay.cards.service import (
     CardError,
     CardStatus,
     card_balance,
+    card_from_row,
     cvv_matches,
-    find_card,
-    get_card,
     id_fingerprint,
     is_expired,
     parse_expiry,
     record_token,
+    record_tokens,
 )
 from flashpay.clock import NS_PER_SECOND
-from flashpay.institutions.definition import CardType
-from flashpay.institutions.service import get_institution, route_card
+from flashpay.db import autocommit
+from flashpay.institutions.definition import CardType, InstitutionKind
+from flashpay.institutions.models import institution_bins, institutions
+from flashpay.institutions.service import Institution
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
+
+_T = TypeVar("_T")
 
 CARDS_MAX = 15
 YUAN = 100
@@ -70,17 +88,20 @@ PHONE = re.compile(r"^1[3-9][0-9]{9}$")  # mainland China mobile numbers
 ID_NUMBER = re.compile(r"^[0-9]{17}[0-9X]$")  # resident identity card, 18 characters
 PIN = re.compile(r"^[0-9]{6}$")
 
-_passwords = PasswordHasher(time_cost=2, memory_cost=19_456, parallelism=1)
 _pins = PasswordHasher(time_cost=1, memory_cost=2_048, parallelism=1)  # ~1 ms; decision 0008
 
 
 class WalletError(ValueError):
-    """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status."""
+    """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status.
+    ``index`` is the refused card's position in an ``enrol_cards`` batch (else ``None``)."""
 
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(message)
+    def __init__(
+        self, code: str, message: str, status: int = 422, *, index: int | None = None
+    ) -> None:
+        super().__init__(message if index is None else f"card_ids[{index}]: {message}")
         self.code = code
         self.status = status
+        self.index = index
 
 
 class WalletCardStatus(StrEnum):
@@ -137,6 +158,22 @@ def _now(platform: Platform) -> int:
 
 
 # -- users and sessions -----------------------------------------------------------------------
+_INSERT_USER = wallet_users.insert().returning(wallet_users.c.id)
+_LOGIN_READ = sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
+    wallet_users.c.phone == sa.bindparam("b_phone")
+)
+# Compare-and-set: a password changed meanwhile is not overwritten by the old one's re-hash.
+_REHASH = (
+    wallet_users.update()
+    .where(
+        wallet_users.c.id == sa.bindparam("b_user_id"),
+        wallet_users.c.password_hash == sa.bindparam("b_old_hash"),
+    )
+    .values(password_hash=sa.bindparam("b_new_hash"))
+)
+_INSERT_SESSION = wallet_sessions.insert()
+
+
 def register(*, platform: Platform, phone: str, name: str, id_number: str, password: str) -> User:
     if not PHONE.match(phone):
         raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
@@ -153,7 +190,7 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "phone": phone,
         "name": clean_name,
         "id_fingerprint": id_fingerprint(platform, id_number),
-        "password_hash": _passwords.hash(password),
+        "password_hash": platform.password_policy.hasher.hash(password),
         "pin_hash": None,
         "pin_failures": 0,
         "pin_locked_until_ns": None,
@@ -164,10 +201,8 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "created_at_ns": _now(platform),
     }
     try:
-        with platform.engine.begin() as connection:
-            user_id = connection.execute(
-                wallet_users.insert().values(**values).returning(wallet_users.c.id)
-            ).scalar_one()
+        with autocommit(platform.engine) as connection:
+            user_id = connection.execute(_INSERT_USER, values).scalar_one()
     except sa.exc.IntegrityError as exc:
         raise WalletError(
             "phone_already_registered", "this phone number has an account", status=409
@@ -186,36 +221,42 @@ def get_user(*, platform: Platform, user_id: int) -> User | None:
 
 
 def login(*, platform: Platform, phone: str, password: str) -> Session:
-    with platform.engine.connect() as connection:
-        row = connection.execute(
-            sa.select(wallet_users.c.id, wallet_users.c.password_hash).where(
-                wallet_users.c.phone == phone
-            )
-        ).first()
+    """A session for the right phone and password. A password whose stored hash is not at the
+    platform's current ``PasswordPolicy`` (an older or cheaper cost, e.g. a demo user's) is
+    re-hashed at it (never down to a cheaper one) in the session's transaction: logging in is
+    the one moment the platform holds the password, so it is when a raised policy reaches an
+    account."""
+    hasher = platform.password_policy.hasher
+    with autocommit(platform.engine) as connection:
+        row = connection.execute(_LOGIN_READ, {"b_phone": phone}).first()
     try:
         if row is None:
             # Spend the same time as for a real account, so timing does not tell who exists.
-            _passwords.verify(_DUMMY_PASSWORD_HASH, password)
+            hasher.verify(platform.password_policy.dummy_hash(), password)
             raise VerificationError
-        _passwords.verify(row.password_hash, password)
+        hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
         raise WalletError("invalid_login", "wrong phone number or password", status=401) from exc
+    rehashed = hasher.hash(password) if platform.password_policy.raises(row.password_hash) else None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = _now(platform)
     expires = now + SESSION_SECONDS * NS_PER_SECOND
     with platform.engine.begin() as connection:
-        connection.execute(
-            wallet_sessions.insert().values(
-                token_hash=hashlib.sha256(token.encode()).digest(),
-                user_id=row.id,
-                created_at_ns=now,
-                expires_at_ns=expires,
+        if rehashed is not None:
+            connection.execute(
+                _REHASH,
+                {"b_user_id": row.id, "b_old_hash": row.password_hash, "b_new_hash": rehashed},
             )
+        connection.execute(
+            _INSERT_SESSION,
+            {
+                "token_hash": hashlib.sha256(token.encode()).digest(),
+                "user_id": row.id,
+                "created_at_ns": now,
+                "expires_at_ns": expires,
+            },
         )
     return Session(token, int(row.id), expires)
-
-
-_DUMMY_PASSWORD_HASH = _passwords.hash("not a real password")
 
 
 def authenticate(*, platform: Platform, token: str) -> int | None:
@@ -249,13 +290,23 @@ def _peppered(platform: Platform, user_id: int, pin: str) -> str:
     return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
 
 
+_PASSWORD_OF = sa.select(wallet_users.c.password_hash).where(
+    wallet_users.c.id == sa.bindparam("b_user_id")
+)
+_SET_PIN = (
+    wallet_users.update()
+    .where(wallet_users.c.id == sa.bindparam("b_user_id"))
+    .values(pin_hash=sa.bindparam("b_pin_hash"), pin_failures=0, pin_locked_until_ns=None)
+)
+
+
 def check_password(*, platform: Platform, user_id: int, password: str) -> None:
-    with platform.engine.connect() as connection:
-        stored = connection.execute(
-            sa.select(wallet_users.c.password_hash).where(wallet_users.c.id == user_id)
-        ).scalar_one()
+    """Refuse (403 ``wrong_password``) anything but the user's login password. Any stored hash
+    verifies whatever the policy (an Argon2 hash names its own cost); only ``login`` re-hashes."""
+    with autocommit(platform.engine) as connection:
+        stored = connection.execute(_PASSWORD_OF, {"b_user_id": user_id}).scalar_one()
     try:
-        _passwords.verify(stored, password)
+        platform.password_policy.hasher.verify(stored, password)
     except (VerificationError, InvalidHashError) as exc:
         raise WalletError("wrong_password", "the password is wrong", status=403) from exc
 
@@ -267,16 +318,9 @@ def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> Non
     if len(set(pin)) == 1 or pin in ("123456", "654321"):
         raise WalletError("weak_pin", "choose a PIN that is not all one digit or a sequence")
     check_password(platform=platform, user_id=user_id, password=password)
-    with platform.engine.begin() as connection:
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(
-                pin_hash=_pins.hash(_peppered(platform, user_id, pin)),
-                pin_failures=0,
-                pin_locked_until_ns=None,
-            )
-        )
+    pin_hash = _pins.hash(_peppered(platform, user_id, pin))
+    with autocommit(platform.engine) as connection:  # one statement: atomic on its own
+        connection.execute(_SET_PIN, {"b_user_id": user_id, "b_pin_hash": pin_hash})
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,32 +405,94 @@ def _otp_hash(platform: Platform, binding_id: int, otp: str) -> bytes:
     return hmac.new(key, otp.encode(), hashlib.sha256).digest()
 
 
-def _active_count(connection: sa.Connection, user_id: int) -> int:
-    return int(
-        connection.execute(
-            sa.select(sa.func.count())
-            .select_from(wallet_cards)
-            .where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-        ).scalar_one()
+_B_USER_ID: sa.BindParameter[int] = sa.bindparam("b_user_id", type_=sa.BigInteger)
+_BOUND = wallet_cards.c.status != WalletCardStatus.UNBOUND.value
+_network = institutions.alias("network")
+
+
+def _room_columns(card_id: sa.ColumnElement[int]) -> list[sa.ColumnElement[Any]]:
+    """What the room check needs, as columns of a larger read: how many cards the wallet holds
+    and whether ``card_id`` is one of them."""
+    held = (
+        sa.select(sa.func.count())
+        .select_from(wallet_cards)
+        .where(wallet_cards.c.user_id == _B_USER_ID, _BOUND)
+        .scalar_subquery()
     )
+    bound = sa.exists().where(
+        wallet_cards.c.user_id == _B_USER_ID, wallet_cards.c.card_id == card_id, _BOUND
+    )
+    return [held.label("cards_held"), bound.label("card_bound")]
 
 
-def _check_room(connection: sa.Connection, user_id: int, card_id: int) -> None:
-    """Refuse a card already in this wallet, or a sixteenth card."""
-    bound = connection.execute(
-        sa.select(wallet_cards.c.id).where(
-            wallet_cards.c.user_id == user_id,
-            wallet_cards.c.card_id == card_id,
-            wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-        )
-    ).first()
-    if bound is not None:
+def _check_room(row: Row[tuple[object, ...]]) -> None:
+    """Refuse a card already in this wallet, or a sixteenth card (from ``_room_columns``)."""
+    if row.card_bound:
         raise WalletError("card_already_bound", "this card is bound already", status=409)
-    if _active_count(connection, user_id) >= CARDS_MAX:
+    if int(row.cards_held) >= CARDS_MAX:
         raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+
+
+# start_binding's one read: is the BIN routed, the issuer's card (if any), the user's real name
+# and ID fingerprint, and the wallet's room for that card.
+_BINDING_CHECK: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        sa.exists()
+        .where(
+            institution_bins.c.prefix.in_(
+                [sa.bindparam("b_prefix8"), sa.bindparam("b_prefix7"), sa.bindparam("b_prefix6")]
+            )
+        )
+        .label("routed"),
+        wallet_users.c.name.label("user_name"),
+        wallet_users.c.id_fingerprint.label("user_id_fingerprint"),
+        *_room_columns(cards.c.id),
+        cards,
+    )
+    .select_from(
+        wallet_users.outerjoin(cards, cards.c.pan_fingerprint == sa.bindparam("b_fingerprint"))
+    )
+    .where(wallet_users.c.id == _B_USER_ID)
+)
+_INSERT_BINDING = wallet_bindings.insert().returning(wallet_bindings.c.id)
+_SET_OTP = (
+    wallet_bindings.update()
+    .where(wallet_bindings.c.id == sa.bindparam("b_binding_id"))
+    .values(otp_hash=sa.bindparam("b_otp_hash"))
+)
+
+
+def _card_to_bind(
+    platform: Platform,
+    row: Row[tuple[object, ...]],
+    number: CardNumber,
+    expiry_yymm: str,
+    cvv: str | None,
+) -> Card:
+    """The issuer's card ``start_binding`` may bind, from its one read; else the refusal, in the
+    order of the reference's table (wallet.md §3)."""
+    if not row.routed:
+        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
+    card = None if row.id is None else card_from_row(row)
+    if card is None or card.expiry != expiry_yymm:
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    if is_expired(card.expiry, _now(platform)):
+        raise WalletError("card_expired", "the card has expired")
+    if card.status is CardStatus.CLOSED:
+        raise WalletError("card_closed", "the issuer has closed this card")
+    if card.card_type is CardType.CREDIT and not cvv:
+        raise WalletError("cvv_required", "a credit card is bound with its CVV")
+    if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
+        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+    if (card.holder_name, card.holder_id_fingerprint) != (
+        row.user_name,
+        bytes(row.user_id_fingerprint),
+    ):
+        raise WalletError(
+            "real_name_mismatch", "the card holder is not the account holder", status=422
+        )
+    _check_room(row)
+    return card
 
 
 def start_binding(
@@ -407,54 +513,39 @@ def start_binding(
         expiry_yymm = parse_expiry(expiry)
     except CardError as exc:
         raise WalletError(exc.code, str(exc)) from exc
-    if route_card(platform=platform, card=number) is None:
-        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
-    card = find_card(platform=platform, card=number)
-    if card is None or card.expiry != expiry_yymm:
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
-    if is_expired(card.expiry, _now(platform)):
-        raise WalletError("card_expired", "the card has expired")
-    if card.status is CardStatus.CLOSED:
-        raise WalletError("card_closed", "the issuer has closed this card")
-    if card.card_type is CardType.CREDIT and not cvv:
-        raise WalletError("cvv_required", "a credit card is bound with its CVV")
-    if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
-    with platform.engine.connect() as connection:
-        user = connection.execute(
-            sa.select(wallet_users.c.name, wallet_users.c.id_fingerprint).where(
-                wallet_users.c.id == user_id
-            )
-        ).one()
-        if (card.holder_name, card.holder_id_fingerprint) != (
-            user.name,
-            bytes(user.id_fingerprint),
-        ):
-            raise WalletError(
-                "real_name_mismatch", "the card holder is not the account holder", status=422
-            )
-        _check_room(connection, user_id, card.id)
+    prefix8, prefix7, prefix6 = number.prefixes()
     otp = f"{secrets.randbelow(10**6):06d}"
     now = _now(platform)
     expires = now + OTP_SECONDS * NS_PER_SECOND
-    with platform.engine.begin() as connection:
+    with platform.engine.begin() as connection:  # a refusal below writes nothing
+        row = connection.execute(
+            _BINDING_CHECK,
+            {
+                "b_user_id": user_id,
+                "b_fingerprint": platform.keys.fingerprint("pan", number.reveal()),
+                "b_prefix8": prefix8,
+                "b_prefix7": prefix7,
+                "b_prefix6": prefix6,
+            },
+        ).one()
+        card = _card_to_bind(platform, row, number, expiry_yymm, cvv)
+        # The code's hash is keyed by the binding's id, so it is written once the id exists.
         binding_id = connection.execute(
-            wallet_bindings.insert()
-            .values(
-                user_id=user_id,
-                card_id=card.id,
-                otp_hash=b"\0" * 32,
-                attempts=0,
-                status="pending",
-                created_at_ns=now,
-                expires_at_ns=expires,
-            )
-            .returning(wallet_bindings.c.id)
+            _INSERT_BINDING,
+            {
+                "user_id": user_id,
+                "card_id": card.id,
+                "otp_hash": b"\0" * 32,
+                "attempts": 0,
+                "status": "pending",
+                "created_at_ns": now,
+                "expires_at_ns": expires,
+                "channel": "app",
+            },
         ).scalar_one()
         connection.execute(
-            wallet_bindings.update()
-            .where(wallet_bindings.c.id == binding_id)
-            .values(otp_hash=_otp_hash(platform, int(binding_id), otp))
+            _SET_OTP,
+            {"b_binding_id": binding_id, "b_otp_hash": _otp_hash(platform, int(binding_id), otp)},
         )
     platform.notifier.send(
         Message(
@@ -468,132 +559,394 @@ def start_binding(
     return Binding(int(binding_id), mask_phone(card.phone), expires)
 
 
+# Bumping the user's row first serialises this user's bindings (a row lock on PostgreSQL, the
+# write lock on SQLite), so two confirmations cannot both be card 15.
+_BUMP_USER = (
+    wallet_users.update()
+    .where(wallet_users.c.id == _B_USER_ID)
+    .values(cards_version=wallet_users.c.cards_version + 1)
+    .returning(wallet_users.c.real_name_verified)
+)
+# confirm_binding's one read: the binding, its card and issuer, the wallet's room and default,
+# and the network's token BIN.
+_BINDING_TO_CONFIRM: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        wallet_bindings.c.status.label("binding_status"),
+        wallet_bindings.c.expires_at_ns.label("binding_expires_at_ns"),
+        wallet_bindings.c.otp_hash,
+        wallet_bindings.c.attempts,
+        institutions.c.code.label("issuer_code"),
+        institutions.c.name.label("issuer_name"),
+        *_room_columns(wallet_bindings.c.card_id),
+        sa.exists()
+        .where(wallet_cards.c.user_id == _B_USER_ID, wallet_cards.c.is_default.is_(True), _BOUND)
+        .label("has_default"),
+        sa.select(_network.c.token_bin)
+        .where(_network.c.kind == InstitutionKind.NETWORK.value)
+        .limit(1)
+        .scalar_subquery()
+        .label("token_bin"),
+        cards,
+    )
+    .select_from(
+        wallet_bindings.join(cards, cards.c.id == wallet_bindings.c.card_id).join(
+            institutions, institutions.c.id == cards.c.issuer_id
+        )
+    )
+    .where(
+        wallet_bindings.c.id == sa.bindparam("b_binding_id"),
+        wallet_bindings.c.user_id == _B_USER_ID,
+    )
+)
+_SET_BINDING = (
+    wallet_bindings.update()
+    .where(wallet_bindings.c.id == sa.bindparam("b_binding_id"))
+    .values(status=sa.bindparam("b_status"), attempts=sa.bindparam("b_attempts"))
+)
+_INSERT_WALLET_CARD = wallet_cards.insert().returning(wallet_cards.c.id)
+_SET_VERIFIED = (
+    wallet_users.update().where(wallet_users.c.id == _B_USER_ID).values(real_name_verified=True)
+)
+
+
 def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: str) -> WalletCard:
+    """Check the one-time code and bind the card: the binding, a fresh network token and the
+    wallet card commit together, under the user's row lock. The wallet card returned is built
+    from what was written, not read back."""
     now = _now(platform)
     refusal: WalletError | None = None
+    keys = {"b_user_id": user_id, "b_binding_id": binding_id}
     with platform.engine.begin() as connection:
-        # Bump the user's row first: it serialises this user's bindings (a row lock on
-        # PostgreSQL, the write lock on SQLite), so two confirmations cannot both be card 15.
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(cards_version=wallet_users.c.cards_version + 1)
-        )
-        row = connection.execute(
-            sa.select(wallet_bindings).where(
-                wallet_bindings.c.id == binding_id, wallet_bindings.c.user_id == user_id
-            )
-        ).first()
+        verified = connection.execute(_BUMP_USER, keys).scalar()
+        row = connection.execute(_BINDING_TO_CONFIRM, keys).first()
         if row is None:
             raise WalletError("not_found", "no such card binding", status=404)
-        if row.status != "pending":
-            raise WalletError("binding_closed", f"this binding is {row.status}", status=409)
-        if row.expires_at_ns <= now:
+        if row.binding_status != "pending":
+            raise WalletError("binding_closed", f"this binding is {row.binding_status}", status=409)
+        if row.binding_expires_at_ns <= now:
             # Recorded, then refused: the refusal is raised after this transaction commits.
             connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(status="expired")
+                _SET_BINDING, {**keys, "b_status": "expired", "b_attempts": row.attempts}
             )
             refusal = WalletError("otp_expired", "the one-time code has expired; start again")
         elif not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
             attempts = row.attempts + 1
             status = "failed" if attempts >= OTP_TRIES_MAX else "pending"
-            connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(attempts=attempts, status=status)
-            )
+            connection.execute(_SET_BINDING, {**keys, "b_status": status, "b_attempts": attempts})
             code = "otp_attempts_exceeded" if status == "failed" else "wrong_otp"
             refusal = WalletError(code, "the one-time code is wrong")
         else:
             # The code is right: the binding, the token and the wallet card commit together.
             # Checked again here, under the user's row lock: two bindings of one card started
             # before either was confirmed would otherwise both bind it.
-            _check_room(connection, user_id, int(row.card_id))
+            _check_room(row)
             connection.execute(
-                wallet_bindings.update()
-                .where(wallet_bindings.c.id == binding_id)
-                .values(status="confirmed")
+                _SET_BINDING, {**keys, "b_status": "confirmed", "b_attempts": row.attempts}
             )
-            has_default = connection.execute(
-                sa.select(wallet_cards.c.id).where(
-                    wallet_cards.c.user_id == user_id,
-                    wallet_cards.c.is_default.is_(True),
-                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-                )
-            ).first()
-            card_id = int(row.card_id)
-            token = record_token(platform=platform, connection=connection, card_id=card_id)
+            card = card_from_row(row)
+            token = record_token(
+                platform=platform,
+                connection=connection,
+                card_id=card.id,
+                token_bin=row.token_bin,
+            )
+            is_default = not row.has_default
             wallet_card_id = connection.execute(
-                wallet_cards.insert()
-                .values(
-                    user_id=user_id,
-                    card_id=card_id,
-                    token=token,
-                    status=WalletCardStatus.ACTIVE.value,
-                    is_default=has_default is None,
-                    bound_at_ns=now,
-                    unbound_at_ns=None,
-                )
-                .returning(wallet_cards.c.id)
+                _INSERT_WALLET_CARD,
+                {
+                    "user_id": user_id,
+                    "card_id": card.id,
+                    "token": token,
+                    "status": WalletCardStatus.ACTIVE.value,
+                    "is_default": is_default,
+                    "bound_at_ns": now,
+                    "unbound_at_ns": None,
+                },
             ).scalar_one()
-            connection.execute(
-                wallet_users.update()
-                .where(wallet_users.c.id == user_id)
-                .values(real_name_verified=True)
-            )
+            if not verified:
+                connection.execute(_SET_VERIFIED, keys)
     if refusal is not None:
         raise refusal
-    found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=int(wallet_card_id))
-    assert found is not None
-    return found
+    return WalletCard(
+        id=int(wallet_card_id),
+        user_id=user_id,
+        card=card,
+        token=token,
+        issuer_code=str(row.issuer_code),
+        issuer_name=str(row.issuer_name),
+        status=WalletCardStatus.ACTIVE,
+        is_default=is_default,
+        bound_at_ns=now,
+    )
 
 
 # -- the wallet's cards -----------------------------------------------------------------------
-def _wallet_card(platform: Platform, row: sa.Row[tuple[object, ...]]) -> WalletCard:
-    m = row._mapping
-    card = get_card(platform=platform, card_id=int(m["card_id"]))
-    assert card is not None
-    issuer = get_institution(platform=platform, institution_id=card.issuer_id)
-    assert issuer is not None
+# Bound cards with their issuer's records and the issuers' names, in one query.
+_BOUND_CARDS: sa.Select[tuple[object, ...]] = (
+    sa.select(
+        cards,
+        wallet_cards.c.id.label("wallet_card_id"),
+        wallet_cards.c.user_id,
+        wallet_cards.c.token,
+        wallet_cards.c.status.label("wallet_status"),
+        wallet_cards.c.is_default,
+        wallet_cards.c.bound_at_ns,
+        institutions.c.code.label("issuer_code"),
+        institutions.c.name.label("issuer_name"),
+    )
+    .select_from(
+        wallet_cards.join(cards, cards.c.id == wallet_cards.c.card_id).join(
+            institutions, institutions.c.id == cards.c.issuer_id
+        )
+    )
+    .where(_BOUND)
+)
+_WALLET_CARDS = _BOUND_CARDS.where(wallet_cards.c.user_id == _B_USER_ID)
+_WALLET_CARDS_OF_USER = _WALLET_CARDS.order_by(wallet_cards.c.id)
+_WALLET_CARD = _WALLET_CARDS.where(wallet_cards.c.id == sa.bindparam("b_wallet_card_id"))
+
+
+def _wallet_card(row: Row[tuple[object, ...]]) -> WalletCard:
     return WalletCard(
-        id=int(m["id"]),
-        user_id=int(m["user_id"]),
-        card=card,
-        token=str(m["token"]),
-        issuer_code=issuer.code,
-        issuer_name=issuer.name,
-        status=WalletCardStatus(m["status"]),
-        is_default=bool(m["is_default"]),
-        bound_at_ns=int(m["bound_at_ns"]),
+        id=int(row.wallet_card_id),
+        user_id=int(row.user_id),
+        card=card_from_row(row),
+        token=str(row.token),
+        issuer_code=str(row.issuer_code),
+        issuer_name=str(row.issuer_name),
+        status=WalletCardStatus(row.wallet_status),
+        is_default=bool(row.is_default),
+        bound_at_ns=int(row.bound_at_ns),
     )
 
 
 def list_wallet_cards(*, platform: Platform, user_id: int) -> list[WalletCard]:
-    with platform.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(wallet_cards)
-            .where(
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
-            .order_by(wallet_cards.c.id)
-        ).all()
-    return [_wallet_card(platform, r) for r in rows]
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(_WALLET_CARDS_OF_USER, {"b_user_id": user_id}).all()
+    return [_wallet_card(r) for r in rows]
 
 
 def get_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard | None:
     """The user's bound card, or ``None`` — also when it is someone else's (the API says 404)."""
-    with platform.engine.connect() as connection:
+    with autocommit(platform.engine) as connection:
         row = connection.execute(
-            sa.select(wallet_cards).where(
-                wallet_cards.c.id == wallet_card_id,
-                wallet_cards.c.user_id == user_id,
-                wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-            )
+            _WALLET_CARD, {"b_user_id": user_id, "b_wallet_card_id": wallet_card_id}
         ).first()
-    return None if row is None else _wallet_card(platform, row)
+    return None if row is None else _wallet_card(row)
+
+
+# -- issuer enrolment -------------------------------------------------------------------------
+ENROL_BATCH_MAX = 5_000  # cards per enrol_cards call
+IN_LIST_MAX = 500  # values per IN (...) list read by enrol_cards
+ENROL_ATTEMPTS_MAX = 3  # a network token drawn twice fails the transaction; drawn again
+
+_CARDS_BY_ID = sa.select(cards).where(cards.c.id.in_(sa.bindparam("b_card_ids", expanding=True)))
+_HOLDERS_BY_PHONE = sa.select(
+    wallet_users.c.id,
+    wallet_users.c.phone,
+    wallet_users.c.name,
+    wallet_users.c.id_fingerprint,
+    wallet_users.c.real_name_verified,
+).where(wallet_users.c.phone.in_(sa.bindparam("b_phones", expanding=True)))
+_BUMP_USERS = (
+    wallet_users.update()
+    .where(wallet_users.c.id == _B_USER_ID)
+    .values(cards_version=wallet_users.c.cards_version + 1)
+)
+_BOUND_CARDS_OF_USERS = _BOUND_CARDS.where(
+    wallet_cards.c.user_id.in_(sa.bindparam("b_user_ids", expanding=True))
+).order_by(wallet_cards.c.id)
+_NETWORK_TOKEN_BIN = sa.select(institutions.c.token_bin).where(
+    institutions.c.kind == InstitutionKind.NETWORK.value
+)
+_INSERT_BINDINGS = wallet_bindings.insert()
+# RETURNING the (unique) token to match ids to rows: SQLite cannot promise a multi-row INSERT's
+# RETURNING order, and sort_by_parameter_order would make SQLAlchemy insert row by row.
+_INSERT_WALLET_CARDS = wallet_cards.insert().returning(wallet_cards.c.id, wallet_cards.c.token)
+
+
+def enrol_cards(
+    *, platform: Platform, issuer: Institution, card_ids: Sequence[int]
+) -> list[WalletCard]:
+    """The issuer puts cards it issued into their holders' wallets, in bulk: one
+    ``WalletCard`` per card id, in order.
+
+    This is issuer enrolment (push provisioning): a bank enrolling the cards of customers who
+    asked for it in its branch or banking app, or a campus card programme enrolling its
+    students' cards. The issuer has authenticated its customer itself, so no one-time code is
+    sent; the call is the issuer's word that the holder agreed. The network finds each card's
+    wallet by the phone the issuer has on file (the phone a binding's code would go to), and
+    checks what ``start_binding`` checks, in this order, per card:
+
+    ``not_found`` (404: no such card, or another issuer's), ``card_expired``, ``card_closed``,
+    ``wallet_not_found`` (404: no wallet with the card's phone), ``real_name_mismatch``,
+    ``too_many_cards`` (counting the batch).
+
+    All or nothing, like ``issue_cards``: the first refused card raises ``WalletError`` with
+    its ``index`` and nothing is written. A card already in its holder's wallet (or twice in the
+    batch) comes back as the wallet card it is, so an issuer may send its file again. The
+    bindings (``channel`` ``issuer``, ``confirmed``), tokens and wallet cards are written with
+    one statement each, in one transaction that first bumps every holder's row in id order — the
+    lock ``confirm_binding`` takes, so the two cannot both add a sixteenth card.
+    """
+    if len(card_ids) > ENROL_BATCH_MAX:
+        raise WalletError("batch_too_large", f"at most {ENROL_BATCH_MAX} cards per batch")
+    if not card_ids:
+        return []
+    attempt = 1
+    while True:
+        try:
+            return _enrol(platform, issuer, card_ids)
+        except sa.exc.IntegrityError:  # a token drawn twice: all rolled back, draw again
+            if attempt == ENROL_ATTEMPTS_MAX:
+                raise
+            attempt += 1
+
+
+def _enrol(platform: Platform, issuer: Institution, card_ids: Sequence[int]) -> list[WalletCard]:
+    now = _now(platform)
+    with platform.engine.begin() as connection:  # a refusal rolls everything back
+        found = {
+            int(row.id): card_from_row(row)
+            for chunk in _chunks(sorted(set(card_ids)))
+            for row in connection.execute(_CARDS_BY_ID, {"b_card_ids": chunk})
+        }
+        phones = sorted({card.phone for card in found.values()})
+        holders = {
+            str(row.phone): row
+            for chunk in _chunks(phones)
+            for row in connection.execute(_HOLDERS_BY_PHONE, {"b_phones": chunk})
+        }
+        user_ids = sorted({int(row.id) for row in holders.values()})
+        if user_ids:  # lock the holders' rows in id order, then read their wallets
+            connection.execute(_BUMP_USERS, [{"b_user_id": u} for u in user_ids])
+        in_wallets = [
+            _wallet_card(row)
+            for chunk in _chunks(user_ids)
+            for row in connection.execute(_BOUND_CARDS_OF_USERS, {"b_user_ids": chunk})
+        ]
+        held = Counter(c.user_id for c in in_wallets)
+        enrolled = {(c.user_id, c.card.id): c for c in in_wallets}
+        wanted: list[tuple[int, int]] = []  # (holder, card) per requested card
+        new: dict[tuple[int, int], Card] = {}  # the ones to bind, in batch order
+        for index, card_id in enumerate(card_ids):
+            card = found.get(card_id)
+            if card is None or card.issuer_id != issuer.id:
+                raise WalletError("not_found", "no such card of yours", status=404, index=index)
+            if is_expired(card.expiry, now):
+                raise WalletError("card_expired", "the card has expired", index=index)
+            if card.status is CardStatus.CLOSED:
+                raise WalletError("card_closed", "the card is closed", index=index)
+            holder = holders.get(card.phone)
+            if holder is None:
+                message = "no wallet has this card's phone"
+                raise WalletError("wallet_not_found", message, status=404, index=index)
+            if (card.holder_name, card.holder_id_fingerprint) != (
+                holder.name,
+                bytes(holder.id_fingerprint),
+            ):
+                message = "the card holder is not the account holder"
+                raise WalletError("real_name_mismatch", message, index=index)
+            key = (int(holder.id), card.id)
+            wanted.append(key)
+            if key in enrolled or key in new:
+                continue  # in the wallet already, or earlier in this batch
+            held[key[0]] += 1
+            if held[key[0]] > CARDS_MAX:
+                message = f"a wallet holds at most {CARDS_MAX} cards"
+                raise WalletError("too_many_cards", message, index=index)
+            new[key] = card
+        # The checks are done: from here on the batch is written.
+        if new:
+            with_default = {c.user_id for c in in_wallets if c.is_default}
+            unverified = sorted(
+                {int(h.id) for h in holders.values() if not h.real_name_verified}
+                & {user_id for user_id, _ in new}
+            )
+            enrolled.update(
+                _write_enrolment(platform, connection, issuer, new, with_default, unverified, now)
+            )
+    return [enrolled[key] for key in wanted]
+
+
+def _write_enrolment(
+    platform: Platform,
+    connection: sa.Connection,
+    issuer: Institution,
+    new: Mapping[tuple[int, int], Card],
+    with_default: Set[int],
+    unverified: Sequence[int],
+    now: int,
+) -> dict[tuple[int, int], WalletCard]:
+    """Bind the ``(holder, card)`` pairs of ``new``: one statement each for the bindings, the
+    tokens, the wallet cards and the real-name flags. A holder's first card becomes the default
+    when the wallet has none."""
+    pairs = list(new)
+    token_bin = connection.execute(_NETWORK_TOKEN_BIN).scalar()
+    tokens = record_tokens(
+        platform=platform,
+        connection=connection,
+        card_ids=[card_id for _, card_id in pairs],
+        token_bin=token_bin,
+    )
+    connection.execute(
+        _INSERT_BINDINGS,
+        [
+            {
+                "user_id": user_id,
+                "card_id": card_id,
+                "otp_hash": b"\0" * 32,  # no code was sent: the issuer vouched
+                "attempts": 0,
+                "status": "confirmed",
+                "created_at_ns": now,
+                "expires_at_ns": now,
+                "channel": "issuer",
+            }
+            for user_id, card_id in pairs
+        ],
+    )
+    defaults = []
+    defaulted = set(with_default)
+    for user_id, _ in pairs:
+        defaults.append(user_id not in defaulted)
+        defaulted.add(user_id)
+    inserted = connection.execute(
+        _INSERT_WALLET_CARDS,
+        [
+            {
+                "user_id": user_id,
+                "card_id": card_id,
+                "token": token,
+                "status": WalletCardStatus.ACTIVE.value,
+                "is_default": is_default,
+                "bound_at_ns": now,
+                "unbound_at_ns": None,
+            }
+            for (user_id, card_id), token, is_default in zip(pairs, tokens, defaults, strict=True)
+        ],
+    )
+    ids = {str(row.token): int(row.id) for row in inserted}
+    if unverified:
+        connection.execute(_SET_VERIFIED, [{"b_user_id": u} for u in unverified])
+    return {
+        (user_id, card_id): WalletCard(
+            id=ids[token],
+            user_id=user_id,
+            card=new[(user_id, card_id)],
+            token=token,
+            issuer_code=issuer.code,
+            issuer_name=issuer.name,
+            status=WalletCardStatus.ACTIVE,
+            is_default=is_default,
+            bound_at_ns=now,
+        )
+        for (user_id, card_id), token, is_default in zip(pairs, tokens, defaults, strict=True)
+    }
+
+
+def _chunks(values: Sequence[_T]) -> Iterator[list[_T]]:
+    for start in range(0, len(values), IN_LIST_MAX):
+        yield list(values[start : start + IN_LIST_MAX])
 
 
 def _require(platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
