@@ -35,7 +35,6 @@ settles any transfer left ``created`` by a dead process from what the ledger hol
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import logging
 import secrets
@@ -77,13 +76,12 @@ from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     PHONE,
-    PIN_LOCK_SECONDS,
-    PIN_TRIES_MAX,
     PinCheck,
     PinState,
     WalletCardStatus,
     WalletError,
     check_pin,
+    pin_state_after,
     record_pin_check,
 )
 
@@ -287,21 +285,6 @@ def _scopes(user_id: int, card_id: int) -> tuple[str, str]:
     return f"user:{user_id}", f"card:{card_id}"
 
 
-def _after_pin_check(now_ns: int, state: PinState, verdict: PinCheck) -> PinState:
-    """The PIN state the next request of the same user sees once ``verdict`` is recorded — what
-    ``wallet.service.record_pin_check`` writes: a right PIN clears the count, a wrong one counts,
-    and the ``PIN_TRIES_MAX``-th in a row locks the PIN for ``PIN_LOCK_SECONDS``."""
-    if verdict is PinCheck.OK:
-        return dataclasses.replace(state, pin_failures=0)
-    if verdict is not PinCheck.WRONG:
-        return state
-    failures = state.pin_failures + 1
-    if failures < PIN_TRIES_MAX:
-        return dataclasses.replace(state, pin_failures=failures)
-    locked_until = now_ns + PIN_LOCK_SECONDS * NS_PER_SECOND
-    return dataclasses.replace(state, pin_failures=0, pin_locked_until_ns=locked_until)
-
-
 def _pin_verdicts(
     platform: Platform, now_ns: int, asks: Sequence[tuple[PinState, str]]
 ) -> list[tuple[PinState, PinCheck]]:
@@ -327,7 +310,7 @@ def _pin_verdicts(
         if state.pin_locked_until_ns != read.pin_locked_until_ns:
             verdict = check((state, pin))  # locked earlier in this batch: answered without a hash
         out.append((state, verdict))
-        states[read.user_id] = _after_pin_check(now_ns, state, verdict)
+        states[read.user_id] = pin_state_after(state, verdict, now_ns)
     return out
 
 

@@ -74,14 +74,13 @@ from flashpay.sim.books import FeeSplit
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     FREE_DAILY_MAX,
-    PIN_LOCK_SECONDS,
-    PIN_TRIES_MAX,
     STATIC_DAILY_MAX,
     PinCheck,
     PinState,
     WalletCardStatus,
     WalletError,
     check_pin,
+    pin_state_after,
     record_pin_check,
 )
 
@@ -614,7 +613,7 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
         before.append(state)
         verdicts.append(verdict)
         if state is not None and verdict is not None:
-            pins[state.user_id] = _pin_after(state, verdict, now)
+            pins[state.user_id] = pin_state_after(state, verdict, now)
     day = limits.beijing_day(now)
     records = [
         _Record(new_id(), a, secrets.token_bytes(16),
@@ -638,18 +637,6 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
     declined = _Outcome(PaymentStatus.DECLINED, None, None, 0, None, now)
     # The answers from what we know: no read-back of the rows just written.
     return [_answer(r, outcomes.get(r.id, declined), now) for r in records]
-
-
-def _pin_after(state: PinState, verdict: PinCheck, now: int) -> PinState:
-    """The PIN state ``record_pin_check`` leaves after ``verdict``."""
-    if verdict is PinCheck.OK:
-        return dataclasses.replace(state, pin_failures=0)
-    if verdict is not PinCheck.WRONG:
-        return state
-    if state.pin_failures + 1 >= PIN_TRIES_MAX:
-        locked_until = now + PIN_LOCK_SECONDS * NS_PER_SECOND
-        return dataclasses.replace(state, pin_failures=0, pin_locked_until_ns=locked_until)
-    return dataclasses.replace(state, pin_failures=state.pin_failures + 1)
 
 
 def _status(a: _Attempt) -> PaymentStatus:

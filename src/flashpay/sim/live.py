@@ -106,7 +106,7 @@ APP_BINDERS_EVERY = 10  # every tenth user binds their cards in the app with the
 @dataclass(frozen=True, slots=True)
 class LiveOptions:
     seed: int = 7
-    users: int = 300
+    users: int = 5_000
     merchants: int = 300
     days: int = 1
 

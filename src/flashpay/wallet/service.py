@@ -24,6 +24,7 @@ issuer and the wallet's room, and builds the wallet card it returns from what it
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import re
@@ -355,6 +356,21 @@ def check_pin(*, platform: Platform, state: PinState, pin: str) -> PinCheck:
     except (VerificationError, InvalidHashError):
         return PinCheck.WRONG
     return PinCheck.OK
+
+
+def pin_state_after(state: PinState, verdict: PinCheck, now_ns: int) -> PinState:
+    """The PIN state ``record_pin_check`` leaves after ``verdict``: what the user's next try
+    sees — a right PIN clears the count, a wrong one counts, and the ``PIN_TRIES_MAX``-th in a
+    row locks the PIN for ``PIN_LOCK_SECONDS``. Batches use it to count tries in order."""
+    if verdict is PinCheck.OK:
+        return dataclasses.replace(state, pin_failures=0)
+    if verdict is not PinCheck.WRONG:
+        return state
+    failures = state.pin_failures + 1
+    if failures < PIN_TRIES_MAX:
+        return dataclasses.replace(state, pin_failures=failures)
+    locked_until = now_ns + PIN_LOCK_SECONDS * NS_PER_SECOND
+    return dataclasses.replace(state, pin_failures=0, pin_locked_until_ns=locked_until)
 
 
 def record_pin_check(
