@@ -17,6 +17,7 @@ twice.
 
 from __future__ import annotations
 
+import functools
 from enum import IntEnum
 
 from flashpay.ledger.ids import derive_id
@@ -47,6 +48,7 @@ class TransferCode(IntEnum):
     P2P = 20
 
 
+@functools.lru_cache(maxsize=4096)  # a few hundred accounts, asked for six times a payment
 def institution_account_id(institution: str, kind: AccountCode, counterpart: str = "") -> int:
     """The ledger id of institution ``institution``'s account of ``kind`` (with ``counterpart``
     for a mirrored account such as the network's ``issuer_receivable[BOC]``)."""

@@ -14,7 +14,7 @@ process settles the ``created`` record.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,7 +49,7 @@ class Counters:
     totals that changed. Locking creates the day's missing counters first (a write, so on
     SQLite the transaction holds the database's write lock from there on) and reads them
     ``FOR UPDATE`` on PostgreSQL in scope order, so concurrent batches never deadlock. Three
-    statements whatever the batch size."""
+    multi-row statements per 500 counters, whatever the number of payments."""
 
     def __init__(self, connection: sa.Connection, *, day: str, scopes: Iterable[str]) -> None:
         self._connection = connection
@@ -57,11 +57,13 @@ class Counters:
         ordered = sorted(set(scopes))
         self._used: dict[str, int] = {}
         if ordered:
-            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-            connection.execute(
-                dialect.insert(limit_usage).on_conflict_do_nothing(),
-                [{"scope": scope, "day": day, "used": 0} for scope in ordered],
-            )
+            insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
+            for chunk in _chunks(ordered):
+                connection.execute(
+                    insert(limit_usage)
+                    .values([{"scope": scope, "day": day, "used": 0} for scope in chunk])
+                    .on_conflict_do_nothing()
+                )
             rows = connection.execute(
                 sa.select(limit_usage.c.scope, limit_usage.c.used)
                 .where(limit_usage.c.day == day, limit_usage.c.scope.in_(ordered))
@@ -79,21 +81,27 @@ class Counters:
         return True
 
     def write(self) -> None:
-        changed = [
-            {"s": scope, "d": self._day, "u": used}
-            for scope, used in self._used.items()
-            if used != self._before[scope]
-        ]
-        if changed:
-            self._connection.execute(_SET_USED, changed)
+        changed = [scope for scope, used in self._used.items() if used != self._before[scope]]
+        dialect = postgresql if self._connection.dialect.name == "postgresql" else sqlite
+        for chunk in _chunks(changed):  # the rows exist and are locked: an upsert sets them
+            statement = dialect.insert(limit_usage).values(
+                [{"scope": s, "day": self._day, "used": self._used[s]} for s in chunk]
+            )
+            self._connection.execute(
+                statement.on_conflict_do_update(
+                    index_elements=[limit_usage.c.scope, limit_usage.c.day],
+                    set_={"used": statement.excluded.used},
+                )
+            )
         self._before = dict(self._used)
 
 
-_SET_USED = (
-    limit_usage.update()
-    .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))
-    .values(used=sa.bindparam("u"))
-)
+def _chunks(scopes: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """Multi-row statements of ``size`` rows (3 bound values each: within SQLite's limit)."""
+    for start in range(0, len(scopes), size):
+        yield scopes[start : start + size]
+
+
 _GIVE_BACK = (
     limit_usage.update()
     .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))
