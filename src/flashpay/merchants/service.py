@@ -395,16 +395,15 @@ def create_orders(
         values = [row for _, row in rows.values()]
         with platform.engine.begin() as connection:
             insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
-            for start in range(0, len(values), _ORDERS_PER_STATEMENT):
-                chunk = values[start : start + _ORDERS_PER_STATEMENT]
-                statement = (
-                    insert(qr_orders)
-                    .values(chunk)
-                    .on_conflict_do_nothing()
-                    .returning(qr_orders.c.id, qr_orders.c.merchant_id, qr_orders.c.bill_number)
-                )
-                for order_id, merchant_id, bill in connection.execute(statement):
-                    inserted[(int(merchant_id), str(bill))] = int(order_id)
+            statement = (
+                insert(qr_orders)
+                .on_conflict_do_nothing()
+                .returning(qr_orders.c.id, qr_orders.c.merchant_id, qr_orders.c.bill_number)
+            )
+            # executemany of one cached statement (SQLAlchemy's insertmanyvalues): a multi-row
+            # VALUES would be compiled anew for every batch size.
+            for order_id, merchant_id, bill in connection.execute(statement, values):
+                inserted[(int(merchant_id), str(bill))] = int(order_id)
     for key, (n, row) in rows.items():
         if key not in inserted:
             answers[n] = _duplicate_bill()
@@ -419,9 +418,6 @@ def create_orders(
         )
         answers[n] = (order, payload)
     return [answer for answer in answers if answer is not None]
-
-
-_ORDERS_PER_STATEMENT = 500  # 9 bound values a row: within SQLite's variable limit
 
 
 def _duplicate_bill() -> MerchantError:

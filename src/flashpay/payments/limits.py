@@ -14,7 +14,7 @@ process settles the ``created`` record.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -49,7 +49,7 @@ class Counters:
     totals that changed. Locking creates the day's missing counters first (a write, so on
     SQLite the transaction holds the database's write lock from there on) and reads them
     ``FOR UPDATE`` on PostgreSQL in scope order, so concurrent batches never deadlock. Three
-    multi-row statements per 500 counters, whatever the number of payments."""
+    statements whatever the batch size."""
 
     def __init__(self, connection: sa.Connection, *, day: str, scopes: Iterable[str]) -> None:
         self._connection = connection
@@ -58,12 +58,12 @@ class Counters:
         self._used: dict[str, int] = {}
         if ordered:
             insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
-            for chunk in _chunks(ordered):
-                connection.execute(
-                    insert(limit_usage)
-                    .values([{"scope": scope, "day": day, "used": 0} for scope in chunk])
-                    .on_conflict_do_nothing()
-                )
+            # executemany of one cached statement: a multi-row VALUES of a new length would be
+            # compiled anew on every batch (~70 ms for 2,000 rows).
+            connection.execute(
+                insert(limit_usage).on_conflict_do_nothing(),
+                [{"scope": scope, "day": day, "used": 0} for scope in ordered],
+            )
             rows = connection.execute(
                 sa.select(limit_usage.c.scope, limit_usage.c.used)
                 .where(limit_usage.c.day == day, limit_usage.c.scope.in_(ordered))
@@ -81,27 +81,21 @@ class Counters:
         return True
 
     def write(self) -> None:
-        changed = [scope for scope, used in self._used.items() if used != self._before[scope]]
-        dialect = postgresql if self._connection.dialect.name == "postgresql" else sqlite
-        for chunk in _chunks(changed):  # the rows exist and are locked: an upsert sets them
-            statement = dialect.insert(limit_usage).values(
-                [{"scope": s, "day": self._day, "used": self._used[s]} for s in chunk]
-            )
-            self._connection.execute(
-                statement.on_conflict_do_update(
-                    index_elements=[limit_usage.c.scope, limit_usage.c.day],
-                    set_={"used": statement.excluded.used},
-                )
-            )
+        changed = [
+            {"s": scope, "d": self._day, "u": used}
+            for scope, used in self._used.items()
+            if used != self._before[scope]
+        ]
+        if changed:
+            self._connection.execute(_SET_USED, changed)
         self._before = dict(self._used)
 
 
-def _chunks(scopes: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
-    """Multi-row statements of ``size`` rows (3 bound values each: within SQLite's limit)."""
-    for start in range(0, len(scopes), size):
-        yield scopes[start : start + size]
-
-
+_SET_USED = (
+    limit_usage.update()
+    .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))
+    .values(used=sa.bindparam("u"))
+)
 _GIVE_BACK = (
     limit_usage.update()
     .where(limit_usage.c.scope == sa.bindparam("s"), limit_usage.c.day == sa.bindparam("d"))

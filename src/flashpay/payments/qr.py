@@ -469,19 +469,16 @@ def issue_codes(
         # statement: an upsert may not touch a row twice); its codes take the values before.
         insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
         atc: dict[str, int] = {}
-        tokens = sorted(wanted)
-        for start in range(0, len(tokens), _ROWS_PER_STATEMENT):
-            statement = insert(token_counters).values(
-                [
-                    {"token": t, "atc": wanted[t]}
-                    for t in tokens[start : start + _ROWS_PER_STATEMENT]
-                ]
-            )
+        if wanted:
+            statement = insert(token_counters)
             statement = statement.on_conflict_do_update(
                 index_elements=[token_counters.c.token],
                 set_={"atc": token_counters.c.atc + statement.excluded.atc},
             ).returning(token_counters.c.token, token_counters.c.atc)
-            for token, last in connection.execute(statement):
+            # executemany of one cached statement (SQLAlchemy's insertmanyvalues), not a
+            # multi-row VALUES that would be compiled anew for every batch size.
+            counted = [{"token": t, "atc": n} for t, n in sorted(wanted.items())]
+            for token, last in connection.execute(statement, counted):
                 atc[str(token)] = int(last) - wanted[str(token)]
         for (user_id, wallet_card_id), payer in zip(requests, owners, strict=True):
             if payer is None:
@@ -517,9 +514,6 @@ def issue_code(*, platform: Platform, user_id: int, wallet_card_id: int) -> code
     if isinstance(answer, PaymentError):
         raise answer
     return answer
-
-
-_ROWS_PER_STATEMENT = 500
 
 
 def _recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, codes.PaymentCode]:
