@@ -84,51 +84,87 @@ def _wait(endpoints: list[WitnessEndpoint]) -> None:
         raise RuntimeError(f"witnesses did not start: {[e.name for e in waiting]}")
 
 
-def cosign(url: str, ledger: Ledger, directory: Path, *, quorum: int = 2) -> AuditSummary:
-    """Append the ledger's chains to the log and publish a checkpoint co-signed by witnesses."""
-    started = time.perf_counter()
-    directory.mkdir(parents=True, exist_ok=True)
-    log = ChainLog.open(url)
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        while log.sync_from_ledger(ledger):
-            pass
-        skey, vkey = note.generate_key(log.origin)
-        (directory / "log.key").write_text(skey + "\n")
-        (directory / "log.key").chmod(0o600)
-        endpoints = []
-        for member in MEMBERS:
-            process, endpoint = _start(directory, member, vkey)
-            processes.append(process)
-            endpoints.append(endpoint)
-        _wait(endpoints)
-        keys_file = directory / "keys.txt"
-        keys_file.write_text(
-            "\n".join([vkey, *(e.verifier.key_string() for e in endpoints), f"quorum {quorum}"])
-            + "\n"
-        )
-        publisher = Publisher(log, signer=note.parse_signer(skey), witnesses=endpoints,
-                              quorum=quorum)  # fmt: skip
+class Witnesses:
+    """The members' witnesses, started as local processes before the day's traffic (a process
+    takes seconds to import its web stack; it boots while the payments run), with the log's
+    signing key the network made for this log. ``cosign`` then appends the day to the log and
+    has it co-signed; ``close`` stops the processes."""
+
+    def __init__(self, url: str, directory: Path, *, quorum: int = 2) -> None:
+        self.url = url
+        self.directory = directory
+        self.quorum = quorum
+        directory.mkdir(parents=True, exist_ok=True)
+        log = ChainLog.open(url)
         try:
-            checkpoint, _outcomes = publisher.publish()
+            self._skey, self.vkey = note.generate_key(log.origin)
         finally:
-            publisher.close()
-        return AuditSummary(
-            leaves=checkpoint.size,
-            root_hash=base64.b64encode(log.root(checkpoint.size)).decode(),
-            checkpoint=checkpoint.cosigned_note(),
-            final=checkpoint.final_at_ns is not None,
-            cosigned_by=tuple(name for name, _ in checkpoint.cosignatures),
-            quorum=quorum,
-            keys_file=str(keys_file),
-            seconds=time.perf_counter() - started,
-        )
-    finally:
-        for process in processes:
+            log.close()
+        (directory / "log.key").write_text(self._skey + "\n")
+        (directory / "log.key").chmod(0o600)
+        self.processes: list[subprocess.Popen[bytes]] = []
+        self.endpoints: list[WitnessEndpoint] = []
+        try:
+            for member in MEMBERS:
+                process, endpoint = _start(directory, member, self.vkey)
+                self.processes.append(process)
+                self.endpoints.append(endpoint)
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> Witnesses:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def cosign(self, ledger: Ledger) -> AuditSummary:
+        """Append the ledger's chains to the log and publish a checkpoint co-signed by the
+        witnesses; final at ``quorum`` of them."""
+        started = time.perf_counter()
+        log = ChainLog.open(self.url)
+        try:
+            while log.sync_from_ledger(ledger):
+                pass
+            _wait(self.endpoints)
+            keys_file = self.directory / "keys.txt"
+            keys_file.write_text(
+                "\n".join([self.vkey, *(e.verifier.key_string() for e in self.endpoints),
+                           f"quorum {self.quorum}"]) + "\n"
+            )  # fmt: skip
+            publisher = Publisher(log, signer=note.parse_signer(self._skey),
+                                  witnesses=self.endpoints, quorum=self.quorum)  # fmt: skip
+            try:
+                checkpoint, _outcomes = publisher.publish()
+            finally:
+                publisher.close()
+            return AuditSummary(
+                leaves=checkpoint.size,
+                root_hash=base64.b64encode(log.root(checkpoint.size)).decode(),
+                checkpoint=checkpoint.cosigned_note(),
+                final=checkpoint.final_at_ns is not None,
+                cosigned_by=tuple(name for name, _ in checkpoint.cosignatures),
+                quorum=self.quorum,
+                keys_file=str(keys_file),
+                seconds=time.perf_counter() - started,
+            )
+        finally:
+            log.close()
+
+    def close(self) -> None:
+        for process in self.processes:
             process.terminate()
-        for process in processes:
+        for process in self.processes:
             try:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        log.close()
+        self.processes.clear()
+
+
+def cosign(url: str, ledger: Ledger, directory: Path, *, quorum: int = 2) -> AuditSummary:
+    """Start the witnesses, append the ledger's chains to the log and publish a checkpoint
+    co-signed by them (``Witnesses`` in one go)."""
+    with Witnesses(url, directory, quorum=quorum) as witnesses:
+        return witnesses.cosign(ledger)

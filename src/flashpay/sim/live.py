@@ -78,7 +78,7 @@ from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.payments import p2p, qr
 from flashpay.platform import Platform
-from flashpay.sim.audit import AuditSummary, cosign
+from flashpay.sim.audit import AuditSummary, Witnesses
 from flashpay.sim.demo import DAY_START_NS, PARKING_HOLD_FEN, _Event, _traffic
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
 from flashpay.wallet import service as wallet
@@ -674,6 +674,8 @@ def run_live(
         notifier=notifier,
         password_policy=DEMO_PASSWORD_POLICY,
     )
+    # The members' witnesses boot while the day runs (see Witnesses).
+    witnesses = Witnesses(url, data_directory / "chain") if audit else None
     try:
         network = build_network(seed=options.seed, users=options.users, merchants=options.merchants)
         world = _build(platform, clock, notifier, network, options.seed)
@@ -701,10 +703,12 @@ def run_live(
         report = check(url)
         books = check_books(platform=platform)
         positions = net_positions(platform=platform)
-        audit_summary = cosign(url, platform.ledger, data_directory / "chain") if audit else None
+        audit_summary = witnesses.cosign(platform.ledger) if witnesses is not None else None
         if audit_summary is not None:
             timing["audit_seconds"] = audit_summary.seconds
     finally:
+        if witnesses is not None:
+            witnesses.close()
         platform.close()
     (data_directory / "ground-truth.jsonl").write_text(
         "".join(json.dumps(row, sort_keys=True) + "\n" for row in run.truth)
