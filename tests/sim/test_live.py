@@ -37,6 +37,7 @@ def test_live_demo_summary_matches_the_records(database_url, tmp_path):
     assert sum(rows.values()) == sum(statuses.values())
     assert rows.get("declined", 0) == statuses.get("declined", 0)
     assert transfers == sum(s["transfers"].values())
+    assert s["payments_and_transfers"] == s["payments"]["attempted"] + transfers
     assert bound == s["cards"]
     assert merchants == SMALL.merchants
     assert set(s["payments"]["by_mode"]) >= {"cpm", "mpm_static", "mpm_dynamic"}

@@ -154,7 +154,8 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
     p = s["payments"]
     console.print(
         f"\n{s['users']:,} users with {s['cards']:,} bound cards, {s['merchants']:,} merchants; "
-        f"{p['attempted']:,} QR payments in {timing['traffic_seconds']:.1f} s "
+        f"{s['payments_and_transfers']:,} payments ({p['attempted']:,} by QR code, "
+        f"{sum(s['transfers'].values()):,} P2P) in {timing['traffic_seconds']:.1f} s "
         f"({timing['payments_per_second']:,.0f}/s), set-up {timing['setup_seconds']:.1f} s"
     )
     console.print(
