@@ -33,7 +33,7 @@ from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.platform import Platform
 from flashpay.sim import live
-from flashpay.sim.demo import DAY_START_NS
+from flashpay.sim.traffic import DAY_START_NS
 from flashpay.sim.network import build_network
 from flashpay.wallet.models import wallet_cards
 

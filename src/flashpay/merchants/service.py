@@ -27,11 +27,11 @@ from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import Institution, institution_iin
 from flashpay.ledger import Account, CreateAccountResult
 from flashpay.ledger.ids import derive_id, new_id
+from flashpay.merchants.fees import FeeSplit
 from flashpay.merchants.models import merchants, qr_orders, terminals
 from flashpay.money import Money
 from flashpay.platform import Platform
 from flashpay.qr.merchant_codes import MerchantCodeFields, dynamic_code, static_code
-from flashpay.sim.books import FeeSplit
 
 ORDER_SECONDS_MAX = 15 * 60
 DISPLAY_NAME_MAX = 25

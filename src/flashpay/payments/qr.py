@@ -52,6 +52,7 @@ from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.ledger.service import BATCH_EVENTS_MAX
+from flashpay.merchants.fees import FeeSplit
 from flashpay.merchants.models import merchants, qr_orders, terminals
 from flashpay.merchants.service import (
     Merchant,
@@ -70,7 +71,6 @@ from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
 from flashpay.qr.merchant_codes import FlashpayCode, read_flashpay_code
 from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
-from flashpay.sim.books import FeeSplit
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.service import (
     FREE_DAILY_MAX,

@@ -17,11 +17,9 @@ from flashpay import db as database
 from flashpay.cli.common import DataDirOption, DbOption, console, err_console
 from flashpay.money import CNY, Money
 from flashpay.sim.audit import AuditSummary
-from flashpay.sim.demo import DemoOptions, run_demo
 from flashpay.sim.live import LiveOptions, run_live
 
 SUMMARY_FILE_NAME = "demo-summary.json"
-FAST = DemoOptions(users=300, merchants=60, days=1)
 LIVE_FAST = LiveOptions(users=40, merchants=30)
 
 
@@ -37,14 +35,6 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=30, help="Days of traffic.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
     fast: Annotated[bool, typer.Option("--fast", help="A small run for tests.")] = False,
-    ledger_level: Annotated[
-        bool,
-        typer.Option(
-            "--ledger",
-            help="The ledger-level simulator instead: the same traffic model posted as §4 "
-            "chains straight into the ledger (100,000+ payments; no wallet or QR services).",
-        ),
-    ] = False,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON summary.")
     ] = None,
@@ -58,9 +48,6 @@ def demo(
         if path is not None and db is None:  # the demo owns its default database file
             for leftover in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
                 leftover.unlink(missing_ok=True)
-    if ledger_level:
-        _ledger_demo(url, directory, db, data_dir, users, merchants, days, seed, fast, json_path)
-        return
     options = LiveOptions(
         seed=seed,
         users=users or (LIVE_FAST.users if fast else LiveOptions().users),
@@ -183,6 +170,7 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
             ("institution", "role", "net", "income"),
             [(f"{r['institution']} {r['name']}", r["role"], _yuan(r["net_fen"]),
               _yuan(r["income_fen"])) for r in s["net_positions"]],
+            text_columns=2,
         )
     )  # fmt: skip
     console.print(
@@ -206,44 +194,6 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
         err_console.print(f"[red]{problem}[/red]")
 
 
-def _ledger_demo(
-    url: str,
-    directory: Path,
-    db: str | None,
-    data_dir: Path | None,
-    users: int | None,
-    merchants: int,
-    days: int,
-    seed: int,
-    fast: bool,
-    json_path: Path | None,
-) -> None:
-    options = FAST if fast else DemoOptions(users=users or 5_000, merchants=merchants, days=days)
-    options = DemoOptions(
-        seed=seed, users=options.users, merchants=options.merchants, days=options.days
-    )
-    console.print(
-        f"[bold]flashpay demo --ledger[/bold]: {options.users:,} users, "
-        f"{options.merchants:,} merchants, {options.days} day(s), seed {options.seed} → {url}"
-    )
-    with _progress() as (_bar, advance):
-        try:
-            result = run_demo(url, options, progress=advance, audit_directory=directory / "chain")
-        except ValueError as exc:
-            err_console.print(f"[red]{exc}[/red]")
-            raise typer.Exit(2) from exc
-    _print_summary(result.summary, result.timing)
-    _print_audit(result.audit)
-    target = json_path or directory / SUMMARY_FILE_NAME
-    _write(target, result.summary, result.timing, result.audit)
-    console.print(f"\nJSON summary: {target}")
-    _next(directory, db, data_dir)
-    if not result.summary["ledger_check"]["ok"] or not result.summary["mirrors_agree"]:
-        raise typer.Exit(1)
-    if result.audit is not None and not result.audit.final:
-        raise typer.Exit(1)
-
-
 def _table(
     title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]], *, text_columns: int = 1
 ) -> Table:
@@ -254,57 +204,3 @@ def _table(
     for row in rows:
         table.add_row(*row)
     return table
-
-
-def _print_summary(s: dict[str, Any], timing: dict[str, float]) -> None:
-    p = s["payments"]
-    console.print(
-        f"\n{p['attempted']:,} payments attempted, {p['completed']:,} completed, "
-        f"volume {_yuan(p['volume_fen'])}; {s['p2p'][0]:,} P2P transfers ({_yuan(s['p2p'][1])}); "
-        f"{s['transfers_posted']:,} ledger transfers in {timing['traffic_seconds']:.1f} s "
-        f"({timing['payments_per_second']:,.0f} payments/s)"
-    )
-    console.print(
-        _table(
-            "payments per scene",
-            ("scene", "payments", "volume"),
-            [(k, f"{n:,}", _yuan(v)) for k, (n, v) in s["by_scene"].items()],
-        )
-    )
-    console.print(
-        _table(
-            "payments per issuing bank",
-            ("issuer", "payments", "volume"),
-            [(k, f"{n:,}", _yuan(v)) for k, (n, v) in s["by_issuer"].items()],
-        )
-    )
-    console.print(
-        _table("declines", ("reason", "count"), [(k, f"{n:,}") for k, n in s["declines"].items()])
-    )
-    console.print(
-        _table(
-            "net position with the network (+ = the network owes it)",
-            ("institution", "role", "net"),
-            [(r["institution"], r["role"], _yuan(r["net_fen"])) for r in s["net_positions"]],
-            text_columns=2,
-        )
-    )
-    fees = s["fees_fen"]
-    console.print(
-        f"fees: interchange {_yuan(fees['interchange'])}, network {_yuan(fees['network'])}, "
-        f"acquirers {_yuan(fees['acquirer'])}; parking {s['parking']}; "
-        f"{s['retries_absorbed']:,} retried transfers answered 'exists', none posted twice"
-    )
-    check = s["ledger_check"]
-    verdict = "[green]ok[/green]" if check["ok"] else "[red]FAILED[/red]"
-    mirrors = "[green]agree[/green]" if s["mirrors_agree"] else "[red]DISAGREE[/red]"
-    console.print(
-        f"ledger check: {verdict} ({check['accounts']:,} accounts, {check['transfers']:,} "
-        f"transfers; debits = credits; every balance recomputed); mirrored payables {mirrors}"
-    )
-    for problem in check["problems"]:
-        err_console.print(f"[red]{problem}[/red]")
-    console.print(
-        "[dim]The ledger-level run posts the §4 chains straight into the ledger (no wallet or QR "
-        "services); `flashpay demo` without --ledger runs the same model through them.[/dim]"
-    )

@@ -1,8 +1,10 @@
 """The demo through the real services: the network, merchants, users and cards, and a day of
 traffic, all made with the platform's public service functions (those the HTTP API calls, and
-the issuers' batch functions) — no back-door writes. (``flashpay.sim.demo`` is the
-ledger-level simulator: the same network and traffic model posted as §4 chains straight into the
-ledger, at 100,000+ payments a run.)
+the issuers' batch functions) — no back-door writes. The day (``flashpay.sim.traffic``) is cut
+into windows whose requests reach the switch together and go through the batch entry points
+(``submit_payments``, ``issue_codes``, ``create_orders``, ``settle_holds``,
+``p2p.create_transfers``, ``refund_many``; decision 0010): 5,100 users make 100,000+ payments
+in about a minute.
 
 What happens, seeded and deterministic in its outcomes (ids and salts are random, counts and
 amounts are not):
@@ -79,8 +81,8 @@ from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.payments import p2p, qr
 from flashpay.platform import Platform
 from flashpay.sim.audit import AuditSummary, Witnesses
-from flashpay.sim.demo import DAY_START_NS, PARKING_HOLD_FEN, _Event, _traffic
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
+from flashpay.sim.traffic import DAY_START_NS, PARKING_HOLD_FEN, Event, day_of_traffic
 from flashpay.wallet import service as wallet
 from flashpay.wallet.service import WalletError
 
@@ -369,15 +371,15 @@ class _Run:
     issuer_of: dict[int, str] = field(default_factory=dict)  # sim card index -> issuer code
     bills: int = 0  # dynamic orders made so far (their bill numbers)
     http_planned: int = 0
-    stale: list[tuple[int, _Event, qr.CollectRequest]] = field(default_factory=list)
+    stale: list[tuple[int, Event, qr.CollectRequest]] = field(default_factory=list)
 
-    def paid(self, event: _Event, amount: int) -> None:
+    def paid(self, event: Event, amount: int) -> None:
         scene = self.world.merchants[event.merchant].scene.value
         self.count_by_scene[scene] += 1
         self.volume_by_scene[scene] += amount
         self.volume_by_issuer[self.issuer_of[event.card]] += amount
 
-    def record(self, event: _Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
+    def record(self, event: Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
         status = payment.status.value
         self.outcomes[status] += 1
         self.by_mode[mode] += 1
@@ -400,7 +402,7 @@ class _Run:
         )
 
 
-def _actors(run: _Run, event: _Event) -> tuple[int, int, Merchant]:
+def _actors(run: _Run, event: Event) -> tuple[int, int, Merchant]:
     """The paying user's id and wallet card, and the merchant of ``event``."""
     w = run.world
     user = w.card_users[event.card]
@@ -411,16 +413,16 @@ def _actors(run: _Run, event: _Event) -> tuple[int, int, Merchant]:
 class _Plan:
     """How one purchase is paid: its mode, the PIN typed (if any) and the injected anomaly."""
 
-    event: _Event
+    event: Event
     mode: str
     pin: str | None = None
     anomaly: str | None = None
     numeric: bool = False  # a payment code scanned as its 19 digits
 
 
-def _windows(events: list[_Event]) -> Iterator[list[_Event]]:
+def _windows(events: list[Event]) -> Iterator[list[Event]]:
     """The day cut into windows of at most ``WINDOW_EVENTS`` events and ``WINDOW_SECONDS``."""
-    window: list[_Event] = []
+    window: list[Event] = []
     for event in events:
         if window and (
             len(window) >= WINDOW_EVENTS or event.at_s - window[0].at_s >= WINDOW_SECONDS
@@ -445,7 +447,7 @@ def _late_codes(run: _Run) -> None:
     run.stale.clear()
 
 
-def _plan(run: _Run, event: _Event) -> _Plan:
+def _plan(run: _Run, event: Event) -> _Plan:
     scene = run.world.merchants[event.merchant].scene.value
     if scene in CPM_SCENES or (scene not in DYNAMIC_SCENES and event.amount_fen > 20_000):
         expired = run.rng.randrange(1000) < EXPIRED_CODE_PER_MILLE
@@ -467,7 +469,7 @@ def _plan(run: _Run, event: _Event) -> _Plan:
     return _Plan(event, "mpm_static", pin, anomaly)
 
 
-def _window(run: _Run, events: list[_Event]) -> None:
+def _window(run: _Run, events: list[Event]) -> None:
     """One window of traffic: the requests that reach the switch together (the same clock),
     sent as batches through the services — the codes the riders' phones show, the orders the
     tills make, then every payment of the window in one ``submit_payments`` — then the parking
@@ -505,7 +507,7 @@ def _window(run: _Run, events: list[_Event]) -> None:
         payload_of[id(plan)] = made[1]
     now_s = (w.clock.now_ns() - DAY_START_NS) // NS_PER_SECOND
     requests: list[qr.PaymentRequest] = []
-    asked: list[tuple[_Event, str, str | None]] = []
+    asked: list[tuple[Event, str, str | None]] = []
     shown_index = 0
     for plan in plans:
         user_id, wallet_card, merchant = _actors(run, plan.event)
@@ -579,7 +581,7 @@ def _pay_over_http(run: _Run, plan: _Plan) -> None:
         run.completed.append((payment.id, merchant.id, payment.amount))
 
 
-def _parking_exits(run: _Run, exits: list[_Event]) -> None:
+def _parking_exits(run: _Run, exits: list[Event]) -> None:
     """The cars leaving in this window: each car park captures what the stay cost (at most
     the hold), all in one ``settle_holds``."""
     settlements, leaving = [], []
@@ -598,7 +600,7 @@ def _parking_exits(run: _Run, exits: list[_Event]) -> None:
         run.paid(event, answer.captured)
 
 
-def _transfers(run: _Run, events: list[_Event]) -> None:
+def _transfers(run: _Run, events: list[Event]) -> None:
     """The window's P2P transfers, by phone number, in one ``create_transfers`` batch."""
     w = run.world
     sent = [e for e in events if w.card_users[e.card] != w.card_users[e.receiver]]
@@ -681,7 +683,7 @@ def run_live(
         world = _build(platform, clock, notifier, network, options.seed)
         timing["setup_seconds"] = time.perf_counter() - started
         rng = random.Random(options.seed)
-        events = _traffic(rng, network, options.days)
+        events = day_of_traffic(rng, network, options.days)
         run = _Run(world, random.Random(options.seed + 1), app=_App(platform))
         run.issuer_of = {card.index: ISSUER_CODES[card.issuer] for card in network.cards}
         traffic_started = time.perf_counter()
