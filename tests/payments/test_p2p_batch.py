@@ -55,6 +55,8 @@ from flashpay.wallet.service import (
     start_binding,
 )
 
+from .crashing import CrashError, CrashingLedger
+
 START_NS = 1_795_000_000 * 1_000_000_000  # 2026-11-18, Beijing afternoon (as conftest)
 PASSWORD = "correct horse battery"
 PIN = "135790"
@@ -458,24 +460,6 @@ def test_more_than_the_batch_limit_is_refused(platform: Platform) -> None:
 
 
 # -- crash and recovery -------------------------------------------------------------------------
-class CrashError(RuntimeError):
-    """The process 'dies' here."""
-
-
-class CrashingLedger:
-    """The real ledger, except that ``create_transfers`` dies before or after posting."""
-
-    def __init__(self, real: Any, *, after_post: bool) -> None:
-        self._real = real
-        self._after_post = after_post
-
-    def create_transfers(self, transfers: Sequence[Transfer], **kwargs: Any) -> Any:
-        if self._after_post:
-            self._real.create_transfers(transfers, **kwargs)
-        raise CrashError("killed")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 def _statuses(platform: Platform, user_id: int) -> list[tuple[str, str | None]]:

@@ -16,11 +16,10 @@ from flashpay.payments import qr
 from flashpay.payments.models import payments
 from flashpay.platform import Platform
 
+from .crashing import CrashError, CrashingLedger
 from .test_recovery import (
     PIN,
     RECOVERY_AGE_SECONDS,
-    CrashError,
-    CrashingLedger,
     available,
     member,
     used,

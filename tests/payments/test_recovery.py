@@ -20,7 +20,6 @@ from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import card_balance, get_card, issue_card
 from flashpay.clock import FakeClock
 from flashpay.institutions.service import get_institution
-from flashpay.ledger import Transfer
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import limits
 from flashpay.payments.models import p2p_transfers
@@ -37,30 +36,12 @@ from flashpay.payments.p2p import (
 from flashpay.platform import Platform
 from flashpay.wallet.service import confirm_binding, register, set_pin, start_binding
 
+from .crashing import CrashError, CrashingLedger
+
 START_NS = 1_795_000_000 * 1_000_000_000  # 2026-11-18, Beijing afternoon
 PASSWORD = "correct horse battery"
 PIN = "135790"
 RECOVERY_AGE_SECONDS = 60
-
-
-class CrashError(RuntimeError):
-    """The process 'dies' here."""
-
-
-class CrashingLedger:
-    """The real ledger, except that ``create_transfers`` dies before or after posting."""
-
-    def __init__(self, real: Any, *, after_post: bool) -> None:
-        self._real = real
-        self._after_post = after_post
-
-    def create_transfers(self, transfers: Sequence[Transfer], **kwargs: Any) -> Any:
-        if self._after_post:
-            self._real.create_transfers(transfers, **kwargs)
-        raise CrashError("killed")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 @dataclasses.dataclass
