@@ -33,8 +33,8 @@ from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.platform import Platform
 from flashpay.sim import live
-from flashpay.sim.traffic import DAY_START_NS
 from flashpay.sim.network import build_network
+from flashpay.sim.traffic import DAY_START_NS
 from flashpay.wallet.models import wallet_cards
 
 

@@ -37,11 +37,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import multiprocessing
 import random
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -702,10 +703,16 @@ def run_live(
         clock.set_ns(clock.now_ns() + 5 * 3600 * NS_PER_SECOND)  # unreleased holds expire
         platform.ledger.expire_pending_transfers()
         timing["traffic_seconds"] = time.perf_counter() - traffic_started
-        report = check(url)
-        books = check_books(platform=platform)
-        positions = net_positions(platform=platform)
-        audit_summary = witnesses.cosign(platform.ledger) if witnesses is not None else None
+        # The ledger check recomputes every balance from every transfer: it runs on the other
+        # core, in its own process (a read-only reader of the database), while this one appends
+        # the day to the audit log and has it co-signed.
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as checker:
+            checking = checker.submit(check, url)
+            books = check_books(platform=platform)
+            positions = net_positions(platform=platform)
+            audit_summary = witnesses.cosign(platform.ledger) if witnesses is not None else None
+            report = checking.result()
         if audit_summary is not None:
             timing["audit_seconds"] = audit_summary.seconds
     finally:
