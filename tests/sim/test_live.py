@@ -52,6 +52,11 @@ def test_live_demo_summary_matches_the_records(database_url, tmp_path):
     assert positions["CUP"]["net_fen"] == positions["CUP"]["income_fen"] > 0
     paid = sum(v["volume_fen"] for v in s["scenes"].values())
     assert sum(s["paid_by_issuer_fen"].values()) == paid > 0
+    # The summary's volume is what the ledger holds: every fen paid (less refunds) went to an
+    # acquirer (its net position), the network's fee or an issuer's interchange (§4), to the fen.
+    acquirers = sum(r["net_fen"] for r in positions.values() if r["role"] == "acquirer")
+    earned = sum(r["income_fen"] for r in positions.values() if r["role"] != "acquirer")
+    assert acquirers + earned == paid - s["refunds"]["volume_fen"]
     truth = (tmp_path / "ground-truth.jsonl").read_text().splitlines()
     assert len(truth) == s["payments"]["attempted"] + transfers
     assert {json.loads(line)["kind"] for line in truth} >= {"purchase", "p2p"}
