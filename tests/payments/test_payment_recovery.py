@@ -81,3 +81,57 @@ def test_a_crashed_payment_is_settled_from_the_ledger(
                                     wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
         assert again.status is qr.PaymentStatus.COMPLETED
     assert qr.recover_payments(platform=platform) == 0  # nothing left; running again is safe
+
+
+@pytest.mark.parametrize("after_post", [False, True], ids=["before_post", "after_post"])
+def test_a_crashed_refund_is_settled_from_the_ledger(
+    platform: Platform, clock: FakeClock, after_post: bool
+) -> None:
+    payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
+    payload = _shop_and_order(platform, 2_500, "REFUND-1")
+    paid = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+                               wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
+    assert paid.merchant_id is not None
+    crashing = dataclasses.replace(
+        platform, ledger=CrashingLedger(platform.ledger, after_post=after_post)
+    )
+    with pytest.raises(CrashError):
+        qr.refund(platform=crashing, merchant_id=paid.merchant_id, payment_id=paid.id,
+                  amount=1_000)  # fmt: skip
+    taken = qr.get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
+    assert taken is not None
+    assert taken.refunded == 1_000  # taken with the refund's record
+    assert qr.recover_payments(platform=platform) == 0  # too young: it may still be running
+    clock.advance(RECOVERY_AGE_SECONDS + 1)
+    assert qr.recover_payments(platform=platform) == 1
+    settled = qr.get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
+    assert settled is not None
+    history = qr.history(platform=platform, payment_id=paid.id)
+    if after_post:  # the money went back: the record says so
+        assert (settled.status, settled.refunded) == (qr.PaymentStatus.PARTIALLY_REFUNDED, 1_000)
+        assert available(platform, payer.card_id) == 10_000 - 2_500 + 1_000
+        assert history[-1].detail == "refund"
+    else:  # nothing moved: the amount is free to refund again
+        assert (settled.status, settled.refunded) == (qr.PaymentStatus.COMPLETED, 0)
+        assert available(platform, payer.card_id) == 10_000 - 2_500
+        again = qr.refund(platform=platform, merchant_id=paid.merchant_id, payment_id=paid.id,
+                          amount=2_500)  # fmt: skip
+        assert (again.status, again.refunded) == (qr.PaymentStatus.REFUNDED, 2_500)
+        assert available(platform, payer.card_id) == 10_000
+    assert qr.recover_payments(platform=platform) == 0
+
+
+def test_two_refunds_of_one_payment_in_one_batch_are_numbered_apart(platform: Platform) -> None:
+    payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
+    payload = _shop_and_order(platform, 3_000, "REFUND-2")
+    paid = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+                               wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
+    assert paid.merchant_id is not None
+    request = qr.RefundRequest(paid.merchant_id, paid.id, 1_000)
+    answers = qr.refund_many(platform=platform, requests=[request, request, request, request])
+    assert [a.refunded if isinstance(a, qr.Payment) else a.code for a in answers] == [
+        1_000, 2_000, 3_000, "refund_exceeds_payment"
+    ]  # fmt: skip
+    assert available(platform, payer.card_id) == 10_000  # each moved its own money back
+    refunds = [e for e in qr.history(platform=platform, payment_id=paid.id) if e.detail]
+    assert [(e.status, e.amount) for e in refunds] == [(qr.PaymentStatus.REFUNDED, 1_000)] * 3

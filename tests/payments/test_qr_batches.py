@@ -993,3 +993,39 @@ def test_concurrent_batches_of_other_payers_pay_each_order_once(pg_platform: Pla
     assert stored == {bill: w.id for bill, w in zip(bills, winners, strict=True)}
     spent = sum(1_000_000 - available(platform, m.card_id) for m in town.members.values())
     assert spent == sum(500 + n for n in range(20))
+
+
+@pytest.mark.postgres
+def test_concurrent_refunds_of_one_payment_each_move_their_money(pg_platform: Platform) -> None:
+    """Refund numbers are taken under the payment's row lock: two merchants' terminals refunding
+    one payment at once get distinct ledger ids, so each refund moves its own money and
+    together they cannot pass what was paid."""
+    platform = pg_platform
+    town = Town(platform)
+    alice = town.add_member("alice", "BOC", 100_000)
+    shop = town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
+    [paid] = qr.submit_payments(
+        platform=platform, requests=[town.scan("alice", town.static["Wumart"], 30_000, PIN)]
+    )
+    assert isinstance(paid, qr.Payment)
+    start = threading.Barrier(4)
+    answers: list[object] = [None] * 4
+
+    def refund(n: int) -> None:
+        start.wait(timeout=30)
+        request = qr.RefundRequest(shop.id, paid.id, 10_000)
+        answers[n] = qr.refund_many(platform=platform, requests=[request])[0]
+
+    threads = [threading.Thread(target=refund, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    refunded = [a for a in answers if isinstance(a, qr.Payment)]
+    refused = [a for a in answers if isinstance(a, qr.PaymentError)]
+    assert len(refunded) == 3
+    assert [e.code for e in refused] == ["refund_exceeds_payment"]
+    assert available(platform, alice.card_id) == 100_000  # all 30,000 came back, once each
+    final = qr.get_payment(platform=platform, payment_id=paid.id, user_id=alice.user_id)
+    assert final is not None
+    assert (final.status, final.refunded) == (Status.REFUNDED, 30_000)

@@ -100,3 +100,14 @@ token_counters = sa.Table(
     sa.Column("token", sa.String(19), primary_key=True),
     sa.Column("atc", sa.Integer, nullable=False),
 )
+
+payment_refunds = sa.Table(
+    "payment_refunds",
+    metadata,
+    sa.Column("payment_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.Integer, primary_key=True, autoincrement=False),  # the refund's number
+    sa.Column("amount", sa.BigInteger, nullable=False),
+    sa.Column("status", sa.String(12), nullable=False),  # created | completed | failed
+    sa.Column("created_at_ns", sa.BigInteger, nullable=False),
+    sa.Index("ix_payment_refunds_status", "status"),
+)

@@ -65,7 +65,13 @@ from flashpay.merchants.service import (
 )
 from flashpay.money import MoneyError
 from flashpay.payments import limits
-from flashpay.payments.models import payment_codes, payment_events, payments, token_counters
+from flashpay.payments.models import (
+    payment_codes,
+    payment_events,
+    payment_refunds,
+    payments,
+    token_counters,
+)
 from flashpay.payments.payer import Payer, payers
 from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
@@ -1037,8 +1043,9 @@ def _decline_created(
 def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int:
     """Settle payments a dead process left ``created`` (after their record, before or after the
     ledger post): from what the ledger holds, completed (or authorized for a hold) with their
-    voucher, else declined ``processing_error`` with their limits and order given back. Safe to
-    run at any time, from any process. Returns how many it settled."""
+    voucher, else declined ``processing_error`` with their limits and order given back — and
+    refunds left ``created`` the same way (``_recover_refunds``). Safe to run at any time, from
+    any process. Returns how many payments and refunds it settled."""
     cutoff = platform.clock.now_ns() - older_than_seconds * NS_PER_SECOND
     with autocommit(platform.engine) as connection:
         rows = connection.execute(
@@ -1082,7 +1089,7 @@ def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int
                 scopes.append(f"static:user:{row.user_id}")
             _decline_created(connection, payment_id, amount, DeclineReason.PROCESSING_ERROR,
                              now, row.day, scopes, row.order_id)  # fmt: skip
-    return len(rows)
+    return len(rows) + _recover_refunds(platform, cutoff)
 
 
 # -- after the payment: capture, void, refund ---------------------------------------------------
@@ -1424,33 +1431,39 @@ def refund_many(
     if not asked:
         return [a for a in answers if a is not None]
     now = platform.clock.now_ns()
-    taken: list[tuple[int, RefundRequest, int, int, int]] = []  # n, request, total, captured, seq
+    taken: list[tuple[int, RefundRequest, int, int]] = []  # answer index, request, total, seq
     with platform.engine.begin() as connection:
         # A write first: the rows are locked (and SQLite's write lock held) while deciding.
-        state = {int(i): [int(r), int(c)] for i, r, c in connection.execute(
+        state = {int(i): int(refunded) for i, refunded in connection.execute(
             payments.update()
             .where(payments.c.id.in_(sorted({r.payment_id for _, r in asked})))
             .values(updated_at_ns=now)
-            .returning(payments.c.id, payments.c.refunded, payments.c.captured)
+            .returning(payments.c.id, payments.c.refunded)
         )}  # fmt: skip
-        seqs = _next_seqs(connection, list(state))
+        captured = {p.id: p.captured for p in found.values()}
+        numbers = _next_refund_numbers(connection, list(state))
         for n, request in asked:
-            refunded, captured = state[request.payment_id]
-            if refunded + request.amount > captured:
+            refunded = state[request.payment_id]
+            if refunded + request.amount > captured[request.payment_id]:
                 answers[n] = PaymentError(
                     "refund_exceeds_payment", "refunds cannot pass what was paid"
                 )
                 continue
-            state[request.payment_id][0] = refunded + request.amount
-            seq = seqs[request.payment_id]
-            seqs[request.payment_id] += 1
-            taken.append((n, request, refunded + request.amount, captured, seq))
+            state[request.payment_id] = refunded + request.amount
+            taken.append((n, request, refunded + request.amount, numbers[request.payment_id]))
+            numbers[request.payment_id] += 1
         if taken:
-            connection.execute(_REFUNDED, [{"i": i, "r": totals[0]} for i, totals in state.items()])
-    cards_and_salts = _cards_and_salts(platform, [r.payment_id for _, r, _, _, _ in taken])
+            connection.execute(_REFUNDED, [{"i": i, "r": total} for i, total in state.items()])
+            # The refund's own record, in the transaction that took its amount: a crash before
+            # its ledger posting is found and settled by ``recover_payments``.
+            connection.execute(payment_refunds.insert(), [
+                {"payment_id": r.payment_id, "seq": seq, "amount": r.amount,
+                 "status": "created", "created_at_ns": now} for _, r, _, seq in taken
+            ])  # fmt: skip
+    cards_and_salts = _cards_and_salts(platform, [r.payment_id for _, r, _, _ in taken])
     shops = get_merchants(platform=platform, merchant_ids={r.merchant_id for _, r, *_ in taken})
     chains, commitments = [], {}
-    for _, request, total, _, seq in taken:
+    for _, request, total, seq in taken:
         p = found[request.payment_id]
         card, salt = cards_and_salts[p.id]
         merchant = shops[request.merchant_id]
@@ -1466,41 +1479,113 @@ def refund_many(
         commitments[chain[0].id] = _commitment(salt, p.id, f"refund{seq}", request.amount)
         chains.append(chain)
     results = _post_chains(platform, chains, commitments)
-    done, undone = [], []
-    for (n, request, total, captured, seq), chain_results in zip(taken, results, strict=True):
-        if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in chain_results):
-            done.append((n, request, total, captured, seq))
-        else:
+    outcomes = []
+    for (n, request, _, seq), chain_results in zip(taken, results, strict=True):
+        posted = all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS)
+                     for r in chain_results)  # fmt: skip
+        outcomes.append(_RefundOutcome(request.payment_id, seq, request.amount, posted))
+        if not posted:
             refused = sorted(set(chain_results))
             answers[n] = PaymentError("refund_failed", f"the ledger refused: {refused}", 409)
-            undone.append({"i": request.payment_id, "a": request.amount})
-    status_of = {}
-    with platform.engine.begin() as connection:
-        if undone:
-            connection.execute(_UNREFUND, undone)
-        for _, request, total, captured, _ in done:
-            status_of[request.payment_id] = (
-                PaymentStatus.REFUNDED if total == captured else PaymentStatus.PARTIALLY_REFUNDED
+    statuses = _settle_refunds(platform, outcomes, now)
+    for n, request, total, _ in taken:
+        if answers[n] is None:
+            answers[n] = dataclasses.replace(
+                found[request.payment_id],
+                refunded=total,
+                status=statuses.get(request.payment_id, found[request.payment_id].status),
+                updated_at_ns=now,
             )
-        if done:
-            connection.execute(
-                _REFUND_STATUS, [{"i": i, "s": s.value} for i, s in status_of.items()]
-            )
-            connection.execute(payment_events.insert(), [
-                _event_row(r.payment_id, seq, PaymentStatus.REFUNDED if total == captured
-                           else PaymentStatus.PARTIALLY_REFUNDED, r.amount, now, "refund")
-                for _, r, total, captured, seq in done
-            ])  # fmt: skip
-    for n, request, total, _, _ in done:
-        answers[n] = dataclasses.replace(
-            found[request.payment_id],
-            refunded=total,
-            status=PaymentStatus.REFUNDED
-            if total == found[request.payment_id].captured
-            else PaymentStatus.PARTIALLY_REFUNDED,
-            updated_at_ns=now,
-        )
     return [a for a in answers if a is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class _RefundOutcome:
+    payment_id: int
+    seq: int
+    amount: int
+    posted: bool  # the reversing chain is in the ledger
+
+
+def _next_refund_numbers(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int, int]:
+    """Each payment's next refund number (its ledger ids derive from it), read under the
+    payment's row lock, so two refunds of one payment never share one."""
+    rows = connection.execute(
+        sa.select(payment_refunds.c.payment_id, sa.func.max(payment_refunds.c.seq))
+        .where(payment_refunds.c.payment_id.in_(sorted(payment_ids)))
+        .group_by(payment_refunds.c.payment_id)
+    )
+    last = {int(payment_id): int(seq) for payment_id, seq in rows}
+    return {payment_id: last.get(payment_id, 1) + 1 for payment_id in payment_ids}
+
+
+def _settle_refunds(
+    platform: Platform, outcomes: Sequence[_RefundOutcome], now: int
+) -> dict[int, PaymentStatus]:
+    """Complete the refunds the ledger posted and give back the amount of those it did not, in
+    one transaction — only refunds still ``created`` (a racing recovery settled the others from
+    the same ledger state); the refunded payments' new status, by payment id."""
+    if not outcomes:
+        return {}
+    key = sa.tuple_(payment_refunds.c.payment_id, payment_refunds.c.seq)
+    with platform.engine.begin() as connection:
+        mine: set[tuple[int, int]] = set()
+        for posted, status in ((True, "completed"), (False, "failed")):
+            keys = sorted((o.payment_id, o.seq) for o in outcomes if o.posted is posted)
+            if keys:
+                mine |= {(int(i), int(n)) for i, n in connection.execute(
+                    payment_refunds.update()
+                    .where(key.in_(keys), payment_refunds.c.status == "created")
+                    .values(status=status)
+                    .returning(payment_refunds.c.payment_id, payment_refunds.c.seq)
+                )}  # fmt: skip
+        ours = [o for o in outcomes if (o.payment_id, o.seq) in mine]
+        failed = [{"i": o.payment_id, "a": o.amount} for o in ours if not o.posted]
+        if failed:
+            connection.execute(_UNREFUND, failed)
+        completed = [o for o in ours if o.posted]
+        if not completed:
+            return {}
+        totals = {int(i): (int(r), int(c)) for i, r, c in connection.execute(
+            sa.select(payments.c.id, payments.c.refunded, payments.c.captured)
+            .where(payments.c.id.in_(sorted({o.payment_id for o in completed})))
+        )}  # fmt: skip
+        statuses = {
+            i: PaymentStatus.REFUNDED if refunded == captured else PaymentStatus.PARTIALLY_REFUNDED
+            for i, (refunded, captured) in totals.items()
+        }
+        connection.execute(_REFUND_STATUS, [{"i": i, "s": s.value} for i, s in statuses.items()])
+        seqs = _next_seqs(connection, sorted(statuses))
+        events = []
+        for o in completed:
+            events.append(_event_row(o.payment_id, seqs[o.payment_id], statuses[o.payment_id],
+                                     o.amount, now, "refund"))  # fmt: skip
+            seqs[o.payment_id] += 1
+        connection.execute(payment_events.insert(), events)
+    return statuses
+
+
+def _recover_refunds(platform: Platform, cutoff: int) -> int:
+    """Settle refunds a dead process left ``created`` (after taking their amount, before or
+    after the ledger posting): completed if their reversing chain is in the ledger, else
+    failed with the amount given back. Returns how many."""
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(payment_refunds).where(
+                payment_refunds.c.status == "created", payment_refunds.c.created_at_ns < cutoff
+            )
+        ).all()
+    outcomes = [
+        _RefundOutcome(
+            int(row.payment_id),
+            int(row.seq),
+            int(row.amount),
+            bool(platform.ledger.lookup_transfers(_ids(int(row.payment_id), f"refund{row.seq}"))),
+        )
+        for row in rows
+    ]
+    _settle_refunds(platform, outcomes, platform.clock.now_ns())
+    return len(outcomes)
 
 
 def _cards_and_salts(
