@@ -271,22 +271,6 @@ def merchant_terminals(
     )
 
 
-def merchant_terminal(
-    *,
-    platform: Platform,
-    terminal_code: str,
-    merchant_id: int | None = None,
-    merchant_code: str | None = None,
-) -> MerchantAndTerminal:
-    """A merchant (by id or QR code) and one of its terminals, in one query."""
-    if merchant_id is not None:
-        _, by_id = merchant_terminals(platform=platform, by_id=[(merchant_id, terminal_code)])
-        return by_id[(merchant_id, terminal_code)]
-    assert merchant_code is not None
-    by_code, _ = merchant_terminals(platform=platform, by_code=[(merchant_code, terminal_code)])
-    return by_code[(merchant_code, terminal_code)]
-
-
 def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> list[Merchant]:
     query = sa.select(merchants).order_by(merchants.c.id)
     if acquirer_id is not None:

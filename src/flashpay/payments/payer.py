@@ -72,14 +72,3 @@ def payers(
     with autocommit(platform.engine) as connection:
         found = [_payer(row) for row in connection.execute(_query().where(wanted))]
     return {p.wallet_card_id: p for p in found}, {p.token: p for p in found}
-
-
-def payer_by_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) -> Payer | None:
-    """The user's bound card ``wallet_card_id`` (``None`` if not theirs or unbound)."""
-    payer = payers(platform=platform, wallet_card_ids=[wallet_card_id])[0].get(wallet_card_id)
-    return payer if payer is not None and payer.user_id == user_id else None
-
-
-def payer_by_token(*, platform: Platform, token: str) -> Payer | None:
-    """The bound card behind a network token (a payment code's)."""
-    return payers(platform=platform, tokens=[token])[1].get(token)
