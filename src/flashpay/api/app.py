@@ -33,6 +33,7 @@ from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
 from flashpay.payments.qr import PaymentError
+from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.platform import Platform
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet import service as wallet
@@ -110,6 +111,8 @@ def create_platform_app(
         return wallet.authenticate(platform=platform, token=token)
 
     app = create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
+    app.state.payment_switch = payment_switch(platform)
+    app.state.transfer_switch = transfer_switch(platform)
     chain_api.mount(app, chain_log or ChainLog.open(platform.database_url, clock=platform.clock))
     return app
 

@@ -14,7 +14,7 @@ thread, once per request.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from anyio import to_thread
 from fastapi import Depends, Request
@@ -27,6 +27,7 @@ from flashpay.api.security import (
     resolved_principal,
 )
 from flashpay.auth.service import Runtime
+from flashpay.payments.switch import PaymentSwitch, TransferSwitch
 from flashpay.platform import Platform
 
 
@@ -106,3 +107,26 @@ async def get_services(request: Request) -> Platform:
 
 
 ServicesDep = Annotated[Platform, Depends(get_services)]
+
+
+def _switch(request: Request, name: str) -> object:
+    switch = getattr(request.app.state, name, None)
+    if switch is None:
+        raise ApiError(
+            status_code=503, code="service_unavailable", message="the domain services are not open"
+        )
+    return switch
+
+
+async def get_payment_switch(request: Request) -> PaymentSwitch:
+    """The worker's payment switch (group commit of concurrent payment requests)."""
+    return cast(PaymentSwitch, _switch(request, "payment_switch"))
+
+
+async def get_transfer_switch(request: Request) -> TransferSwitch:
+    """The worker's P2P switch (group commit of concurrent transfer requests)."""
+    return cast(TransferSwitch, _switch(request, "transfer_switch"))
+
+
+SwitchDep = Annotated[PaymentSwitch, Depends(get_payment_switch)]
+TransferSwitchDep = Annotated[TransferSwitch, Depends(get_transfer_switch)]

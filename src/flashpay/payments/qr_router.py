@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from flashpay.api.deps import CurrentMerchant, CurrentUser, ServicesDep
+from flashpay.api.deps import CurrentMerchant, CurrentUser, ServicesDep, SwitchDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from flashpay.api.schemas import (
@@ -27,6 +27,7 @@ from flashpay.chain.receipt import build_receipt
 from flashpay.clock import NS_PER_SECOND, to_datetime
 from flashpay.money import Money, MoneyError
 from flashpay.payments import qr
+from flashpay.payments.switch import PaymentSwitch
 from flashpay.wallet import service as wallet
 
 router = APIRouter(tags=["payments"])
@@ -39,6 +40,15 @@ def _fen(text: str) -> int:
         raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
 
 
+def _pay(switch: PaymentSwitch, request: qr.PaymentRequest) -> qr.Payment:
+    """The payment through the worker's switch: requests that meet there go to
+    ``qr.submit_payments`` together (group commit, ``flashpay.payments.switch``)."""
+    answer = switch.submit(request)
+    if isinstance(answer, qr.PaymentError):
+        raise answer
+    return answer
+
+
 def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) -> PaymentOut:
     history = qr.history(platform=platform, payment_id=p.id) if with_history else None
     return PaymentOut.of(p, history)
@@ -46,19 +56,14 @@ def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) ->
 
 # -- the wallet's side --------------------------------------------------------------------------
 @router.post("/v1/payments/qr", status_code=201, response_model=PaymentOut)
-def pay_scanned(body: ScanIn, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
+def pay_scanned(
+    body: ScanIn, user: CurrentUser, platform: ServicesDep, switch: SwitchDep
+) -> PaymentOut:
     """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
     is needed above your password-free threshold. Send an ``Idempotency-Key``."""
     amount = _fen(body.amount) if body.amount is not None else None
-    payment = qr.pay_scanned_code(
-        platform=platform,
-        user_id=user.id,
-        payload=body.payload,
-        wallet_card_id=body.card_id,
-        amount=amount,
-        pin=body.pin,
-    )
-    return _out(platform, payment)
+    request = qr.ScanRequest(user.id, body.payload, body.card_id, amount, body.pin)
+    return _out(platform, _pay(switch, request))
 
 
 @router.post("/v1/cards/{card_id}/payment-code", status_code=201, response_model=PaymentCodeOut)
@@ -153,19 +158,13 @@ def my_receipt(
 
 # -- the merchant's side ------------------------------------------------------------------------
 @router.post("/v1/merchant/payments", status_code=201, response_model=PaymentOut)
-def collect(body: CollectIn, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
+def collect(
+    body: CollectIn, merchant: CurrentMerchant, platform: ServicesDep, switch: SwitchDep
+) -> PaymentOut:
     """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
-    amount = _fen(body.amount)
-    payment = qr.collect_with_code(
-        platform=platform,
-        merchant_id=merchant.id,
-        code=body.code,
-        amount=amount,
-        terminal_code=body.terminal,
-        capture=body.capture,
-        hold_seconds=body.hold_seconds,
-    )
-    return _out(platform, payment)
+    request = qr.CollectRequest(merchant.id, body.code, _fen(body.amount), body.terminal,
+                                body.capture, body.hold_seconds)  # fmt: skip
+    return _out(platform, _pay(switch, request))
 
 
 @router.get("/v1/merchant/payments", response_model=Page[PaymentOut])

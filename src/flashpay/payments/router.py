@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flashpay.api.deps import CurrentUser, ServicesDep
+from flashpay.api.deps import CurrentUser, ServicesDep, TransferSwitchDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
@@ -14,32 +14,33 @@ from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
 from flashpay.money import Money, MoneyError
 from flashpay.payments import p2p
+from flashpay.wallet.service import WalletError
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
 
 @router.post("", status_code=201, response_model=TransferOut)
-def create(body: TransferIn, user: CurrentUser, platform: ServicesDep) -> TransferOut:
+def create(body: TransferIn, user: CurrentUser, switch: TransferSwitchDep) -> TransferOut:
     """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
     (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
     try:
         amount = Money.parse(body.amount, body.currency)
     except MoneyError as exc:
         raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
-    transfer = p2p.create_transfer(
-        platform=platform,
-        user_id=user.id,
-        request=p2p.P2PRequest(
-            from_wallet_card_id=body.from_card_id,
-            amount=amount.amount_minor,
-            pin=body.pin,
-            to_phone=body.to_phone,
-            to_card_number=body.to_card_number,
-            currency=amount.currency.code,
-            memo=body.memo,
-        ),
+    request = p2p.P2PRequest(
+        from_wallet_card_id=body.from_card_id,
+        amount=amount.amount_minor,
+        pin=body.pin,
+        to_phone=body.to_phone,
+        to_card_number=body.to_card_number,
+        currency=amount.currency.code,
+        memo=body.memo,
     )
-    return TransferOut.of(transfer)
+    # Through the worker's switch: transfers that meet there are posted together.
+    answer = switch.submit((user.id, request))
+    if isinstance(answer, WalletError):
+        raise answer
+    return TransferOut.of(answer)
 
 
 @router.get("", response_model=Page[TransferOut])
