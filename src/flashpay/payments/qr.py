@@ -1351,14 +1351,22 @@ _SETTLE = (
 )
 
 
-def _next_seqs(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int, int]:
+def _next_numbers(
+    connection: sa.Connection, table: sa.Table, payment_ids: Sequence[int], *, after: int = 0
+) -> dict[int, int]:
+    """Each payment's next ``seq`` in ``table`` (its history events, its refunds): one more than
+    the highest, or ``after + 1`` for the first."""
     rows = connection.execute(
-        sa.select(payment_events.c.payment_id, sa.func.max(payment_events.c.seq))
-        .where(payment_events.c.payment_id.in_(sorted(payment_ids)))
-        .group_by(payment_events.c.payment_id)
+        sa.select(table.c.payment_id, sa.func.max(table.c.seq))
+        .where(table.c.payment_id.in_(sorted(payment_ids)))
+        .group_by(table.c.payment_id)
     )
     last = {int(payment_id): int(seq) for payment_id, seq in rows}
-    return {payment_id: last.get(payment_id, 0) + 1 for payment_id in payment_ids}
+    return {payment_id: last.get(payment_id, after) + 1 for payment_id in payment_ids}
+
+
+def _next_seqs(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int, int]:
+    return _next_numbers(connection, payment_events, payment_ids)
 
 
 def _settle_one(platform: Platform, request: HoldSettlement) -> Payment:
@@ -1510,13 +1518,7 @@ class _RefundOutcome:
 def _next_refund_numbers(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int, int]:
     """Each payment's next refund number (its ledger ids derive from it), read under the
     payment's row lock, so two refunds of one payment never share one."""
-    rows = connection.execute(
-        sa.select(payment_refunds.c.payment_id, sa.func.max(payment_refunds.c.seq))
-        .where(payment_refunds.c.payment_id.in_(sorted(payment_ids)))
-        .group_by(payment_refunds.c.payment_id)
-    )
-    last = {int(payment_id): int(seq) for payment_id, seq in rows}
-    return {payment_id: last.get(payment_id, 1) + 1 for payment_id in payment_ids}
+    return _next_numbers(connection, payment_refunds, payment_ids, after=1)
 
 
 def _settle_refunds(
