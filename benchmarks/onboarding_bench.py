@@ -26,29 +26,13 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from flashpay import db
-from flashpay.clock import FakeClock
-from flashpay.keys import KeyRing
-from flashpay.notify import RecordingNotifier
-from flashpay.passwords import DEMO_PASSWORD_POLICY
-from flashpay.platform import Platform
 from flashpay.sim import live
 from flashpay.sim.network import build_network
-from flashpay.sim.traffic import DAY_START_NS
 from flashpay.wallet.models import wallet_cards
 
 
 def one_run(url: str, directory: Path, users: int, merchants: int, seed: int) -> dict[str, float]:
-    db.upgrade(url)
-    clock = FakeClock(DAY_START_NS)
-    notifier = RecordingNotifier()
-    platform = Platform.open(
-        url,
-        clock=clock,
-        keys=KeyRing.load(directory),
-        notifier=notifier,
-        password_policy=DEMO_PASSWORD_POLICY,
-    )
+    platform, clock, notifier = live.open_demo_platform(url, directory)
     try:
         network = build_network(seed=seed, users=users, merchants=merchants)
         started, cpu = time.perf_counter(), time.process_time()

@@ -656,6 +656,24 @@ def _refunds(run: _Run) -> None:
             run.refunded_fen += request.amount
 
 
+def open_demo_platform(
+    url: str, data_directory: Path
+) -> tuple[Platform, FakeClock, RecordingNotifier]:
+    """The demo's platform on a migrated database: a fake clock at the start of the simulated
+    day, a notifier that keeps the one-time codes it sends, and the demo's password policy."""
+    db.upgrade(url)
+    clock = FakeClock(DAY_START_NS)
+    notifier = RecordingNotifier()
+    platform = Platform.open(
+        url,
+        clock=clock,
+        keys=KeyRing.load(data_directory),
+        notifier=notifier,
+        password_policy=DEMO_PASSWORD_POLICY,
+    )
+    return platform, clock, notifier
+
+
 def run_live(
     url: str,
     options: LiveOptions,
@@ -667,16 +685,7 @@ def run_live(
     """Build the network and run the traffic through the services on an empty database."""
     timing: dict[str, float] = {}
     started = time.perf_counter()
-    db.upgrade(url)
-    clock = FakeClock(DAY_START_NS)
-    notifier = RecordingNotifier()
-    platform = Platform.open(
-        url,
-        clock=clock,
-        keys=KeyRing.load(data_directory),
-        notifier=notifier,
-        password_policy=DEMO_PASSWORD_POLICY,
-    )
+    platform, clock, notifier = open_demo_platform(url, data_directory)
     # The members' witnesses boot while the day runs (see Witnesses).
     witnesses = Witnesses(url, data_directory / "chain") if audit else None
     try:
