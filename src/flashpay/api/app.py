@@ -19,6 +19,7 @@ from flashpay import __version__, config
 from flashpay.api import health
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
+from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX
 from flashpay.api.runtime import request_hash_key
 from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
 from flashpay.auth import router as auth_router
@@ -90,7 +91,46 @@ def create_app(
     app.include_router(payments_router.router)
     app.include_router(merchants_router.router)
     app.include_router(qr_payments_router.router)
+    _declare_idempotency_key(app)
     return app
+
+
+_IDEMPOTENCY_KEY_PARAMETER: dict[str, object] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": (
+        "A key of 1..255 printable characters, unique per request you mean once. A retry with "
+        "the same key and the same request is answered with the first answer (replayed, or "
+        "rebuilt from the effect the first try committed); the same key with another request "
+        "is a 422 idempotency_key_reused. Kept 24 h. See docs/reference/http-api.md."
+    ),
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_CHARS_MAX},
+}
+
+
+def _declare_idempotency_key(app: FastAPI) -> None:
+    """Every POST honours ``Idempotency-Key`` (the middleware sits in front of all of them), so
+    every POST declares it in the OpenAPI document — added here, once, so a new route cannot
+    forget it."""
+    build = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        paths = schema.get("paths", {})
+        assert isinstance(paths, dict)
+        for operations in paths.values():
+            post = operations.get("post")
+            if post is None:
+                continue
+            parameters = post.setdefault("parameters", [])
+            if not any(p.get("name") == "Idempotency-Key" for p in parameters):
+                parameters.append(dict(_IDEMPOTENCY_KEY_PARAMETER))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -20,6 +20,7 @@ from anyio import to_thread
 from fastapi import Depends, Request
 
 from flashpay.api.errors import ApiError
+from flashpay.api.idempotency import IDEMPOTENCY_SCOPE_KEY
 from flashpay.api.security import (
     ActorKind,
     Authenticator,
@@ -27,6 +28,7 @@ from flashpay.api.security import (
     resolved_principal,
 )
 from flashpay.auth.service import Runtime
+from flashpay.idempotency import IdempotencyTag
 from flashpay.payments.switch import PaymentSwitch, TransferSwitch
 from flashpay.platform import Platform
 
@@ -130,3 +132,13 @@ async def get_transfer_switch(request: Request) -> TransferSwitch:
 
 SwitchDep = Annotated[PaymentSwitch, Depends(get_payment_switch)]
 TransferSwitchDep = Annotated[TransferSwitch, Depends(get_transfer_switch)]
+
+
+async def idempotency_tag(request: Request) -> IdempotencyTag | None:
+    """The caller's Idempotency-Key as the idempotency middleware claimed it (``None`` when the
+    request has none): services bind it to the effect they create (``flashpay.idempotency``)."""
+    tag = request.scope.get(IDEMPOTENCY_SCOPE_KEY)
+    return tag if isinstance(tag, IdempotencyTag) else None
+
+
+IdempotencyDep = Annotated[IdempotencyTag | None, Depends(idempotency_tag)]

@@ -15,12 +15,22 @@ An ASGI middleware in front of every route. For a POST with an ``Idempotency-Key
    still running → wait for it (polling, up to ``IDEMPOTENCY_WAIT_SECONDS_MAX``), then replay, or
    409 ``idempotency_request_in_progress`` if it has not finished.
 
+The claim and the stored answer are commits of their own, so they alone cannot make a retry
+safe: a process killed after the route's effect committed and before its answer was stored
+leaves a claim with no answer. The route therefore gets the caller's ``IdempotencyTag`` (in the
+ASGI scope, ``IDEMPOTENCY_SCOPE_KEY``; routers read it through ``api.deps.IdempotencyDep``) and
+the service binds the key to the effect *in the effect's own transaction*
+(``flashpay.idempotency``, decision 0013). A claim whose request died (a crashed worker, or one
+that answered 5xx) is taken over after ``IDEMPOTENCY_LEASE_SECONDS`` (or at once, when it was
+released) and the route runs again — and its service, finding the key bound, answers from the
+effect instead of doing it twice. So the lease decides only how long a retry waits for a first
+try that may still be running, never whether an effect happens twice.
+
 Keys are kept at least ``IDEMPOTENCY_KEY_TTL_SECONDS`` (24 h); an older row is replaced by the next
-request with that key, and each worker deletes up to ``PURGE_BATCH_MAX`` expired rows after every
-``PURGE_EVERY_COMPLETIONS`` stored responses, so the table stays about one day of POSTs long. A
-claim whose request died (a crashed worker) is taken over after ``IDEMPOTENCY_LEASE_SECONDS``.
-This follows the IETF draft "The Idempotency-Key HTTP Header Field"
-(draft-ietf-httpapi-idempotency-key-header) and Stripe's behaviour.
+request with that key (and its effect unbound), and each worker deletes up to ``PURGE_BATCH_MAX``
+expired rows after every ``PURGE_EVERY_COMPLETIONS`` stored responses, so the table stays about
+one day of POSTs long. This follows the IETF draft "The Idempotency-Key HTTP Header Field"
+(draft-ietf-httpapi-idempotency-key-header) and Stripe's keys (atomic phases, recovery points).
 """
 
 from __future__ import annotations
@@ -42,10 +52,15 @@ from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX, idempotency_keys
 from flashpay.api.security import Authenticator
 from flashpay.auth.service import Runtime
 from flashpay.clock import NS_PER_SECOND
+from flashpay.idempotency import KEY_TTL_SECONDS, IdempotencyTag, forget
+from flashpay.idempotency import purge_expired as purge_expired_effects
 
 IDEMPOTENCY_HEADER = "idempotency-key"
-IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
-IDEMPOTENCY_LEASE_SECONDS = 60
+IDEMPOTENCY_KEY_TTL_SECONDS = KEY_TTL_SECONDS
+# How long a retry waits for a first try that may still be running before it runs the route
+# itself (which then answers from the bound effect, if there is one). Safe at any length.
+IDEMPOTENCY_LEASE_SECONDS = 10
+IDEMPOTENCY_SCOPE_KEY = "flashpay.idempotency"  # the ASGI scope entry holding the request's tag
 IDEMPOTENCY_WAIT_SECONDS_MAX = 30.0
 IDEMPOTENCY_POLL_SECONDS = 0.01
 REQUEST_BODY_BYTES_MAX = 1024 * 1024
@@ -83,8 +98,11 @@ class IdempotencyStore:
     one round trip and one commit apiece, instead of BEGIN, statement, COMMIT.
     """
 
-    def __init__(self, platform: Runtime) -> None:
+    def __init__(
+        self, platform: Runtime, *, lease_seconds: int = IDEMPOTENCY_LEASE_SECONDS
+    ) -> None:
         self._platform = platform
+        self._lease_ns = lease_seconds * NS_PER_SECOND
 
     def claim(self, *, principal: str, key: str, request_hash: bytes) -> Claim:
         now_ns = self._platform.clock.now_ns()
@@ -113,10 +131,7 @@ class IdempotencyStore:
             if row is None:  # removed (expired or released) between the insert and the select
                 return self.claim(principal=principal, key=key, request_hash=request_hash)
             expired = row.created_at_ns < now_ns - IDEMPOTENCY_KEY_TTL_SECONDS * NS_PER_SECOND
-            abandoned = (
-                row.status_code is None
-                and row.claimed_at_ns < now_ns - IDEMPOTENCY_LEASE_SECONDS * NS_PER_SECOND
-            )
+            abandoned = row.status_code is None and row.claimed_at_ns < now_ns - self._lease_ns
             if expired or (abandoned and row.request_hash == request_hash):
                 taken_over = connection.execute(
                     table.update()
@@ -136,6 +151,8 @@ class IdempotencyStore:
                     )
                 ).rowcount
                 if taken_over == 1:
+                    if expired:  # a new request under an old key: the old effect is not its own
+                        forget(connection, IdempotencyTag(principal, key))
                     return Claim(ClaimOutcome.CLAIMED)
                 return Claim(ClaimOutcome.IN_PROGRESS)
         if not hmac.compare_digest(row.request_hash, request_hash):
@@ -194,6 +211,7 @@ class IdempotencyStore:
                         table.c.created_at_ns < cutoff_ns,
                     )
                 )
+            purge_expired_effects(connection, cutoff_ns=cutoff_ns, limit=limit)
         return len(rows)
 
 
@@ -217,12 +235,13 @@ class IdempotencyMiddleware:
         authenticator: Authenticator,
         hash_key: bytes,
         purge_every: int = PURGE_EVERY_COMPLETIONS,
+        lease_seconds: int = IDEMPOTENCY_LEASE_SECONDS,
     ) -> None:
         self.app = app
         self._completed = 0
         self._purge_every = purge_every
         self._authenticator = authenticator
-        self._store = IdempotencyStore(platform)
+        self._store = IdempotencyStore(platform, lease_seconds=lease_seconds)
         self._hash_key = hash_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -297,6 +316,8 @@ class IdempotencyMiddleware:
             assert claim.response is not None
             await _send_stored(send, claim.response, replayed=True)
             return
+        # The route's service binds the key to its effect in the effect's transaction.
+        scope[IDEMPOTENCY_SCOPE_KEY] = IdempotencyTag(caller, key)
         await self._execute(scope, replay_receive, send, caller=caller, key=key)
 
     async def _execute(

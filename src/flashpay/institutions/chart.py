@@ -46,6 +46,7 @@ class TransferCode(IntEnum):
     PURCHASE = 10
     PURCHASE_HOLD = 11
     P2P = 20
+    FENCE = 90  # recovery's claim on a record's ledger ids (flashpay.payments.fence)
 
 
 @functools.lru_cache(maxsize=4096)  # a few hundred accounts, asked for six times a payment

@@ -30,7 +30,13 @@ inside one batch), and each round is again a constant number of statements.
 
 Crash safety: the record is written ``created`` before anything moves; the ledger ids of the
 chain derive from the transfer id, so posting again can never post twice; ``recover_transfers``
-settles any transfer left ``created`` by a dead process from what the ledger holds.
+settles any transfer left ``created`` by a dead process, behind a fence on its ledger ids
+(``flashpay.payments.fence``), so it never races a request still in flight.
+
+Exactly once per Idempotency-Key: a request's ``idempotency`` tag is bound to its transfer in the
+transaction that records it (``flashpay.idempotency``). A request whose key is bound already — a
+retry after a crash, or a twin — is answered from that transfer (settled first if a crash left it
+``created``) and nothing is done again.
 """
 
 from __future__ import annotations
@@ -58,6 +64,13 @@ from flashpay.cards.service import (
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.idempotency import (
+    Effect,
+    EffectConflictError,
+    IdempotencyTag,
+    bind_effects,
+    find_effects,
+)
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -70,6 +83,7 @@ from flashpay.ledger.errors import InvariantError, invariant
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.notify import mask_phone
 from flashpay.payments import limits
+from flashpay.payments.fence import fence
 from flashpay.payments.models import p2p_transfers
 from flashpay.payments.payer import Payer, payers
 from flashpay.platform import Platform
@@ -92,7 +106,8 @@ MEMO_CHARS_MAX = 64
 REQUESTS_PER_BATCH_MAX = 4096  # 3 ledger events each at most: up to two ledger calls per round
 PIN_THREADS = 2  # Argon2id releases the GIL: one thread per core of the 2-core target machine
 PIN_POOL_REQUESTS_MIN = 4  # below this, handing the checks to threads costs more than it saves
-LOOKUP_IDS_MAX = 1000  # first-posting ids per ledger look-up in recovery
+EFFECT_KIND = "transfer"  # what an Idempotency-Key of a transfer request is bound to
+RERUNS_MAX = 2  # a batch runs again after a twin request bound one of its keys first
 
 
 class TransferStatus(StrEnum):
@@ -127,6 +142,7 @@ class P2PRequest:
     to_card_number: str | None = None
     currency: str = "CNY"
     memo: str | None = None
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the transfer
 
 
 @dataclass(frozen=True, slots=True)
@@ -414,7 +430,20 @@ def create_transfers(
     Raises ``ValueError`` above ``REQUESTS_PER_BATCH_MAX`` requests."""
     if len(requests) > REQUESTS_PER_BATCH_MAX:
         raise ValueError(f"{len(requests)} > {REQUESTS_PER_BATCH_MAX} transfers in one batch")
+    for run in range(RERUNS_MAX + 1):
+        try:
+            return _create_transfers(platform, requests)
+        except EffectConflictError:
+            if run == RERUNS_MAX:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _create_transfers(
+    platform: Platform, requests: Sequence[tuple[int, P2PRequest]]
+) -> list[P2PTransfer | WalletError]:
     answers: list[P2PTransfer | WalletError | None] = [None] * len(requests)
+    _answer_bound(platform, requests, answers)
     now = platform.clock.now_ns()
     attempts = _attempts(platform, requests, answers, now)
     outcomes = _run(platform, attempts, now)
@@ -423,6 +452,33 @@ def create_transfers(
     out = [answer for answer in answers if answer is not None]
     invariant(len(out) == len(requests), "every request is answered")
     return out
+
+
+def _answer_bound(
+    platform: Platform,
+    requests: Sequence[tuple[int, P2PRequest]],
+    answers: list[P2PTransfer | WalletError | None],
+) -> None:
+    """Answer the requests whose Idempotency-Key is bound already with their transfer (one
+    read, and nothing more when no request has a key)."""
+    tags = [r.idempotency for _, r in requests]
+    if not any(tags):
+        return
+    with autocommit(platform.engine) as connection:
+        bound = find_effects(connection, tags)
+    if not bound:
+        return
+    ids: dict[int, int] = {}
+    for index, tag in enumerate(tags):
+        effect = bound.get(tag) if tag is not None else None
+        if effect is not None:
+            invariant(effect.kind == EFFECT_KIND, f"a transfer's key is bound to {effect}")
+            ids[index] = effect.effect_id
+    settle_created(platform=platform, transfer_ids=sorted(set(ids.values())))
+    for index, transfer_id in ids.items():
+        found = get_transfer(platform=platform, user_id=requests[index][0], transfer_id=transfer_id)
+        invariant(found is not None, "a bound transfer is the caller's")
+        answers[index] = found
 
 
 def _attempts(
@@ -436,6 +492,8 @@ def _attempts(
     ``answers``."""
     numbers: dict[int, CardNumber | None] = {}
     for index, (_, request) in enumerate(requests):
+        if answers[index] is not None:
+            continue  # answered from its bound transfer
         try:
             numbers[index] = _validate(request)
         except WalletError as error:
@@ -537,6 +595,10 @@ def _run(platform: Platform, attempts: Sequence[_Attempt], now_ns: int) -> dict[
                 recorded += [(a, a.reason) for a in attempts if a.reason is not None]
             if recorded:
                 recorded.sort(key=lambda pair: pair[0].transfer_id)
+                bind_effects(connection, {
+                    a.request.idempotency: Effect(EFFECT_KIND, a.transfer_id)
+                    for a, _ in recorded if a.request.idempotency is not None
+                }, now_ns=now_ns)  # fmt: skip
                 connection.execute(
                     p2p_transfers.insert(), [_row(a, now_ns, day, r) for a, r in recorded]
                 )
@@ -739,27 +801,40 @@ def list_transfers(
 def recover_transfers(*, platform: Platform, older_than_seconds: int = 60) -> int:
     """Settle transfers a dead process left ``created``: completed if the ledger holds their
     chain, else declined (``processing_error``, the limits given back). Returns how many it
-    found. Safe to run at any time, from any process: the ledger ids derive from the transfer
-    id, and a transfer is settled only from ``created`` (``_settle``)."""
+    found. Safe to run at any time, from any process, even beside a request still in flight:
+    the ledger ids are fenced first (``flashpay.payments.fence``), and a transfer is settled
+    only from ``created`` (``_settle``). The age only spares transfers that are merely slow."""
     cutoff = platform.clock.now_ns() - older_than_seconds * NS_PER_SECOND
     with platform.engine.connect() as connection:
-        rows = connection.execute(
-            sa.select(p2p_transfers.c.id, p2p_transfers.c.day)
+        ids = connection.execute(
+            sa.select(p2p_transfers.c.id)
             .where(p2p_transfers.c.status == "created", p2p_transfers.c.created_at_ns < cutoff)
             .order_by(p2p_transfers.c.id)
+        ).scalars()
+        found = [int(i) for i in ids]
+    settle_created(platform=platform, transfer_ids=found)
+    return len(found)
+
+
+def settle_created(*, platform: Platform, transfer_ids: Sequence[int]) -> None:
+    """Settle those of ``transfer_ids`` that are still ``created``, behind a fence: completed if
+    their chain posted before it, else declined ``processing_error``."""
+    if not transfer_ids:
+        return
+    t = p2p_transfers.c
+    with platform.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(t.id, t.day).where(t.id.in_(sorted(transfer_ids)), t.status == "created")
         ).all()
-    posted: set[int] = set()
-    for start in range(0, len(rows), LOOKUP_IDS_MAX):
-        ids = [first_posting_id(int(row.id)) for row in rows[start : start + LOOKUP_IDS_MAX]]
-        posted.update(t.id for t in platform.ledger.lookup_transfers(ids))
+    if not rows:
+        return
+    posted = fence(platform, [(int(row.id), first_posting_id(int(row.id))) for row in rows])
     completed, declined = [], []
     for row in rows:
         transfer_id = int(row.id)
-        if first_posting_id(transfer_id) in posted:
+        if transfer_id in posted:
             completed.append((transfer_id, _voucher(str(row.day), transfer_id)))
         else:
             declined.append((transfer_id, DeclineReason.PROCESSING_ERROR))
-    if rows:
-        with platform.engine.begin() as connection:
-            _settle(connection, platform.clock.now_ns(), completed=completed, declined=declined)
-    return len(rows)
+    with platform.engine.begin() as connection:
+        _settle(connection, platform.clock.now_ns(), completed=completed, declined=declined)

@@ -41,6 +41,13 @@ from flashpay.cards.models import cards
 from flashpay.cards.service import Card, CardStatus, card_from_row, is_expired
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.idempotency import (
+    Effect,
+    EffectConflictError,
+    IdempotencyTag,
+    bind_effects,
+    find_effects,
+)
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -50,6 +57,7 @@ from flashpay.institutions.chart import (
 from flashpay.institutions.definition import CardType
 from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
+from flashpay.ledger.errors import invariant
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.ledger.service import BATCH_EVENTS_MAX
 from flashpay.merchants.fees import FeeSplit
@@ -65,6 +73,7 @@ from flashpay.merchants.service import (
 )
 from flashpay.money import MoneyError
 from flashpay.payments import limits
+from flashpay.payments.fence import fence
 from flashpay.payments.models import (
     payment_codes,
     payment_events,
@@ -95,6 +104,11 @@ logger = logging.getLogger(__name__)
 HOLD_SECONDS_DEFAULT = 2 * 3600
 HOLD_SECONDS_MAX = 7 * 24 * 3600
 AMOUNT_MAX = 10**12
+RERUNS_MAX = 2  # a batch runs again after a twin request bound one of its keys first
+# What an Idempotency-Key is bound to, by request kind (the effect id is the payment's id).
+EFFECT_PAYMENT = "payment"
+EFFECT_SETTLEMENT = "hold_settlement"
+EFFECT_REFUND = "refund"
 
 
 class PaymentKind(StrEnum):
@@ -199,6 +213,7 @@ class _Attempt:
     hold_seconds: int = HOLD_SECONDS_DEFAULT
     reason: DeclineReason | None = None
     bill_number: str | None = None
+    idempotency: IdempotencyTag | None = None
 
 
 # -- requests and the batch ---------------------------------------------------------------------
@@ -212,6 +227,7 @@ class ScanRequest:
     wallet_card_id: int
     amount: int | None = None
     pin: str | None = None
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the payment
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +241,7 @@ class CollectRequest:
     terminal_code: str = "T0001"
     capture: bool = True
     hold_seconds: int = HOLD_SECONDS_DEFAULT
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the payment
 
 
 PaymentRequest = ScanRequest | CollectRequest
@@ -239,7 +256,31 @@ def submit_payments(
     a later one needed — but the batch costs the same few statements whatever its size: four
     reads for the front ends, one transaction recording every payment, one ledger batch and
     one transaction completing them (decision 0010). A request that cannot be carried out
-    (nothing is recorded for it) answers its ``PaymentError`` in its place; the others go on."""
+    (nothing is recorded for it) answers its ``PaymentError`` in its place; the others go on.
+
+    A request whose Idempotency-Key is bound already (a retry after a crash, or a twin) is
+    answered with that payment, settled first if a crash left it ``created``; the others' keys
+    are bound in the transaction that records their payments."""
+    for run in range(RERUNS_MAX + 1):
+        try:
+            return _submit(platform, requests)
+        except EffectConflictError:
+            if run == RERUNS_MAX:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _submit(platform: Platform, requests: Sequence[PaymentRequest]) -> list[Payment | PaymentError]:
+    bound = _bound_payments(platform, [r.idempotency for r in requests], EFFECT_PAYMENT)
+    if bound:
+        _settle_created(platform, sorted(set(bound.values())))
+        done = _payments_by_id(platform, bound.values())
+        fresh = [r for r in requests if r.idempotency not in bound]
+        answers = iter(_submit(platform, fresh)) if fresh else iter(())
+        return [
+            done[bound[r.idempotency]] if r.idempotency in bound else next(answers)
+            for r in requests
+        ]
     lookups = _Lookups.load(platform, requests)
     fronts: list[_Attempt | PaymentError] = []
     for request in requests:
@@ -252,6 +293,19 @@ def submit_payments(
             fronts.append(exc)
     paid = iter(_run(platform, [a for a in fronts if isinstance(a, _Attempt)]))
     return [a if isinstance(a, PaymentError) else next(paid) for a in fronts]
+
+
+def _bound_payments(
+    platform: Platform, tags: Sequence[IdempotencyTag | None], kind: str
+) -> dict[IdempotencyTag, int]:
+    """The payment each of ``tags`` is bound to already, by tag (one read; none without tags)."""
+    if not any(tags):
+        return {}
+    with autocommit(platform.engine) as connection:
+        found = find_effects(connection, tags)
+    for tag, effect in found.items():
+        invariant(effect.kind == kind, f"{tag} is bound to {effect}, not a {kind}")
+    return {tag: effect.effect_id for tag, effect in found.items()}
 
 
 def _one(answers: list[Payment | PaymentError]) -> Payment:
@@ -367,8 +421,9 @@ def _scan(platform: Platform, lookups: _Lookups, request: ScanRequest) -> _Attem
     if amount is not None and not 0 < amount <= AMOUNT_MAX:
         raise PaymentError("invalid_amount", "the amount is a positive number of fen")
     attempt = _Attempt(
-        kind=PaymentKind.MPM_STATIC, amount=amount or 0, payer=payer, pin=request.pin
-    )
+        kind=PaymentKind.MPM_STATIC, amount=amount or 0, payer=payer, pin=request.pin,
+        idempotency=request.idempotency,
+    )  # fmt: skip
     code = lookups.scanned[request.payload]
     if isinstance(code, DeclineReason):
         attempt.reason = code
@@ -408,7 +463,8 @@ def _collect(platform: Platform, lookups: _Lookups, request: CollectRequest) -> 
         raise PaymentError("invalid_hold", "a hold lasts 60 s to 7 days")
     attempt = _Attempt(kind=PaymentKind.CPM, amount=request.amount, merchant=merchant,
                        terminal=terminal, two_phase=not request.capture,
-                       hold_seconds=request.hold_seconds)  # fmt: skip
+                       hold_seconds=request.hold_seconds,
+                       idempotency=request.idempotency)  # fmt: skip
     text = request.code.strip()
     now_s = platform.clock.now_ns() // NS_PER_SECOND
     master = platform.keys.payment_code_master
@@ -621,6 +677,10 @@ def _run(platform: Platform, attempts: list[_Attempt]) -> list[Payment]:
         for a, v in zip(attempts, verdicts, strict=True)
     ]  # fmt: skip
     with platform.engine.begin() as connection:
+        bind_effects(connection, {
+            r.attempt.idempotency: Effect(EFFECT_PAYMENT, r.id)
+            for r in records if r.attempt.idempotency is not None
+        }, now_ns=now)  # fmt: skip
         for state, verdict in zip(before, verdicts, strict=True):
             if state is not None and verdict is not None:
                 record_pin_check(platform=platform, connection=connection, state=state,
@@ -1042,30 +1102,48 @@ def _decline_created(
 
 def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int:
     """Settle payments a dead process left ``created`` (after their record, before or after the
-    ledger post): from what the ledger holds, completed (or authorized for a hold) with their
-    voucher, else declined ``processing_error`` with their limits and order given back — and
-    refunds left ``created`` the same way (``_recover_refunds``). Safe to run at any time, from
-    any process. Returns how many payments and refunds it settled."""
+    ledger post): behind a fence on their ledger ids (``flashpay.payments.fence``), completed
+    (or authorized for a hold) with their voucher if their chain posted first, else declined
+    ``processing_error`` with their limits and order given back — and refunds left ``created``
+    the same way (``_recover_refunds``). Safe to run at any time, from any process, even beside
+    a request still in flight; the age only spares payments that are merely slow. Returns how
+    many payments and refunds it settled."""
     cutoff = platform.clock.now_ns() - older_than_seconds * NS_PER_SECOND
+    with autocommit(platform.engine) as connection:
+        ids = [int(i) for i in connection.execute(
+            sa.select(payments.c.id).where(
+                payments.c.status == "created", payments.c.created_at_ns < cutoff
+            )
+        ).scalars()]  # fmt: skip
+    return _settle_created(platform, ids) + _recover_refunds(platform, cutoff)
+
+
+def _settle_created(platform: Platform, payment_ids: Sequence[int]) -> int:
+    """Settle those of ``payment_ids`` still ``created``, behind a fence; how many there were."""
+    if not payment_ids:
+        return 0
     with autocommit(platform.engine) as connection:
         rows = connection.execute(
             sa.select(payments).where(
-                payments.c.status == "created", payments.c.created_at_ns < cutoff
+                payments.c.id.in_(sorted(payment_ids)), payments.c.status == "created"
             )
         ).all()
+    if not rows:
+        return 0
+    posted = fence(platform, [
+        (int(row.id), _ids(int(row.id), "hold" if row.two_phase else "purchase")[0])
+        for row in rows
+    ])  # fmt: skip
     for row in rows:
         payment_id, amount = int(row.id), int(row.amount)
-        posted = platform.ledger.lookup_transfers(
-            _ids(payment_id, "hold" if row.two_phase else "purchase")
-        )
         now = platform.clock.now_ns()
         with platform.engine.begin() as connection:
-            if posted:
+            if payment_id in posted:
+                hold = platform.ledger.lookup_transfers(_ids(payment_id, "hold")[:1]) if (
+                    row.two_phase) else []  # fmt: skip
                 status = PaymentStatus.AUTHORIZED if row.two_phase else PaymentStatus.COMPLETED
                 hold_end = (
-                    posted[0].timestamp + posted[0].timeout_seconds * NS_PER_SECOND
-                    if row.two_phase
-                    else None
+                    hold[0].timestamp + hold[0].timeout_seconds * NS_PER_SECOND if hold else None
                 )
                 settled = connection.execute(
                     payments.update()
@@ -1089,7 +1167,7 @@ def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int
                 scopes.append(f"static:user:{row.user_id}")
             _decline_created(connection, payment_id, amount, DeclineReason.PROCESSING_ERROR,
                              now, row.day, scopes, row.order_id)  # fmt: skip
-    return len(rows) + _recover_refunds(platform, cutoff)
+    return len(rows)
 
 
 # -- after the payment: capture, void, refund ---------------------------------------------------
@@ -1206,6 +1284,7 @@ class HoldSettlement:
     merchant_id: int
     payment_id: int
     amount: int
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the settlement
 
 
 def settle_holds(
@@ -1214,7 +1293,16 @@ def settle_holds(
     """Capture or void a batch of authorizations (a car park's exits, an hotel's check-outs):
     each hold is voided and the captured amount posted as a purchase in one linked chain (both
     or neither), every chain in one ledger batch, the records in one transaction. A request
-    that cannot be carried out answers its ``PaymentError`` in its place."""
+    that cannot be carried out answers its ``PaymentError`` in its place. A request whose
+    Idempotency-Key is bound already is answered with its payment as it now is."""
+    bound = _bound_payments(platform, [r.idempotency for r in requests], EFFECT_SETTLEMENT)
+    if bound:
+        done = _payments_by_id(platform, bound.values())
+        fresh = [r for r in requests if r.idempotency not in bound]
+        rest = iter(settle_holds(platform=platform, requests=fresh)) if fresh else iter(())
+        return [
+            done[bound[r.idempotency]] if r.idempotency in bound else next(rest) for r in requests
+        ]
     ids = sorted({r.payment_id for r in requests})
     found = _payments_by_id(platform, ids)
     parts = _cards_and_salts(platform, ids)
@@ -1259,7 +1347,8 @@ def settle_holds(
             refused = sorted(set(results))
             answers[n] = PaymentError("hold_not_settled", f"the ledger refused: {refused}", 409)
     now = platform.clock.now_ns()
-    done = _record_settlements(platform, settled, now)
+    tags = {r.payment_id: r.idempotency for r in requests if r.idempotency is not None}
+    done = _record_settlements(platform, settled, now, tags)
     for n, p, _, _ in going:
         if answers[n] is None:
             answers[n] = done[p.id]
@@ -1293,10 +1382,14 @@ def _settlement_chain(
 
 
 def _record_settlements(
-    platform: Platform, settled: Sequence[tuple[Payment, Card, int]], now: int
+    platform: Platform,
+    settled: Sequence[tuple[Payment, Card, int]],
+    now: int,
+    tags: Mapping[int, IdempotencyTag],
 ) -> dict[int, Payment]:
     """Complete (or void) the records of posted settlements in one transaction, giving back
-    the part of the limits a hold took and did not use; the payments as they now are."""
+    the part of the limits a hold took and did not use, and binding the Idempotency-Key (in
+    ``tags``, by payment id) of each one it settled; the payments as they now are."""
     if not settled:
         return {}
     with platform.engine.begin() as connection:
@@ -1310,6 +1403,9 @@ def _record_settlements(
         ours = [(p, card, amount) for p, card, amount in settled if p.id in mine]
         if not ours:
             return {p.id: p for p, _, _ in settled}
+        bind_effects(connection, {
+            tags[p.id]: Effect(EFFECT_SETTLEMENT, p.id) for p, _, _ in ours if p.id in tags
+        }, now_ns=now)  # fmt: skip
         seqs = _next_seqs(connection, [p.id for p, _, _ in ours])
         connection.execute(_SETTLE, [
             {"i": p.id, "s": _settled_status(amount).value, "c": amount} for p, _, amount in ours
@@ -1376,16 +1472,22 @@ def _settle_one(platform: Platform, request: HoldSettlement) -> Payment:
     return answer
 
 
-def capture(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
+def capture(
+    *, platform: Platform, merchant_id: int, payment_id: int, amount: int,
+    idempotency: IdempotencyTag | None = None,
+) -> Payment:  # fmt: skip
     """Capture an authorization, all or part (see ``settle_holds``)."""
     if amount <= 0:
         raise PaymentError("invalid_amount", "capture between ¥0.01 and the authorized amount")
-    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, amount))
+    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, amount, idempotency))
 
 
-def void(*, platform: Platform, merchant_id: int, payment_id: int) -> Payment:
+def void(
+    *, platform: Platform, merchant_id: int, payment_id: int,
+    idempotency: IdempotencyTag | None = None,
+) -> Payment:  # fmt: skip
     """Release an authorization's hold (see ``settle_holds``)."""
-    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, 0))
+    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, 0, idempotency))
 
 
 @dataclass(frozen=True, slots=True)
@@ -1395,6 +1497,7 @@ class RefundRequest:
     merchant_id: int
     payment_id: int
     amount: int
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the refund
 
 
 _REFUNDED = (
@@ -1419,7 +1522,36 @@ def refund_many(
     refunded totals are taken under the rows' locks in one transaction, every reversing chain
     goes in one ledger batch, and the records complete in one transaction; a refund the ledger
     refuses gives its amount back. A request that cannot be carried out answers its
-    ``PaymentError`` in its place."""
+    ``PaymentError`` in its place. A request whose Idempotency-Key is bound already is
+    answered with its payment (its refund settled first if a crash left it ``created``)."""
+    for run in range(RERUNS_MAX + 1):
+        try:
+            return _refund_many(platform, requests)
+        except EffectConflictError:
+            if run == RERUNS_MAX:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _refund_many(
+    platform: Platform, requests: Sequence[RefundRequest]
+) -> list[Payment | PaymentError]:
+    bound = _bound_payments(platform, [r.idempotency for r in requests], EFFECT_REFUND)
+    if bound:
+        with autocommit(platform.engine) as connection:
+            created = connection.execute(
+                sa.select(payment_refunds.c.payment_id, payment_refunds.c.seq).where(
+                    payment_refunds.c.payment_id.in_(sorted(set(bound.values()))),
+                    payment_refunds.c.status == "created",
+                )
+            ).all()
+        _settle_created_refunds(platform, [(int(i), int(n)) for i, n in created])
+        done = _payments_by_id(platform, bound.values())
+        fresh = [r for r in requests if r.idempotency not in bound]
+        rest = iter(_refund_many(platform, fresh)) if fresh else iter(())
+        return [
+            done[bound[r.idempotency]] if r.idempotency in bound else next(rest) for r in requests
+        ]
     ids = sorted({r.payment_id for r in requests})
     found = _payments_by_id(platform, ids)
     answers: list[Payment | PaymentError | None] = []
@@ -1461,6 +1593,10 @@ def refund_many(
             taken.append((n, request, refunded + request.amount, numbers[request.payment_id]))
             numbers[request.payment_id] += 1
         if taken:
+            bind_effects(connection, {
+                r.idempotency: Effect(EFFECT_REFUND, r.payment_id)
+                for _, r, _, _ in taken if r.idempotency is not None
+            }, now_ns=now)  # fmt: skip
             connection.execute(_REFUNDED, [{"i": i, "r": total} for i, total in state.items()])
             # The refund's own record, in the transaction that took its amount: a crash before
             # its ledger posting is found and settled by ``recover_payments``.
@@ -1569,23 +1705,40 @@ def _settle_refunds(
 
 def _recover_refunds(platform: Platform, cutoff: int) -> int:
     """Settle refunds a dead process left ``created`` (after taking their amount, before or
-    after the ledger posting): completed if their reversing chain is in the ledger, else
-    failed with the amount given back. Returns how many."""
+    after the ledger posting). Returns how many."""
     with autocommit(platform.engine) as connection:
         rows = connection.execute(
-            sa.select(payment_refunds).where(
+            sa.select(payment_refunds.c.payment_id, payment_refunds.c.seq).where(
                 payment_refunds.c.status == "created", payment_refunds.c.created_at_ns < cutoff
             )
         ).all()
+    return _settle_created_refunds(platform, [(int(r.payment_id), int(r.seq)) for r in rows])
+
+
+def _settle_created_refunds(platform: Platform, keys: Sequence[tuple[int, int]]) -> int:
+    """Settle those refunds (payment id, number) still ``created``, behind a fence on their
+    reversing chain's ids: completed if the chain posted first, else failed with the amount
+    given back. Returns how many."""
+    if not keys:
+        return 0
+    key = sa.tuple_(payment_refunds.c.payment_id, payment_refunds.c.seq)
+    with autocommit(platform.engine) as connection:
+        rows = connection.execute(
+            sa.select(payment_refunds).where(
+                key.in_(sorted(set(keys))), payment_refunds.c.status == "created"
+            )
+        ).all()
+    if not rows:
+        return 0
+    # A fence is keyed by one record id: the refund's first ledger id stands for the refund.
+    firsts = {(int(r.payment_id), int(r.seq)): _ids(int(r.payment_id), f"refund{r.seq}")[0]
+              for r in rows}  # fmt: skip
+    posted = fence(platform, [(first, first) for first in firsts.values()])
     outcomes = [
-        _RefundOutcome(
-            int(row.payment_id),
-            int(row.seq),
-            int(row.amount),
-            bool(platform.ledger.lookup_transfers(_ids(int(row.payment_id), f"refund{row.seq}"))),
-        )
-        for row in rows
-    ]
+        _RefundOutcome(int(r.payment_id), int(r.seq), int(r.amount),
+                       firsts[(int(r.payment_id), int(r.seq))] in posted)
+        for r in rows
+    ]  # fmt: skip
     _settle_refunds(platform, outcomes, platform.clock.now_ns())
     return len(outcomes)
 
@@ -1607,10 +1760,14 @@ def _cards_and_salts(
         }
 
 
-def refund(*, platform: Platform, merchant_id: int, payment_id: int, amount: int) -> Payment:
+def refund(
+    *, platform: Platform, merchant_id: int, payment_id: int, amount: int,
+    idempotency: IdempotencyTag | None = None,
+) -> Payment:  # fmt: skip
     """Refund ``amount`` of a completed payment (a batch of one; see ``refund_many``)."""
     [answer] = refund_many(
-        platform=platform, requests=[RefundRequest(merchant_id, payment_id, amount)]
+        platform=platform,
+        requests=[RefundRequest(merchant_id, payment_id, amount, idempotency)],
     )
     if isinstance(answer, PaymentError):
         raise answer

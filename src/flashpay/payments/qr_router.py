@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from flashpay.api.deps import CurrentMerchant, CurrentUser, ServicesDep, SwitchDep
+from flashpay.api.deps import (
+    CurrentMerchant,
+    CurrentUser,
+    IdempotencyDep,
+    ServicesDep,
+    SwitchDep,
+)
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from flashpay.api.schemas import (
@@ -57,12 +63,16 @@ def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) ->
 # -- the wallet's side --------------------------------------------------------------------------
 @router.post("/v1/payments/qr", status_code=201, response_model=PaymentOut)
 def pay_scanned(
-    body: ScanIn, user: CurrentUser, platform: ServicesDep, switch: SwitchDep
+    body: ScanIn,
+    user: CurrentUser,
+    platform: ServicesDep,
+    switch: SwitchDep,
+    idempotency: IdempotencyDep,
 ) -> PaymentOut:
     """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
     is needed above your password-free threshold. Send an ``Idempotency-Key``."""
     amount = _fen(body.amount) if body.amount is not None else None
-    request = qr.ScanRequest(user.id, body.payload, body.card_id, amount, body.pin)
+    request = qr.ScanRequest(user.id, body.payload, body.card_id, amount, body.pin, idempotency)
     return _out(platform, _pay(switch, request))
 
 
@@ -159,11 +169,15 @@ def my_receipt(
 # -- the merchant's side ------------------------------------------------------------------------
 @router.post("/v1/merchant/payments", status_code=201, response_model=PaymentOut)
 def collect(
-    body: CollectIn, merchant: CurrentMerchant, platform: ServicesDep, switch: SwitchDep
+    body: CollectIn,
+    merchant: CurrentMerchant,
+    platform: ServicesDep,
+    switch: SwitchDep,
+    idempotency: IdempotencyDep,
 ) -> PaymentOut:
     """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
     request = qr.CollectRequest(merchant.id, body.code, _fen(body.amount), body.terminal,
-                                body.capture, body.hold_seconds)  # fmt: skip
+                                body.capture, body.hold_seconds, idempotency)  # fmt: skip
     return _out(platform, _pay(switch, request))
 
 
@@ -211,16 +225,24 @@ def merchant_receipt(
 
 @router.post("/v1/merchant/payments/{payment_id}/capture", response_model=PaymentOut)
 def capture(
-    payment_id: int, body: AmountIn, merchant: CurrentMerchant, platform: ServicesDep
+    payment_id: int,
+    body: AmountIn,
+    merchant: CurrentMerchant,
+    platform: ServicesDep,
+    idempotency: IdempotencyDep,
 ) -> PaymentOut:
     amount = _fen(body.amount)
-    p = qr.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id, amount=amount)
+    p = qr.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+                   amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)
 
 
 @router.post("/v1/merchant/payments/{payment_id}/void", response_model=PaymentOut)
-def void(payment_id: int, merchant: CurrentMerchant, platform: ServicesDep) -> PaymentOut:
-    p = qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id)
+def void(
+    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep, idempotency: IdempotencyDep
+) -> PaymentOut:
+    p = qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+                idempotency=idempotency)  # fmt: skip
     return _out(platform, p)
 
 
@@ -228,10 +250,15 @@ def void(payment_id: int, merchant: CurrentMerchant, platform: ServicesDep) -> P
     "/v1/merchant/payments/{payment_id}/refunds", status_code=201, response_model=PaymentOut
 )
 def refund(
-    payment_id: int, body: AmountIn, merchant: CurrentMerchant, platform: ServicesDep
+    payment_id: int,
+    body: AmountIn,
+    merchant: CurrentMerchant,
+    platform: ServicesDep,
+    idempotency: IdempotencyDep,
 ) -> PaymentOut:
     """Refund all or part of a payment to the card it came from. Send an ``Idempotency-Key``:
     each accepted request is one refund."""
     amount = _fen(body.amount)
-    p = qr.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id, amount=amount)
+    p = qr.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+                  amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)

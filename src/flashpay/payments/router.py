@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flashpay.api.deps import CurrentUser, ServicesDep, TransferSwitchDep
+from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep, TransferSwitchDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
 from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
@@ -20,7 +20,9 @@ router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
 
 @router.post("", status_code=201, response_model=TransferOut)
-def create(body: TransferIn, user: CurrentUser, switch: TransferSwitchDep) -> TransferOut:
+def create(
+    body: TransferIn, user: CurrentUser, switch: TransferSwitchDep, idempotency: IdempotencyDep
+) -> TransferOut:
     """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
     (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
     try:
@@ -35,6 +37,7 @@ def create(body: TransferIn, user: CurrentUser, switch: TransferSwitchDep) -> Tr
         to_card_number=body.to_card_number,
         currency=amount.currency.code,
         memo=body.memo,
+        idempotency=idempotency,
     )
     # Through the worker's switch: transfers that meet there are posted together.
     answer = switch.submit((user.id, request))
