@@ -36,7 +36,7 @@ FAULTS = ["answer_lost", "answer_write_rolled_back", "ledger_posted"]
 OPERATIONS = ["scan", "collect", "transfer", "refund", "capture"]
 
 
-class Died(RuntimeError):
+class DiedError(RuntimeError):
     """The first try's process stops here."""
 
 
@@ -51,7 +51,7 @@ class PostThenDie:
         results = self._real.create_transfers(transfers, **kwargs)
         if self.armed:
             self.armed = False
-            raise Died("killed between the ledger post and the completion")
+            raise DiedError("killed between the ledger post and the completion")
         return results
 
     def __getattr__(self, name: str) -> Any:
@@ -130,8 +130,8 @@ def _arm(fault: str, monkeypatch: pytest.MonkeyPatch, world: Any) -> dict[str, A
                     .where(idempotency_keys.c.idempotency_key == kwargs["key"])
                     .values(status_code=kwargs["response"].status_code)
                 )
-                raise Died("killed while storing the answer")
-        raise Died("killed after the effect committed, before the answer was stored")
+                raise DiedError("killed while storing the answer")
+        raise DiedError("killed after the effect committed, before the answer was stored")
 
     monkeypatch.setattr(api_idempotency.IdempotencyStore, "complete", complete)
     return {"platform": platform}
@@ -152,7 +152,7 @@ async def test_a_retry_after_a_crash_answers_the_one_effect(
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=first_app), base_url="http://first.test"
     ) as first:
-        with pytest.raises(Died):
+        with pytest.raises(DiedError):
             await first.post(op.path, json=op.body, headers=headers)
     # The effect committed (or is recorded, half-way); a capture records only after its post.
     recorded_first = not (fault == "ledger_posted" and operation == "capture")

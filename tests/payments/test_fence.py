@@ -126,7 +126,7 @@ def test_a_fence_finds_a_chain_that_posted_and_takes_an_id_that_did_not(
 def test_recovery_settles_a_dead_payment_at_any_age(
     platform: Platform, clock: FakeClock, age_seconds: int
 ) -> None:
-    """With the fence, ``older_than_seconds=0`` is safe (``flashpay pay recover --older-than 0``)."""
+    """With the fence, ``older_than_seconds=0`` is safe (``pay recover --older-than 0``)."""
     payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     payload = _shop_and_order(platform, 2_500, "DEAD-1")
     slow, thread, answers = _in_flight(
