@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flashpay.api.deps import CurrentNetworkAdmin, PlatformDep
+from flashpay.api.deps import CurrentNetworkAdmin, IdempotencyDep, PlatformDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
 from flashpay.auth.schemas import ApiKeyOut
@@ -49,9 +49,12 @@ def list_keys(
 
 
 @router.post("/{key_id}/revoke", response_model=ApiKeyOut)
-def revoke_key(key_id: int, platform: PlatformDep, _admin: CurrentNetworkAdmin) -> ApiKeyOut:
-    """Revoke a key; requests with it get 401 from now on. A second revoke is 409."""
-    outcome = revoke_api_key(platform=platform, key_id=key_id)
+def revoke_key(
+    key_id: int, platform: PlatformDep, _admin: CurrentNetworkAdmin, idempotency: IdempotencyDep
+) -> ApiKeyOut:
+    """Revoke a key; requests with it get 401 from now on. A second revoke is 409 (a retry
+    with the first one's Idempotency-Key is answered as the first)."""
+    outcome = revoke_api_key(platform=platform, key_id=key_id, idempotency=idempotency)
     if outcome is RevokeOutcome.NOT_FOUND:
         raise not_found("API key")
     if outcome is RevokeOutcome.ALREADY_REVOKED:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from flashpay.auth.models import KEY_PREFIX_CHARS, api_keys
 from flashpay.clock import Clock
+from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
 
 API_KEY_PREFIX = "fpk_"
 API_KEY_RANDOM_BYTES = 32
@@ -126,6 +127,23 @@ def create_api_key(
     )
 
 
+def replace_api_keys(*, platform: Runtime, kind: PrincipalKind, principal_id: int) -> CreatedApiKey:
+    """Revoke every live key of the principal and create one: the key of an onboarding's answer.
+    A retried onboarding (its first answer lost, or never stored: it carries a secret) gets a
+    fresh key, and the one it may have missed stops working — one live key per onboarding."""
+    with platform.engine.begin() as connection:
+        connection.execute(
+            api_keys.update()
+            .where(
+                api_keys.c.principal_kind == kind.value,
+                api_keys.c.principal_id == principal_id,
+                api_keys.c.revoked_at_ns.is_(None),
+            )
+            .values(revoked_at_ns=platform.clock.now_ns())
+        )
+    return create_api_key(platform=platform, kind=kind, principal_id=principal_id)
+
+
 def verify_api_key(*, platform: Runtime, key: str) -> ApiKeyPrincipal | None:
     """The principal of an active key; ``None`` for an unknown, malformed or revoked key."""
     if not key.startswith(API_KEY_PREFIX) or len(key) > API_KEY_CHARS_MAX:
@@ -151,15 +169,24 @@ def verify_api_key(*, platform: Runtime, key: str) -> ApiKeyPrincipal | None:
     )
 
 
-def revoke_api_key(*, platform: Runtime, key_id: int) -> RevokeOutcome:
-    """Revoke a key by id; later requests with it get 401."""
+def revoke_api_key(
+    *, platform: Runtime, key_id: int, idempotency: IdempotencyTag | None = None
+) -> RevokeOutcome:
+    """Revoke a key by id; later requests with it get 401. A retry whose key is bound to this
+    revocation (its first answer lost in a crash) is ``REVOKED`` again, not a second revoke."""
     with platform.engine.begin() as connection:
+        if idempotency is not None and find_effects(connection, [idempotency]):
+            return RevokeOutcome.REVOKED
+        now = platform.clock.now_ns()
         revoked = connection.execute(
             api_keys.update()
             .where(api_keys.c.id == key_id, api_keys.c.revoked_at_ns.is_(None))
-            .values(revoked_at_ns=platform.clock.now_ns())
+            .values(revoked_at_ns=now)
         ).rowcount
         if revoked == 1:
+            if idempotency is not None:
+                bind_effects(connection, {idempotency: Effect("api_key_revocation", key_id)},
+                             now_ns=now)  # fmt: skip
             return RevokeOutcome.REVOKED
         exists = connection.execute(sa.select(api_keys.c.id).where(api_keys.c.id == key_id)).first()
     return RevokeOutcome.NOT_FOUND if exists is None else RevokeOutcome.ALREADY_REVOKED

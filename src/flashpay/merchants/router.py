@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 
-from flashpay.api.deps import CurrentInstitution, CurrentMerchant, ServicesDep
+from flashpay.api.deps import CurrentInstitution, CurrentMerchant, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.schemas import (
     MerchantOut,
@@ -21,7 +21,8 @@ from flashpay.api.schemas import (
     OrderOut,
     TerminalOut,
 )
-from flashpay.auth import PrincipalKind, create_api_key
+from flashpay.auth import PrincipalKind
+from flashpay.auth.service import replace_api_keys
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
 from flashpay.money import Money, MoneyError
@@ -33,10 +34,15 @@ Format = Annotated[Literal["text", "png", "svg"], Query(description="text, png o
 
 @router.post("/v1/acquirer/merchants", status_code=201, response_model=OnboardedOut)
 def onboard(
-    body: OnboardIn, caller: CurrentInstitution, platform: ServicesDep, response: Response
+    body: OnboardIn,
+    caller: CurrentInstitution,
+    platform: ServicesDep,
+    response: Response,
+    idempotency: IdempotencyDep,
 ) -> OnboardedOut:
     """Sign a merchant (acquirers only): its record, terminal T0001, its ledger account and its
-    API key (shown once)."""
+    API key (shown once). A retry with the same Idempotency-Key answers the same merchant with a
+    new key; the key of the earlier answer is revoked."""
     acquirer = get_institution(platform=platform, institution_id=caller.id)
     assert acquirer is not None
     try:
@@ -54,8 +60,9 @@ def onboard(
         city=body.city,
         mcc=body.mcc,
         scene=scene,
+        idempotency=idempotency,
     )
-    key = create_api_key(platform=platform, kind=PrincipalKind.MERCHANT, principal_id=merchant.id)
+    key = replace_api_keys(platform=platform, kind=PrincipalKind.MERCHANT, principal_id=merchant.id)
     response.headers["Cache-Control"] = "no-store"
     return OnboardedOut(**MerchantOut.of(merchant).model_dump(), api_key=key.key)
 
@@ -84,8 +91,12 @@ def me(merchant: CurrentMerchant, platform: ServicesDep) -> MerchantOut:
 
 
 @router.post("/v1/merchant/terminals", status_code=201, response_model=TerminalOut)
-def add_terminal(merchant: CurrentMerchant, platform: ServicesDep) -> TerminalOut:
-    terminal = service.add_terminal(platform=platform, merchant_id=_me(platform, merchant.id).id)
+def add_terminal(
+    merchant: CurrentMerchant, platform: ServicesDep, idempotency: IdempotencyDep
+) -> TerminalOut:
+    terminal = service.add_terminal(
+        platform=platform, merchant_id=_me(platform, merchant.id).id, idempotency=idempotency
+    )
     return TerminalOut(id=terminal.id, code=terminal.code)
 
 
@@ -128,7 +139,9 @@ def static_qr(
 
 
 @router.post("/v1/merchant/orders", status_code=201, response_model=OrderOut)
-def create_order(body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep) -> OrderOut:
+def create_order(
+    body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep, idempotency: IdempotencyDep
+) -> OrderOut:
     """A dynamic code for one order: amount, bill number, expiry ≤ 15 minutes; payable once."""
     try:
         amount = Money.parse(body.amount, "CNY").amount_minor
@@ -143,6 +156,7 @@ def create_order(body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep
         amount=amount,
         bill_number=body.bill_number,
         expires_in_seconds=body.expires_in_seconds,
+        idempotency=idempotency,
     )
     return OrderOut.of(order, payload)
 

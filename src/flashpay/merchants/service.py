@@ -22,10 +22,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.idempotency import (
+    Effect,
+    EffectConflictError,
+    IdempotencyTag,
+    bind_effects,
+    find_effects,
+    once,
+)
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import Institution, institution_iin
 from flashpay.ledger import Account, CreateAccountResult
+from flashpay.ledger.errors import InvariantError
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.merchants.fees import FeeSplit
 from flashpay.merchants.models import merchants, qr_orders, terminals
@@ -154,8 +163,10 @@ def onboard_merchant(
     city: str,
     mcc: str,
     scene: Scene,
+    idempotency: IdempotencyTag | None = None,
 ) -> Merchant:
-    """Sign a merchant: its record, a first terminal ``T0001`` and its ledger account."""
+    """Sign a merchant: its record, a first terminal ``T0001`` and its ledger account. With an
+    Idempotency-Key already bound (a retry), the merchant it signed, its account made sure of."""
     if acquirer.kind is not InstitutionKind.ACQUIRER:
         raise MerchantError("forbidden", "only an acquirer signs merchants", status=403)
     if not 1 <= len(display_name) <= DISPLAY_NAME_MAX:
@@ -167,42 +178,63 @@ def onboard_merchant(
     if not 1 <= len(legal_name) <= 100:
         raise MerchantError("invalid_legal_name", "a legal name is 1–100 characters")
     now = platform.clock.now_ns()
-    placeholder = new_id()  # the code and account derive from the row id, known after insert
-    with platform.engine.begin() as connection:
-        merchant_id = connection.execute(
-            merchants.insert()
-            .values(
-                acquirer_id=acquirer.id,
-                code=f"P{placeholder % 10**14:014d}",
-                legal_name=legal_name,
-                display_name=display_name,
-                city=city,
-                mcc=mcc,
-                scene=scene.value,
-                ledger_account_id=-placeholder,
-                status="active",
-                created_at_ns=now,
-            )
-            .returning(merchants.c.id)
-        ).scalar_one()
-        code = f"{acquirer.iin[:3]}{mcc}{int(merchant_id):08d}"
-        account_id = derive_id("flashpay.merchant-account", code)
-        connection.execute(
-            merchants.update()
-            .where(merchants.c.id == merchant_id)
-            .values(code=code, ledger_account_id=account_id)
-        )
-        connection.execute(
-            terminals.insert().values(merchant_id=merchant_id, code="T0001", created_at_ns=now)
-        )
+    merchant_id = once(
+        platform.engine, idempotency, kind="merchant", now_ns=platform.clock.now_ns,
+        create=lambda connection: _record_merchant(connection, acquirer, legal_name,
+                                                   display_name, city, mcc, scene, now),
+        load=lambda _connection, effect_id: effect_id,
+    )  # fmt: skip
+    found = get_merchant(platform=platform, merchant_id=merchant_id)
+    if found is None:
+        raise InvariantError("a signed merchant exists")
     [opened] = platform.ledger.create_accounts(
-        [Account(account_id, LEDGER_CNY, AccountCode.MERCHANT_PAYABLE, user_data_64=acquirer.id)]
-    )
+        [Account(found.ledger_account_id, LEDGER_CNY, AccountCode.MERCHANT_PAYABLE,
+                 user_data_64=found.acquirer_id)]
+    )  # fmt: skip
     if opened not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
         raise RuntimeError(f"the ledger refused the merchant's account: {opened}")
-    found = get_merchant(platform=platform, merchant_id=int(merchant_id))
-    assert found is not None
     return found
+
+
+def _record_merchant(
+    connection: sa.Connection,
+    acquirer: Institution,
+    legal_name: str,
+    display_name: str,
+    city: str,
+    mcc: str,
+    scene: Scene,
+    now: int,
+) -> tuple[int, int]:
+    """The merchant's record and terminal ``T0001`` in the caller's transaction: (id, id)."""
+    placeholder = new_id()  # the code and account derive from the row id, known after insert
+    merchant_id = connection.execute(
+        merchants.insert()
+        .values(
+            acquirer_id=acquirer.id,
+            code=f"P{placeholder % 10**14:014d}",
+            legal_name=legal_name,
+            display_name=display_name,
+            city=city,
+            mcc=mcc,
+            scene=scene.value,
+            ledger_account_id=-placeholder,
+            status="active",
+            created_at_ns=now,
+        )
+        .returning(merchants.c.id)
+    ).scalar_one()
+    code = f"{acquirer.iin[:3]}{mcc}{int(merchant_id):08d}"
+    account_id = derive_id("flashpay.merchant-account", code)
+    connection.execute(
+        merchants.update()
+        .where(merchants.c.id == merchant_id)
+        .values(code=code, ledger_account_id=account_id)
+    )
+    connection.execute(
+        terminals.insert().values(merchant_id=merchant_id, code="T0001", created_at_ns=now)
+    )
+    return int(merchant_id), int(merchant_id)
 
 
 def get_merchants(*, platform: Platform, merchant_ids: Collection[int]) -> dict[int, Merchant]:
@@ -279,8 +311,17 @@ def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> lis
         return [_merchant(r) for r in connection.execute(query)]
 
 
-def add_terminal(*, platform: Platform, merchant_id: int) -> Terminal:
-    with platform.engine.begin() as connection:
+def add_terminal(
+    *, platform: Platform, merchant_id: int, idempotency: IdempotencyTag | None = None
+) -> Terminal:
+    """The merchant's next terminal (``T0002``, …); a retry with a bound key answers the one it
+    added."""
+
+    def load(connection: sa.Connection, terminal_id: int) -> Terminal:
+        row = connection.execute(sa.select(terminals).where(terminals.c.id == terminal_id)).one()
+        return Terminal(int(row.id), int(row.merchant_id), str(row.code))
+
+    def create(connection: sa.Connection) -> tuple[int, Terminal]:
         count = connection.execute(
             sa.select(sa.func.count())
             .select_from(terminals)
@@ -292,7 +333,10 @@ def add_terminal(*, platform: Platform, merchant_id: int) -> Terminal:
             .values(merchant_id=merchant_id, code=code, created_at_ns=platform.clock.now_ns())
             .returning(terminals.c.id)
         ).scalar_one()
-    return Terminal(int(terminal_id), merchant_id, code)
+        return int(terminal_id), Terminal(int(terminal_id), merchant_id, code)
+
+    return once(platform.engine, idempotency, kind="terminal", now_ns=platform.clock.now_ns,
+                create=create, load=load)  # fmt: skip
 
 
 def list_terminals(*, platform: Platform, merchant_id: int) -> list[Terminal]:
@@ -339,6 +383,7 @@ class OrderRequest:
     amount: int  # fen
     bill_number: str
     expires_in_seconds: int = ORDER_SECONDS_MAX
+    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the order
 
 
 def _order_refusal(request: OrderRequest) -> MerchantError | None:
@@ -358,7 +403,41 @@ def create_orders(
     """Dynamic orders and their QR payloads for a batch of tills' requests, in one transaction
     and one statement: each answer in its request's place, a refused request (a bad amount,
     expiry or bill number, or a bill number the merchant has used — 409) as its
-    ``MerchantError`` while the others go on."""
+    ``MerchantError`` while the others go on. A request whose Idempotency-Key is bound already
+    is answered with the order it created."""
+    for run in range(2):
+        try:
+            return _create_orders(platform, requests)
+        except EffectConflictError:
+            if run:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _create_orders(
+    platform: Platform, requests: Sequence[OrderRequest]
+) -> list[tuple[Order, str] | MerchantError]:
+    tags = [r.idempotency for r in requests]
+    bound: dict[IdempotencyTag, Effect] = {}
+    if any(tags):
+        with autocommit(platform.engine) as connection:
+            bound = find_effects(connection, tags)
+    if bound:
+        fresh = [r for r in requests if r.idempotency not in bound]
+        rest = iter(_create_orders(platform, fresh)) if fresh else iter(())
+        with autocommit(platform.engine) as connection:
+            made = {o.id: o for o in map(_order, connection.execute(sa.select(qr_orders).where(
+                qr_orders.c.id.in_(sorted(e.effect_id for e in bound.values()))
+            )))}  # fmt: skip
+        out: list[tuple[Order, str] | MerchantError] = []
+        for r in requests:
+            if r.idempotency not in bound:
+                out.append(next(rest))
+                continue
+            order = made[bound[r.idempotency].effect_id]
+            out.append((order, order_payload(platform=platform, merchant=r.merchant,
+                                             order=order)))  # fmt: skip
+        return out
     now = platform.clock.now_ns()
     answers: list[tuple[Order, str] | MerchantError | None] = [None] * len(requests)
     rows: dict[tuple[int, str], tuple[int, dict[str, object]]] = {}
@@ -388,6 +467,14 @@ def create_orders(
             # VALUES would be compiled anew for every batch size.
             for order_id, merchant_id, bill in connection.execute(statement, values):
                 inserted[(int(merchant_id), str(bill))] = int(order_id)
+            tagged = {
+                (n, tag): key
+                for key, (n, _) in rows.items()
+                if key in inserted and (tag := requests[n].idempotency) is not None
+            }
+            bind_effects(connection, {
+                tag: Effect("order", inserted[key]) for (_, tag), key in tagged.items()
+            }, now_ns=now)  # fmt: skip
     for key, (n, row) in rows.items():
         if key not in inserted:
             answers[n] = _duplicate_bill()
@@ -416,9 +503,11 @@ def create_order(
     amount: int,
     bill_number: str,
     expires_in_seconds: int = ORDER_SECONDS_MAX,
+    idempotency: IdempotencyTag | None = None,
 ) -> tuple[Order, str]:
     """A dynamic order and its QR payload; the same bill number twice is a 409."""
-    request = OrderRequest(merchant, terminal, amount, bill_number, expires_in_seconds)
+    request = OrderRequest(merchant, terminal, amount, bill_number, expires_in_seconds,
+                           idempotency)  # fmt: skip
     [answer] = create_orders(platform=platform, requests=[request])
     if isinstance(answer, MerchantError):
         raise answer
