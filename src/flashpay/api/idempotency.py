@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -45,7 +46,8 @@ from flashpay.clock import NS_PER_SECOND
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
-IDEMPOTENCY_LEASE_SECONDS = 60
+# Overridable so the kill -9 harness (tests/crash) sees takeovers within a bounded run.
+IDEMPOTENCY_LEASE_SECONDS = int(os.environ.get("FLASHPAY_IDEMPOTENCY_LEASE_SECONDS", "60"))
 IDEMPOTENCY_WAIT_SECONDS_MAX = 30.0
 IDEMPOTENCY_POLL_SECONDS = 0.01
 REQUEST_BODY_BYTES_MAX = 1024 * 1024
