@@ -740,6 +740,8 @@ def check_round(
                 problems.append(f"{op.key}: {len(done)} completed effects {done}")
             if len(found) > 1:
                 report.extra_records += 1
+                if len(done) <= 1:
+                    problems.append(f"{op.key}: {len(found)} records {found}")
             if any(e[2] == "created" for e in found):
                 report.losses += 1
                 problems.append(f"{op.key}: left created after recovery {found}")
