@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import os
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -58,8 +59,9 @@ from flashpay.idempotency import purge_expired as purge_expired_effects
 IDEMPOTENCY_HEADER = "idempotency-key"
 IDEMPOTENCY_KEY_TTL_SECONDS = KEY_TTL_SECONDS
 # How long a retry waits for a first try that may still be running before it runs the route
-# itself (which then answers from the bound effect, if there is one). Safe at any length.
-IDEMPOTENCY_LEASE_SECONDS = 10
+# itself (which then answers from the bound effect, if there is one). Safe at any length;
+# ``$FLASHPAY_IDEMPOTENCY_LEASE_SECONDS`` overrides it (the kill -9 harness uses 2 s).
+IDEMPOTENCY_LEASE_SECONDS = int(os.environ.get("FLASHPAY_IDEMPOTENCY_LEASE_SECONDS", "10"))
 IDEMPOTENCY_SCOPE_KEY = "flashpay.idempotency"  # the ASGI scope entry holding the request's tag
 IDEMPOTENCY_WAIT_SECONDS_MAX = 30.0
 IDEMPOTENCY_POLL_SECONDS = 0.01
