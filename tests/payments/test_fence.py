@@ -21,6 +21,7 @@ from flashpay.payments import p2p, qr
 from flashpay.payments.fence import fence
 from flashpay.platform import Platform
 
+from .crashing import CrashError, CrashingLedger
 from .test_payment_recovery import _shop_and_order
 from .test_recovery import PIN, RECOVERY_AGE_SECONDS, available, member, used
 
@@ -116,7 +117,7 @@ def test_a_fence_finds_a_chain_that_posted_and_takes_an_id_that_did_not(
     request = p2p.P2PRequest(sender.wallet_card_id, 1_000, PIN, to_phone=receiver.phone)
     done = p2p.create_transfer(platform=platform, user_id=sender.user_id, request=request)
     never = 4242  # a record whose chain never posted
-    chains = [(done.id, p2p.first_posting_id(done.id)), (never, p2p.first_posting_id(never))]
+    chains = [(done.id, [p2p.first_posting_id(done.id)]), (never, [p2p.first_posting_id(never)])]
     assert fence(platform, chains) == {done.id}
     assert fence(platform, chains) == {done.id}  # fencing again changes nothing
     assert available(platform, sender.card_id) == 9_000  # a fence moves no money
@@ -140,3 +141,24 @@ def test_recovery_settles_a_dead_payment_at_any_age(
     thread.join(WAIT_SECONDS_MAX)
     assert answers[0].status is qr.PaymentStatus.DECLINED
     assert available(platform, payer.card_id) == 10_000
+
+
+def test_a_small_payment_whose_first_leg_is_zero_is_found_posted(
+    platform: Platform, clock: FakeClock
+) -> None:
+    """¥1.11 at a supermarket: the interchange leg rounds to 0 fen and is left out, so the chain
+    does not use its first id. The fence covers every id the chain may use (a fence on the
+    first id alone took it, and declined a payment whose money had moved)."""
+    payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
+    payload = _shop_and_order(platform, 111, "SMALL-1")
+    crashing = dataclasses.replace(
+        platform, ledger=CrashingLedger(platform.ledger, after_post=True)
+    )
+    with pytest.raises(CrashError):
+        qr.pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
+                            wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
+    clock.advance(RECOVERY_AGE_SECONDS + 1)
+    assert qr.recover_payments(platform=platform) == 1
+    [paid] = qr.list_payments(platform=platform, user_id=payer.user_id)
+    assert paid.status is qr.PaymentStatus.COMPLETED
+    assert available(platform, payer.card_id) == 10_000 - 111

@@ -206,9 +206,7 @@ def _validate(request: P2PRequest) -> CardNumber | None:
 def _chain(
     platform: Platform, transfer_id: int, amount: int, sender: Card, receiver: Card
 ) -> list[Transfer]:
-    ids = [first_posting_id(transfer_id)] + [
-        derive_id("flashpay.p2p", f"{transfer_id}:{leg}") for leg in (1, 2)
-    ]
+    ids = _posting_ids(transfer_id)
     code = TransferCode.P2P
     if sender.issuer_id == receiver.issuer_id:
         return [
@@ -235,6 +233,13 @@ def _chain(
                  user_data_64=transfer_id)
         for n, (debit, credit) in enumerate(legs)
     ]  # fmt: skip
+
+
+def _posting_ids(transfer_id: int) -> list[int]:
+    """The ledger ids a transfer's chain uses: the first (the only one, same bank), then two."""
+    return [first_posting_id(transfer_id)] + [
+        derive_id("flashpay.p2p", f"{transfer_id}:{leg}") for leg in (1, 2)
+    ]
 
 
 def first_posting_id(transfer_id: int) -> int:
@@ -828,7 +833,7 @@ def settle_created(*, platform: Platform, transfer_ids: Sequence[int]) -> None:
         ).all()
     if not rows:
         return
-    posted = fence(platform, [(int(row.id), first_posting_id(int(row.id))) for row in rows])
+    posted = fence(platform, [(int(row.id), _posting_ids(int(row.id))) for row in rows])
     completed, declined = [], []
     for row in rows:
         transfer_id = int(row.id)

@@ -1131,8 +1131,7 @@ def _settle_created(platform: Platform, payment_ids: Sequence[int]) -> int:
     if not rows:
         return 0
     posted = fence(platform, [
-        (int(row.id), _ids(int(row.id), "hold" if row.two_phase else "purchase")[0])
-        for row in rows
+        (int(row.id), _ids(int(row.id), "hold" if row.two_phase else "purchase")) for row in rows
     ])  # fmt: skip
     for row in rows:
         payment_id, amount = int(row.id), int(row.amount)
@@ -1731,12 +1730,12 @@ def _settle_created_refunds(platform: Platform, keys: Sequence[tuple[int, int]])
     if not rows:
         return 0
     # A fence is keyed by one record id: the refund's first ledger id stands for the refund.
-    firsts = {(int(r.payment_id), int(r.seq)): _ids(int(r.payment_id), f"refund{r.seq}")[0]
-              for r in rows}  # fmt: skip
-    posted = fence(platform, [(first, first) for first in firsts.values()])
+    ids = {(int(r.payment_id), int(r.seq)): _ids(int(r.payment_id), f"refund{r.seq}")
+           for r in rows}  # fmt: skip
+    posted = fence(platform, [(chain[0], chain) for chain in ids.values()])
     outcomes = [
         _RefundOutcome(int(r.payment_id), int(r.seq), int(r.amount),
-                       firsts[(int(r.payment_id), int(r.seq))] in posted)
+                       ids[(int(r.payment_id), int(r.seq))][0] in posted)
         for r in rows
     ]  # fmt: skip
     _settle_refunds(platform, outcomes, platform.clock.now_ns())
