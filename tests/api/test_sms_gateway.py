@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 
 import pytest
+from sms_server import sms_server
 
 from flashpay.notify import DeliveryError, Message
 from flashpay.notify.gateway import SEND_ATTEMPTS_MAX, HttpSmsGateway
-
-from .sms_server import sms_server
 
 PHONE = "13800001234"
 CODE = "402917"
