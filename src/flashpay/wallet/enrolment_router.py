@@ -3,8 +3,8 @@
 Thin over ``wallet.service.enrol_cards`` (decision 0012): only an issuer's own institution key may
 call it, and only for cards it recorded — another issuer's card is refused as ``not_found``
 (404), like every other resource of someone else. All or nothing: the first refused card answers
-the service's error with ``details.index`` (its position in ``card_ids``) and ``details.card_id``,
-and nothing is written. A card already in its holder's wallet comes back as it is, so a bank may
+the service's error with ``details.index`` (its position in ``card_ids``), and nothing is
+written. A card already in its holder's wallet comes back as it is, so a bank may
 send its file again; with an ``Idempotency-Key`` a retry replays the first answer.
 """
 
@@ -32,9 +32,8 @@ def enrol(body: EnrolmentIn, caller: CurrentInstitution, platform: ServicesDep) 
     try:
         enrolled = wallet.enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
     except wallet.WalletError as exc:
-        details = {}
-        if exc.index is not None:
-            details = {"index": exc.index, "card_id": body.card_ids[exc.index]}
+        # The index only: the request's values are never echoed (one may be a card number).
+        details = {} if exc.index is None else {"index": exc.index}
         raise ApiError(
             status_code=exc.status, code=exc.code, message=str(exc), details=details
         ) from exc

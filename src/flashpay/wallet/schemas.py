@@ -18,7 +18,8 @@ from flashpay.wallet.service import ENROL_BATCH_MAX, WalletCard
 
 CARD_ID_MAX = 2**63 - 1  # a BIGINT
 
-CardId = Annotated[int, Field(ge=1, le=CARD_ID_MAX)]
+# Strict: a JSON integer only, so a card number sent as a string is refused, not looked up.
+CardId = Annotated[int, Field(strict=True, ge=1, le=CARD_ID_MAX)]
 
 
 class EnrolmentIn(Strict):
