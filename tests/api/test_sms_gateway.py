@@ -1,16 +1,25 @@
 """``HttpSmsGateway`` against a real HTTP server on 127.0.0.1: the JSON it sends, retries on a
 5xx, a 429 and a timeout, no retry on a 4xx, a bounded number of attempts, and nothing secret in
-its logs."""
+its logs; and over the HTTP API, a gateway that is down is a 503 the client can retry."""
 
 from __future__ import annotations
 
 import logging
 
+import httpx
 import pytest
 from sms_server import sms_server
 
+from flashpay.api.app import create_platform_app
+from flashpay.cards.numbers import generate_card_number
+from flashpay.cards.service import issue_card
+from flashpay.chain.service import ChainLog
+from flashpay.institutions.definition import default_definition
+from flashpay.institutions.service import get_institution, load_network
+from flashpay.keys import KeyRing
 from flashpay.notify import DeliveryError, Message
 from flashpay.notify.gateway import SEND_ATTEMPTS_MAX, HttpSmsGateway
+from flashpay.platform import Platform
 
 PHONE = "13800001234"
 CODE = "402917"
@@ -129,3 +138,58 @@ def test_the_logs_mask_the_phone_and_hold_no_code_or_token(caplog):
 def test_a_gateway_url_is_http_or_https(url):
     with pytest.raises(ValueError, match="http"):
         HttpSmsGateway(url=url)
+
+
+# -- through the HTTP API -------------------------------------------------------------------------
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_a_gateway_that_is_down_is_a_503_and_a_retry_sends_a_fresh_code(database_url):
+    with sms_server() as server:
+        server.statuses.extend([503, 503])  # the first binding's two attempts fail
+        gateway = HttpSmsGateway(url=server.url, attempts_max=2, retry_pause_seconds=0.0)
+        platform = Platform.open(database_url, keys=KeyRing.generate(), notifier=gateway)
+        load_network(platform=platform, definition=default_definition())
+        boc = get_institution(platform=platform, code="BOC")
+        assert boc is not None
+        number = generate_card_number("621661")
+        issue_card(platform=platform, issuer=boc, card=number, expiry="3012",
+                   holder_name="Li Wei", holder_id_number="110101199001011234", phone=PHONE,
+                   opening_balance=100)  # fmt: skip
+        log = ChainLog.open(database_url)
+        app = create_platform_app(platform, request_hash_key=b"k" * 32, chain_log=log)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://flashpay.test") as c:
+            await c.post(
+                "/v1/users",
+                json={
+                    "phone": PHONE,
+                    "name": "Li Wei",
+                    "id_number": "110101199001011234",
+                    "password": "correct horse b",
+                },
+            )
+            token = (await c.post("/v1/sessions", json={"phone": PHONE,
+                                  "password": "correct horse b"})).json()["token"]  # fmt: skip
+            headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": "bind-1"}
+            body = {"card_number": number.reveal(), "expiry": "12/30"}
+            down = await c.post("/v1/cards/bindings", json=body, headers=headers)
+            assert down.status_code == 503
+            assert down.json()["error"]["code"] == "notification_failed"
+            assert down.headers["retry-after"] == "5"
+            retried = await c.post("/v1/cards/bindings", json=body, headers=headers)
+            assert retried.status_code == 201, retried.text  # a 5xx was not stored: run again
+            binding_id = retried.json()["binding_id"]
+            [code] = server.codes()[-1:]
+            confirmed = await c.post(f"/v1/cards/bindings/{binding_id}/confirm",
+                                     json={"otp": code}, headers={"Authorization":
+                                                                  f"Bearer {token}"})  # fmt: skip
+            assert confirmed.status_code == 201, confirmed.text
+        log.close()
+        platform.close()
+        gateway.close()
+    assert len(server.received) == 3
+    assert len({r.body["message_id"] for r in server.received}) == 2  # two bindings
