@@ -3,11 +3,16 @@
 Precedence for the database: an explicit ``--db`` option, then ``FLASHPAY_DATABASE_URL``, then a
 SQLite file ``flashpay.db`` in the data directory (``--data-dir``, ``FLASHPAY_DATA_DIR``, or
 ``./.flashpay``).
+
+Whether the process is a development or a production one comes from ``FLASHPAY_ENV``
+(``environment()``): it decides where one-time codes go (``flashpay.notify``).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 
 DATABASE_URL_ENV = "FLASHPAY_DATABASE_URL"
@@ -33,3 +38,36 @@ def database_url(explicit: str | None = None, *, data_directory: Path | None = N
         return from_env
     path = data_dir(data_directory) / DATABASE_FILE_NAME
     return f"sqlite:///{path}"
+
+
+# -- development or production ------------------------------------------------------------------
+ENVIRONMENT_ENV = "FLASHPAY_ENV"
+
+
+class Environment(StrEnum):
+    """What a flashpay process is for (``$FLASHPAY_ENV``; decision 0015).
+
+    ``development`` (the default, so a plain ``flashpay serve`` works on a laptop): one-time codes
+    go to the development outbox, readable with ``flashpay dev messages`` and ``GET
+    /dev/messages``. ``production``: codes go only to a real SMS gateway, the process refuses to
+    start without one (``FLASHPAY_SMS_GATEWAY_URL``), and nothing under ``/dev`` exists.
+    """
+
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class ConfigError(ValueError):
+    """A setting holds a value flashpay cannot run with; the message names the setting."""
+
+
+def environment(environ: Mapping[str, str] | None = None) -> Environment:
+    """``$FLASHPAY_ENV`` (default ``development``); any other value than the two is refused."""
+    text = (os.environ if environ is None else environ).get(ENVIRONMENT_ENV, "").strip().lower()
+    if not text:
+        return Environment.DEVELOPMENT
+    try:
+        return Environment(text)
+    except ValueError:
+        choices = " or ".join(e.value for e in Environment)
+        raise ConfigError(f"{ENVIRONMENT_ENV} must be {choices}, not {text!r}") from None

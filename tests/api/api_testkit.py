@@ -80,13 +80,26 @@ class Server:
             self.process.wait()
 
 
+def server_environment(**settings: str) -> dict[str, str]:
+    """This process's environment without flashpay's settings, plus ``settings``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASHPAY_")}
+    env.update(settings)
+    return env
+
+
 def start_server(
-    database_url: str, data_dir: Path, *, workers: int = 1, extra_args: tuple[str, ...] = ()
+    database_url: str,
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    extra_args: tuple[str, ...] = (),
+    settings: dict[str, str] | None = None,
 ) -> Server:
-    """Start ``flashpay serve`` and wait until ``/v1/health`` answers."""
+    """Start ``flashpay serve`` (with ``FLASHPAY_*`` ``settings`` as its only flashpay settings,
+    when given) and wait until ``/v1/health`` answers."""
     port = free_port()
     log_path = data_dir / f"server-{port}.log"
-    env = dict(os.environ)
+    env = dict(os.environ) if settings is None else server_environment(**settings)
     env.pop("FLASHPAY_API_HASH_KEY", None)
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -99,6 +99,8 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/issuer/cards/{card_id}/freeze"):         _issuer(200),
     ("POST", "/v1/issuer/cards/{card_id}/unfreeze"):       _issuer(200),
     ("POST", "/v1/issuer/cards/{card_id}/close"):          _issuer(200),
+    # A BOC card in the body: another bank may not enrol it (404, like its card in a path).
+    ("POST", "/v1/issuer/enrolments"):                     _issuer(200),
     ("POST", "/v1/acquirer/merchants"):                    _SIGN_MERCHANT,
     ("GET", "/v1/acquirer/merchants"):                     _ACQUIRER,
     ("GET", "/v1/merchant"):                               _shop(200, 200),
@@ -186,7 +188,7 @@ async def test_authorization_matrix(database_url, leak_guard):
                                         to_phone=peer.phone)  # fmt: skip
             key = create_api_key(platform=world.platform, kind=PrincipalKind.MERCHANT,
                                  principal_id=7)  # fmt: skip
-            unbound, _ = await world.issue(owner, balance="1.00")
+            unbound, unbound_issued = await world.issue(owner, balance="1.00")
             order = await world.order(shop, "2.00", f"O-{len(failures)}-{next(_counter)}")
             paid = (await world.pay(owner, order["payload"], card["id"])).json()
             code = (await world.payment_code(owner, card["id"]))["qr_payload"]
@@ -197,6 +199,7 @@ async def test_authorization_matrix(database_url, leak_guard):
             fresh_order = await world.order(shop, "1.00", f"F-{next(_counter)}")
             fresh_code = (await world.payment_code(owner, card["id"]))["qr_payload"]
             context = {"card_id": card["id"], "peer": peer, "otp": otp, "unbound": unbound,
+                       "unbound_id": unbound_issued["id"],
                        "order_payload": fresh_order["payload"], "code": fresh_code}  # fmt: skip
             path = template.format(
                 card_id=issued["id"] if template.startswith("/v1/issuer") else card["id"],
@@ -252,6 +255,8 @@ def _body(world, method, template, owner, context):
         return {"card_number": pan, "expiry": "12/30", "holder_name": "New Holder",
                 "holder_id_number": "110101199001019999", "phone": "13600000000",
                 "opening_balance": "1.00"}  # fmt: skip
+    if template == "/v1/issuer/enrolments":
+        return {"card_ids": [context["unbound_id"]]}
     if template == "/v1/me/limits":
         return {"free_per_payment": "500.00", "qr_daily_limit": "5000.00", "password": PASSWORD}
     if template == "/v1/payments/qr":

@@ -8,6 +8,7 @@ own the platform: whoever opened it closes it (``create_app_from_environment``, 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -30,12 +31,17 @@ from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
 from flashpay.merchants import router as merchants_router
 from flashpay.merchants.service import MerchantError
+from flashpay.notify import DeliveryError
+from flashpay.notify import router as dev_pages
+from flashpay.notify.environment import check_notifier_settings, notifier_from_environment
+from flashpay.notify.gateway import HttpSmsGateway
 from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
 from flashpay.payments.qr import PaymentError
 from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.platform import Platform
+from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet import service as wallet
 from flashpay.wallet.service import WalletError
@@ -82,6 +88,7 @@ def create_app(
 
     for domain_error in (WalletError, PaymentError, MerchantError):
         app.add_exception_handler(domain_error, _domain_error)
+    app.add_exception_handler(DeliveryError, _delivery_error)
 
     app.include_router(health.router)
     app.include_router(auth_router.router)
@@ -91,6 +98,7 @@ def create_app(
     app.include_router(payments_router.router)
     app.include_router(merchants_router.router)
     app.include_router(qr_payments_router.router)
+    app.include_router(enrolment_router.router)
     _declare_idempotency_key(app)
     return app
 
@@ -140,6 +148,15 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(body, status_code=exc.status)
 
 
+async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The notifier could not hand a message over (the SMS gateway is down): 503, not stored by
+    the idempotency layer, so the client may retry (a binding is then started afresh)."""
+    assert isinstance(exc, DeliveryError)
+    message = "the message could not be sent; try again shortly"
+    body = {"error": {"code": "notification_failed", "message": message, "details": {}}}
+    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
+
+
 def create_platform_app(
     platform: Platform, *, request_hash_key: bytes, chain_log: ChainLog | None = None
 ) -> FastAPI:
@@ -158,8 +175,16 @@ def create_platform_app(
 
 
 def create_app_from_environment() -> FastAPI:
-    """The app over ``$FLASHPAY_DATABASE_URL`` (uvicorn factory for ``flashpay serve``)."""
-    platform = Platform.open(config.database_url())
+    """The app over ``$FLASHPAY_DATABASE_URL`` (uvicorn factory for ``flashpay serve``).
+
+    The notifier comes from ``notifier_from_environment`` (``$FLASHPAY_ENV``,
+    ``$FLASHPAY_SMS_GATEWAY_URL``; decision 0015); only a development app has the ``/dev``
+    pages that show the development outbox."""
+    env = check_notifier_settings()
+    opened = Platform.open(config.database_url())
+    # The development outbox writes through the platform's engine: chosen once the engine exists.
+    notifier = notifier_from_environment(engine=opened.engine, clock=opened.clock)
+    platform = dataclasses.replace(opened, notifier=notifier)
     chain_log = ChainLog.open(platform.database_url, clock=platform.clock)
 
     @asynccontextmanager
@@ -169,8 +194,12 @@ def create_app_from_environment() -> FastAPI:
         await to_thread.run_sync(lambda: qr.recover_payments(platform=platform))
         yield
         chain_log.close()
+        if isinstance(notifier, HttpSmsGateway):
+            notifier.close()
         platform.close()
 
     app = create_platform_app(platform, request_hash_key=request_hash_key(), chain_log=chain_log)
     app.router.lifespan_context = lifespan
+    if env is config.Environment.DEVELOPMENT:
+        dev_pages.mount(app)
     return app

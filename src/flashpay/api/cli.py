@@ -1,7 +1,14 @@
-"""``flashpay serve``: the HTTP API under uvicorn."""
+"""``flashpay serve``: the HTTP API under uvicorn.
+
+``FLASHPAY_ENV`` decides where one-time codes go (decision 0015): ``development`` (the default)
+keeps them in the development outbox, shown at ``/dev/messages`` to loopback clients and by
+``flashpay dev messages``; ``production`` sends them to ``FLASHPAY_SMS_GATEWAY_URL`` and refuses to
+start without it. The settings are checked here, once, before any worker starts.
+"""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from typing import Annotated
 
@@ -12,6 +19,7 @@ from flashpay import config
 from flashpay.api.runtime import HASH_KEY_ENV, request_hash_key
 from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
 from flashpay.keys import KeyRing
+from flashpay.notify.environment import check_notifier_settings
 
 WORKERS_MAX = 64
 
@@ -30,6 +38,11 @@ def serve(
 ) -> None:
     """Serve the HTTP API (run `flashpay db upgrade` first; /v1/ready says if the schema is old)."""
     url = resolve_db(db, data_dir)
+    try:
+        env = check_notifier_settings()
+    except config.ConfigError as exc:
+        err_console.print(f"cannot serve: {exc}", highlight=False)
+        raise typer.Exit(2) from exc
     # Workers are separate processes: they find the database and the shared idempotency hash key
     # in the environment, so every worker compares request hashes with the same key.
     os.environ[config.DATABASE_URL_ENV] = url
@@ -37,7 +50,20 @@ def serve(
     if data_dir is not None:
         os.environ[config.DATA_DIR_ENV] = str(data_dir)
     KeyRing.load(data_dir)  # create the key file once, before the workers read it
-    err_console.print(f"flashpay API on http://{host}:{port} ({workers} worker(s))")
+    err_console.print(f"flashpay API on http://{host}:{port} ({workers} worker(s), {env.value})")
+    if env is config.Environment.DEVELOPMENT:
+        err_console.print(
+            f"DEVELOPMENT ONLY: one-time codes are not sent by SMS; read them at "
+            f"http://127.0.0.1:{port}/dev/messages or with `flashpay dev messages` "
+            "(FLASHPAY_ENV=production turns this off)",
+            highlight=False,
+        )
+        if not _is_loopback(host):
+            err_console.print(
+                f"warning: listening on {host} in development; /dev/messages still answers only "
+                "clients on 127.0.0.1",
+                highlight=False,
+            )
     uvicorn.run(
         "flashpay.api.app:create_app_from_environment",
         factory=True,
@@ -49,3 +75,12 @@ def serve(
         access_log=access_log,
         log_level="info",
     )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -11,9 +11,11 @@ from flashpay.chain import cli as chain_cli
 from flashpay.cli import db
 from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
+from flashpay.notify import cli as dev_cli
 from flashpay.payments import cli as pay_cli
 from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
+from flashpay.wallet import issuer_cli
 
 app = typer.Typer(
     name="flashpay",
@@ -31,6 +33,8 @@ app.add_typer(apikey_cli.app, name="apikey")
 app.add_typer(network_cli.app, name="network")
 app.add_typer(pay_cli.app, name="pay")
 app.command("serve")(serve)
+app.add_typer(issuer_cli.app, name="issuer")
+app.add_typer(dev_cli.app, name="dev")
 
 
 @app.command("version")

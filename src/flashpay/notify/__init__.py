@@ -1,8 +1,19 @@
 """How flashpay tells a person something (a one-time code): a ``Notifier``.
 
-Production would send an SMS through an operator's gateway; the development notifier writes the
-message to the log (``flashpay.notify``), and tests use ``RecordingNotifier`` to read the codes.
-Messages never carry a card number: at most its last four digits.
+A ``Notifier`` has one method, ``send(message)``; the wallet calls it after it has committed the
+binding the code is for. Which notifier a process uses is decided in one place,
+``flashpay.notify.environment.notifier_from_environment`` (decision 0015):
+
+- ``HttpSmsGateway`` (``flashpay.notify.gateway``): production. POSTs each message as JSON to the
+  operator's SMS gateway (``FLASHPAY_SMS_GATEWAY_URL``) with a timeout and bounded retries; raises
+  ``DeliveryError`` when the message could not be handed over.
+- ``OutboxNotifier`` (``flashpay.notify.outbox``): development. Writes each message to the table
+  ``notify_dev_outbox`` (kept short), which every worker and the CLI can read: a person reads the
+  code with ``flashpay dev messages`` or on the page ``GET /dev/messages``. Never in production.
+- ``LogNotifier``: one log line per message (the library default of ``Platform.open``).
+- ``RecordingNotifier``: keeps the messages in memory, for tests and the simulator.
+
+Messages never carry a card number: at most its last four digits. Phones are masked in logs.
 """
 
 from __future__ import annotations
@@ -25,7 +36,16 @@ class Message:
 
 
 class Notifier(Protocol):
+    """Sends one message to ``message.phone``.
+
+    Returns once the message is handed over (to the gateway, the outbox or the log); raises
+    ``DeliveryError`` when it could not be, so the caller can tell the person to try again."""
+
     def send(self, message: Message) -> None: ...
+
+
+class DeliveryError(RuntimeError):
+    """A message could not be handed over (the gateway refused it or did not answer)."""
 
 
 def mask_phone(phone: str) -> str:
