@@ -96,8 +96,14 @@ def create_app(
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     """A domain's refusal (its ``code`` and ``status``) as the one error object."""
     assert isinstance(exc, WalletError | PaymentError | MerchantError)
-    body = {"error": {"code": exc.code, "message": str(exc), "details": {}}}
-    return JSONResponse(body, status_code=exc.status)
+    details: dict[str, object] = {}
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:  # a throttled request (429): when to try again
+        details["retry_after_seconds"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    body = {"error": {"code": exc.code, "message": str(exc), "details": details}}
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 def create_platform_app(

@@ -42,9 +42,14 @@ def register(body: RegisterIn, platform: ServicesDep) -> UserOut:
 
 
 @router.post("/v1/sessions", status_code=201, response_model=SessionOut)
-def login(body: LoginIn, platform: ServicesDep, response: Response) -> SessionOut:
-    """Log in: a bearer token for 24 hours. Not stored for idempotent replay (no-store)."""
-    session = wallet.login(platform=platform, phone=body.phone, password=body.password)
+def login(body: LoginIn, platform: ServicesDep, request: Request, response: Response) -> SessionOut:
+    """Log in: a bearer token for 24 hours. Not stored for idempotent replay (no-store).
+    Throttled per account and per client address (429 ``account_locked``/``too_many_attempts``
+    with ``Retry-After``)."""
+    source = request.client.host if request.client is not None else None
+    session = wallet.login(
+        platform=platform, phone=body.phone, password=body.password, source=source
+    )
     response.headers["Cache-Control"] = "no-store"
     return SessionOut.of(session)
 
