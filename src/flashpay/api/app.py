@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 
 from flashpay import __version__, config
 from flashpay.api import health
+from flashpay.api.body_limit import BodyLimitMiddleware
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
 from flashpay.api.runtime import request_hash_key
@@ -78,6 +79,7 @@ def create_app(
         authenticator=authenticator,
         hash_key=request_hash_key,
     )
+    app.add_middleware(BodyLimitMiddleware)  # added last: outside idempotency, sees every request
 
     for domain_error in (WalletError, PaymentError, MerchantError):
         app.add_exception_handler(domain_error, _domain_error)
