@@ -13,7 +13,7 @@ round; exit status 1 if any round found a duplicate, a loss or another problem.
 
 ``--lease N`` sets ``FLASHPAY_IDEMPOTENCY_LEASE_SECONDS`` for the server (default 2, so that a
 retry takes over a dead request's claim within a round); ``--lease default`` keeps the server's
-own (60 s today), and then ``--retry-seconds`` must exceed it for the retries to reach a final
+own (10 s since decision 0013), and then ``--retry-seconds`` must exceed it for the retries to reach a final
 answer.
 """
 

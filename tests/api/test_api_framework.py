@@ -20,7 +20,11 @@ from pydantic import BaseModel
 from flashpay.api.app import create_app
 from flashpay.api.deps import CurrentInstitution, CurrentMerchant, CurrentUser, OptionalPrincipal
 from flashpay.api.errors import ApiError
-from flashpay.api.idempotency import IDEMPOTENCY_KEY_TTL_SECONDS, IDEMPOTENCY_LEASE_SECONDS
+from flashpay.api.idempotency import (
+    IDEMPOTENCY_KEY_TTL_SECONDS,
+    IDEMPOTENCY_LEASE_SECONDS,
+    IdempotencyMiddleware,
+)
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
 from flashpay.auth import PrincipalKind, create_api_key, revoke_api_key
 from flashpay.clock import FakeClock
@@ -402,7 +406,8 @@ async def test_keys_are_kept_24_hours_then_reusable(runtime, client, executions)
 async def test_expired_keys_are_purged_by_the_middleware(runtime, executions):
     app = create_app(runtime, request_hash_key=b"k" * 32)
     app.include_router(_test_router(executions))
-    app.user_middleware[0].kwargs["purge_every"] = 3  # sweep after every third stored answer
+    (idempotency,) = [m for m in app.user_middleware if m.cls is IdempotencyMiddleware]
+    idempotency.kwargs["purge_every"] = 3  # sweep after every third stored answer
     transport = httpx.ASGITransport(app=app)
 
     def stored_keys() -> list[str]:

@@ -16,6 +16,7 @@ from api_testkit import TEST_CARD_NUMBERS, dump_database, start_server
 from flashpay.auth import PrincipalKind, create_api_key, get_api_key
 from flashpay.clock import SystemClock
 from flashpay.db import create_engine
+from flashpay.wallet.throttle import ACCOUNT_FAILURES_MAX
 
 CARD_NUMBER = TEST_CARD_NUMBERS[1]  # sent in a request body; must be nowhere afterwards
 
@@ -98,3 +99,41 @@ def test_real_server_end_to_end(runtime, server, database_url):
     for secret in secrets:
         assert secret.encode() not in everything
     assert b"/v1/admin/api-keys" in everything  # the log and responses were really searched
+
+
+def test_credentials_in_query_strings_are_redacted_from_the_access_log(server):
+    token = "fps_" + "Q" * 43  # the shape of a session token
+    api_key = "fpk_live_" + "Z" * 32
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        refused = client.get("/v1/me", params={"access_token": token})
+        assert refused.status_code == 401  # a token in the query string is not a credential
+        client.get("/v1/health", params={"api_key": api_key, "verbose": "1"})
+        client.get("/v1/health", params={"Token": token, "X-Api-Key": api_key})
+    server.stop()
+    log = server.log()
+    assert token not in log
+    assert api_key not in log
+    assert "GET /v1/me?access_token=REDACTED HTTP/1.1" in log  # the request is still logged
+    assert "GET /v1/health?api_key=REDACTED&verbose=1 HTTP/1.1" in log
+
+
+def test_concurrent_login_guesses_across_two_workers_cannot_pass_the_count(server):
+    phone = "13800001234"
+    with httpx.Client(base_url=server.base_url, timeout=30) as client:
+        signup = client.post(
+            "/v1/users",
+            json={"phone": phone, "name": "Li Wei", "id_number": "110101199001011234",
+                  "password": "correct horse battery"},
+        )  # fmt: skip
+        assert signup.status_code == 201, signup.text
+
+    def guess(n: int) -> int:
+        with httpx.Client(base_url=server.base_url, timeout=30) as own:
+            body = {"phone": phone, "password": f"guess number {n}"}
+            return own.post("/v1/sessions", json=body).status_code
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(guess, range(20)))
+    assert set(statuses) <= {401, 429}, statuses
+    # One free failure, back-off 1, 2, 4 s, then a lock: far fewer than 20 guesses were checked.
+    assert 1 <= statuses.count(401) <= ACCOUNT_FAILURES_MAX, statuses

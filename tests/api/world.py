@@ -48,7 +48,16 @@ class World:
     guard: LeakGuard
     keys: dict[str, dict[str, str]]
     chain_log: ChainLog
+    app: Any = None  # the ASGI app, for clients from other addresses (``client_from``)
     _people: int = 0
+
+    def client_from(self, host: str) -> httpx.AsyncClient:
+        """Another client of the same app, calling from ``host`` (the source address)."""
+        transport = httpx.ASGITransport(app=self.app, client=(host, 40_000))
+        return httpx.AsyncClient(
+            transport=transport, base_url="http://flashpay.test",
+            event_hooks={"response": [self.guard.record]},
+        )  # fmt: skip
 
     # -- issuers --------------------------------------------------------------------------------
     async def issue(
@@ -267,7 +276,7 @@ async def open_world(database_url: str, guard: LeakGuard):
         event_hooks={"response": [guard.record]},
     ) as client:  # fmt: skip
         try:
-            yield World(platform, client, notifier, clock, guard, keys, chain_log)
+            yield World(platform, client, notifier, clock, guard, keys, chain_log, app)
         finally:
             pass
     chain_log.close()

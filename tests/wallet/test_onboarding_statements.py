@@ -56,14 +56,17 @@ def test_the_statements_of_onboarding(service_platform):
     assert len(sent) == 1, sent
     with statements(platform) as sent:
         wallet.set_pin(platform=platform, user_id=user.id, pin="135790", password=PASSWORD)
-    assert len(sent) == 2, sent  # the password's hash, then the PIN's
+    # The password's hash, its attempt counter locked and read, then charged, then cleared (the
+    # password was right), and the PIN's hash.
+    assert len(sent) == 5, sent
     bound = []
     for n, number in enumerate(numbers):
         with statements(platform) as sent:
             binding = wallet.start_binding(
                 platform=platform, user_id=user.id, card_number=number.reveal(), expiry="12/30"
             )
-        assert len(sent) == 3, sent  # one read for every check, the binding, its code's hash
+        # One read for every check, the day's counts of starts, the binding, its code's hash.
+        assert len(sent) == 4, sent
         otp = platform.notifier.last_code("card_binding", str(binding.id))  # type: ignore[attr-defined]
         with statements(platform) as sent:
             card = wallet.confirm_binding(

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from flashpay import __version__, config
 from flashpay.api import health
+from flashpay.api.body_limit import BodyLimitMiddleware
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
 from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX
@@ -85,6 +86,7 @@ def create_app(
         authenticator=authenticator,
         hash_key=request_hash_key,
     )
+    app.add_middleware(BodyLimitMiddleware)  # added last: outside idempotency, sees every request
 
     for domain_error in (WalletError, PaymentError, MerchantError):
         app.add_exception_handler(domain_error, _domain_error)
@@ -144,8 +146,14 @@ def _declare_idempotency_key(app: FastAPI) -> None:
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
     """A domain's refusal (its ``code`` and ``status``) as the one error object."""
     assert isinstance(exc, WalletError | PaymentError | MerchantError)
-    body = {"error": {"code": exc.code, "message": str(exc), "details": {}}}
-    return JSONResponse(body, status_code=exc.status)
+    details: dict[str, object] = {}
+    headers: dict[str, str] = {}
+    retry_after = getattr(exc, "retry_after_seconds", None)
+    if retry_after is not None:  # a throttled request (429): when to try again
+        details["retry_after_seconds"] = retry_after
+        headers["Retry-After"] = str(retry_after)
+    body = {"error": {"code": exc.code, "message": str(exc), "details": details}}
+    return JSONResponse(body, status_code=exc.status, headers=headers)
 
 
 async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:

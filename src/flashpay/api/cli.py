@@ -16,6 +16,7 @@ import typer
 import uvicorn
 
 from flashpay import config
+from flashpay.api.access_log import log_config
 from flashpay.api.runtime import HASH_KEY_ENV, request_hash_key
 from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
 from flashpay.keys import KeyRing
@@ -73,6 +74,7 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=access_log,
+        log_config=log_config(),  # the access log without credentials in query strings
         log_level="info",
     )
 

@@ -19,6 +19,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from flashpay.api.errors import ApiError
+from flashpay.api.types import ID_MAX
 
 PAGE_SIZE_MAX = 100
 PAGE_SIZE_DEFAULT = 20
@@ -60,14 +61,28 @@ def decode_cursor(cursor: str | None) -> dict[str, Any] | None:
 
 
 def after_id(cursor: str | None) -> int:
-    """The keyset position of a cursor made by ``encode_cursor({"after": id})``; 0 for page one."""
+    """The keyset position of a cursor made by ``encode_cursor({"after": id})``; 0 for page one.
+    An id is a 63-bit integer: anything else is 422 ``invalid_cursor``."""
     position = decode_cursor(cursor)
     if position is None:
         return 0
     after = position.get("after")
-    if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+    if not isinstance(after, int) or isinstance(after, bool) or not 0 <= after <= ID_MAX:
         raise _invalid_cursor()
     return after
+
+
+def before_id(cursor: str | None) -> int | None:
+    """The keyset position of a cursor made by ``encode_cursor({"before": id})`` (newest-first
+    lists); ``None`` for page one. An id is a positive 63-bit integer: anything else is 422
+    ``invalid_cursor``."""
+    position = decode_cursor(cursor)
+    before = position.get("before") if position else None
+    if before is None:
+        return None
+    if not isinstance(before, int) or isinstance(before, bool) or not 1 <= before <= ID_MAX:
+        raise _invalid_cursor()
+    return before
 
 
 def _invalid_cursor() -> ApiError:

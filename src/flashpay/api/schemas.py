@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flashpay.api.types import IdField
 from flashpay.cards.service import Card, CardBalance
 from flashpay.clock import to_datetime
 from flashpay.merchants.service import Merchant, Order
@@ -23,7 +24,10 @@ from flashpay.wallet.service import Binding, Session, User, WalletCard
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """A request body: unknown fields refused, and every field only its own JSON type (strict:
+    no ``true`` for an int, no ``"1"`` for an id, no number for a decimal-text amount)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 def money_text(amount_minor: int, currency: str = "CNY") -> str:
@@ -165,7 +169,7 @@ class BalanceOut(BaseModel):
 
 # -- transfers ----------------------------------------------------------------------------------
 class TransferIn(Strict):
-    from_card_id: int
+    from_card_id: IdField
     amount: str = Field(max_length=24, description='Decimal text, e.g. "12.34".')
     currency: str = Field(default="CNY", max_length=3)
     pin: str = Field(max_length=6)
@@ -181,7 +185,7 @@ class TransferOut(BaseModel):
     amount: str
     amount_minor: int
     currency: str
-    from_card_id: int
+    from_card_id: IdField
     from_card: str
     recipient_kind: str
     recipient: str
@@ -340,7 +344,7 @@ class OrderOut(BaseModel):
 
 class ScanIn(Strict):
     payload: str = Field(max_length=512)
-    card_id: int
+    card_id: IdField
     amount: str | None = Field(default=None, max_length=24)
     pin: str | None = Field(default=None, max_length=6)
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from flashpay.api.deps import CurrentNetworkAdmin, IdempotencyDep, PlatformDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
+from flashpay.api.types import IdPath, IdQuery
 from flashpay.auth.schemas import ApiKeyOut
 from flashpay.auth.service import (
     PrincipalKind,
@@ -28,7 +29,7 @@ def list_keys(
     platform: PlatformDep,
     _admin: CurrentNetworkAdmin,
     principal_kind: PrincipalKind | None = None,
-    principal_id: int | None = None,
+    principal_id: IdQuery = None,
     limit: LimitQuery = 20,
     cursor: CursorQuery = None,
 ) -> Page[ApiKeyOut]:
@@ -50,7 +51,7 @@ def list_keys(
 
 @router.post("/{key_id}/revoke", response_model=ApiKeyOut)
 def revoke_key(
-    key_id: int, platform: PlatformDep, _admin: CurrentNetworkAdmin, idempotency: IdempotencyDep
+    key_id: IdPath, platform: PlatformDep, _admin: CurrentNetworkAdmin, idempotency: IdempotencyDep
 ) -> ApiKeyOut:
     """Revoke a key; requests with it get 401 from now on. A second revoke is 409 (a retry
     with the first one's Idempotency-Key is answered as the first)."""

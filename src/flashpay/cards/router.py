@@ -12,6 +12,7 @@ from fastapi import APIRouter, Response
 from flashpay.api.deps import CurrentInstitution, ServicesDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.schemas import IssueCardIn, IssuedCardOut, IssuerCardOut
+from flashpay.api.types import IdPath, amount_minor
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     CardError,
@@ -23,7 +24,6 @@ from flashpay.cards.service import (
 )
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import Institution, get_institution
-from flashpay.money import Money, MoneyError
 
 router = APIRouter(prefix="/v1/issuer/cards", tags=["issuer"])
 
@@ -36,12 +36,7 @@ def _issuer(platform: ServicesDep, institution_id: int) -> Institution:
 
 
 def _amount(text: str | None) -> int:
-    if text is None:
-        return 0
-    try:
-        return Money.parse(text, "CNY").amount_minor
-    except MoneyError as exc:
-        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+    return 0 if text is None else amount_minor(text)
 
 
 @router.post("", status_code=201, response_model=IssuedCardOut)
@@ -82,7 +77,7 @@ def _own_card(platform: ServicesDep, caller_id: int, card_id: int) -> IssuerCard
 
 
 @router.get("/{card_id}", response_model=IssuerCardOut)
-def read_card(card_id: int, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
+def read_card(card_id: IdPath, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
     return _own_card(platform, caller.id, card_id)
 
 
@@ -94,15 +89,15 @@ def _set(platform: ServicesDep, caller_id: int, card_id: int, status: CardStatus
 
 
 @router.post("/{card_id}/freeze", response_model=IssuerCardOut)
-def freeze(card_id: int, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
+def freeze(card_id: IdPath, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
     return _set(platform, caller.id, card_id, CardStatus.FROZEN)
 
 
 @router.post("/{card_id}/unfreeze", response_model=IssuerCardOut)
-def unfreeze(card_id: int, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
+def unfreeze(card_id: IdPath, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
     return _set(platform, caller.id, card_id, CardStatus.ACTIVE)
 
 
 @router.post("/{card_id}/close", response_model=IssuerCardOut)
-def close(card_id: int, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
+def close(card_id: IdPath, caller: CurrentInstitution, platform: ServicesDep) -> IssuerCardOut:
     return _set(platform, caller.id, card_id, CardStatus.CLOSED)

@@ -25,6 +25,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
 
 from flashpay.api.errors import ApiError
+from flashpay.api.types import ID_MAX, IdPath
 from flashpay.chain.receipt import build_receipt
 from flashpay.chain.service import LEAVES_PAGE_MAX, ChainLog
 
@@ -64,8 +65,8 @@ def checkpoint(log: ChainLogDep, final: bool = True) -> PlainTextResponse:
 @router.get("/proof/inclusion")
 def inclusion(
     log: ChainLogDep,
-    index: Annotated[int, Query(ge=0)],
-    size: Annotated[int, Query(ge=1)],
+    index: Annotated[int, Query(ge=0, le=ID_MAX)],
+    size: Annotated[int, Query(ge=1, le=ID_MAX)],
 ) -> dict[str, Any]:
     try:
         proof = log.inclusion_proof(index, size)
@@ -77,8 +78,8 @@ def inclusion(
 @router.get("/proof/consistency")
 def consistency(
     log: ChainLogDep,
-    first: Annotated[int, Query(ge=0)],
-    second: Annotated[int, Query(ge=0)],
+    first: Annotated[int, Query(ge=0, le=ID_MAX)],
+    second: Annotated[int, Query(ge=0, le=ID_MAX)],
 ) -> dict[str, Any]:
     try:
         proof = log.consistency_proof(first, second)
@@ -90,7 +91,7 @@ def consistency(
 @router.get("/leaves")
 def leaves(
     log: ChainLogDep,
-    start: Annotated[int, Query(ge=0)] = 0,
+    start: Annotated[int, Query(ge=0, le=ID_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=LEAVES_PAGE_MAX)] = 100,
 ) -> dict[str, Any]:
     rows = log.leaves(start, limit)
@@ -103,7 +104,7 @@ def leaves(
 
 
 @router.get("/receipts/{chain_id}")
-def receipt(log: ChainLogDep, chain_id: int) -> dict[str, Any]:
+def receipt(log: ChainLogDep, chain_id: IdPath) -> dict[str, Any]:
     found = build_receipt(log, chain_id)
     if found is None:
         raise ApiError(

@@ -21,11 +21,11 @@ from flashpay.api.schemas import (
     OrderOut,
     TerminalOut,
 )
+from flashpay.api.types import IdPath, amount_minor
 from flashpay.auth import PrincipalKind
 from flashpay.auth.service import replace_api_keys
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
-from flashpay.money import Money, MoneyError
 from flashpay.qr.images import render_qr
 
 router = APIRouter(tags=["merchants"])
@@ -143,10 +143,7 @@ def create_order(
     body: OrderIn, merchant: CurrentMerchant, platform: ServicesDep, idempotency: IdempotencyDep
 ) -> OrderOut:
     """A dynamic code for one order: amount, bill number, expiry ≤ 15 minutes; payable once."""
-    try:
-        amount = Money.parse(body.amount, "CNY").amount_minor
-    except MoneyError as exc:
-        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+    amount = amount_minor(body.amount)
     me_ = _me(platform, merchant.id)
     terminal = _terminal(platform, me_.id, body.terminal)
     order, payload = service.create_order(
@@ -169,7 +166,7 @@ def _order(platform: ServicesDep, merchant_id: int, order_id: int) -> service.Or
 
 
 @router.get("/v1/merchant/orders/{order_id}", response_model=OrderOut)
-def get_order(order_id: int, merchant: CurrentMerchant, platform: ServicesDep) -> OrderOut:
+def get_order(order_id: IdPath, merchant: CurrentMerchant, platform: ServicesDep) -> OrderOut:
     order = _order(platform, merchant.id, order_id)
     payload = service.order_payload(
         platform=platform, merchant=_me(platform, merchant.id), order=order
@@ -179,7 +176,7 @@ def get_order(order_id: int, merchant: CurrentMerchant, platform: ServicesDep) -
 
 @router.get("/v1/merchant/orders/{order_id}/qr")
 def order_qr(
-    order_id: int, merchant: CurrentMerchant, platform: ServicesDep, format: Format = "png"
+    order_id: IdPath, merchant: CurrentMerchant, platform: ServicesDep, format: Format = "png"
 ) -> Response:
     order = _order(platform, merchant.id, order_id)
     payload = service.order_payload(

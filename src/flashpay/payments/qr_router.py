@@ -17,7 +17,7 @@ from flashpay.api.deps import (
     SwitchDep,
 )
 from flashpay.api.errors import ApiError, not_found
-from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from flashpay.api.pagination import CursorQuery, LimitQuery, Page, before_id, encode_cursor
 from flashpay.api.schemas import (
     AmountIn,
     CollectIn,
@@ -28,10 +28,10 @@ from flashpay.api.schemas import (
     ScanIn,
     money_text,
 )
+from flashpay.api.types import IdPath, amount_minor
 from flashpay.chain.api import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import NS_PER_SECOND, to_datetime
-from flashpay.money import Money, MoneyError
 from flashpay.payments import qr
 from flashpay.payments.switch import PaymentSwitch
 from flashpay.wallet import service as wallet
@@ -40,10 +40,7 @@ router = APIRouter(tags=["payments"])
 
 
 def _fen(text: str) -> int:
-    try:
-        return Money.parse(text, "CNY").amount_minor
-    except MoneyError as exc:
-        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+    return amount_minor(text)
 
 
 def _pay(switch: PaymentSwitch, request: qr.PaymentRequest) -> qr.Payment:
@@ -78,7 +75,7 @@ def pay_scanned(
 
 @router.post("/v1/cards/{card_id}/payment-code", status_code=201, response_model=PaymentCodeOut)
 def payment_code(
-    card_id: int, user: CurrentUser, platform: ServicesDep, response: Response
+    card_id: IdPath, user: CurrentUser, platform: ServicesDep, response: Response
 ) -> PaymentCodeOut:
     """A one-time payment code for the merchant to scan (valid 60 s). Not stored for replay."""
     issued = qr.issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
@@ -111,26 +108,18 @@ def _page(items: list[qr.Payment], limit: int, platform: ServicesDep) -> Page[Pa
     )
 
 
-def _before(cursor: str | None) -> int | None:
-    position = decode_cursor(cursor)
-    before = position.get("before") if position else None
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise ApiError(status_code=422, code="invalid_cursor", message="the cursor is not valid")
-    return before
-
-
 @router.get("/v1/payments", response_model=Page[PaymentOut])
 def my_payments(
     user: CurrentUser, platform: ServicesDep, limit: LimitQuery = 20, cursor: CursorQuery = None
 ) -> Page[PaymentOut]:
     rows = qr.list_payments(
-        platform=platform, user_id=user.id, before_id=_before(cursor), limit=limit + 1
+        platform=platform, user_id=user.id, before_id=before_id(cursor), limit=limit + 1
     )
     return _page(rows, limit, platform)
 
 
 @router.get("/v1/payments/{payment_id}", response_model=PaymentOut)
-def my_payment(payment_id: int, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
+def my_payment(payment_id: IdPath, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
     found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
     if found is None:
         raise not_found("payment")
@@ -157,7 +146,7 @@ def _receipt(platform: ServicesDep, log: ChainLogDep, p: qr.Payment) -> ReceiptO
 
 @router.get("/v1/payments/{payment_id}/receipt", response_model=ReceiptOut)
 def my_receipt(
-    payment_id: int, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
+    payment_id: IdPath, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
 ) -> ReceiptOut:
     """The receipt (voucher number; the audit log's proof once a final checkpoint covers it)."""
     found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
@@ -196,7 +185,7 @@ def merchant_payments(
         merchant_id=merchant.id,
         day=day,
         terminal=terminal,
-        before_id=_before(cursor),
+        before_id=before_id(cursor),
         limit=limit + 1,
     )
     return _page(rows, limit, platform)
@@ -211,21 +200,21 @@ def _merchant_payment(platform: ServicesDep, merchant_id: int, payment_id: int) 
 
 @router.get("/v1/merchant/payments/{payment_id}", response_model=PaymentOut)
 def merchant_payment(
-    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep
+    payment_id: IdPath, merchant: CurrentMerchant, platform: ServicesDep
 ) -> PaymentOut:
     return _out(platform, _merchant_payment(platform, merchant.id, payment_id), with_history=True)
 
 
 @router.get("/v1/merchant/payments/{payment_id}/receipt", response_model=ReceiptOut)
 def merchant_receipt(
-    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep, log: ChainLogDep
+    payment_id: IdPath, merchant: CurrentMerchant, platform: ServicesDep, log: ChainLogDep
 ) -> ReceiptOut:
     return _receipt(platform, log, _merchant_payment(platform, merchant.id, payment_id))
 
 
 @router.post("/v1/merchant/payments/{payment_id}/capture", response_model=PaymentOut)
 def capture(
-    payment_id: int,
+    payment_id: IdPath,
     body: AmountIn,
     merchant: CurrentMerchant,
     platform: ServicesDep,
@@ -239,7 +228,10 @@ def capture(
 
 @router.post("/v1/merchant/payments/{payment_id}/void", response_model=PaymentOut)
 def void(
-    payment_id: int, merchant: CurrentMerchant, platform: ServicesDep, idempotency: IdempotencyDep
+    payment_id: IdPath,
+    merchant: CurrentMerchant,
+    platform: ServicesDep,
+    idempotency: IdempotencyDep,
 ) -> PaymentOut:
     p = qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                 idempotency=idempotency)  # fmt: skip
@@ -250,7 +242,7 @@ def void(
     "/v1/merchant/payments/{payment_id}/refunds", status_code=201, response_model=PaymentOut
 )
 def refund(
-    payment_id: int,
+    payment_id: IdPath,
     body: AmountIn,
     merchant: CurrentMerchant,
     platform: ServicesDep,

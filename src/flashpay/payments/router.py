@@ -7,12 +7,12 @@ from fastapi import APIRouter
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep, TransferSwitchDep
 from flashpay.api.errors import ApiError, not_found
-from flashpay.api.pagination import CursorQuery, LimitQuery, Page, decode_cursor, encode_cursor
+from flashpay.api.pagination import CursorQuery, LimitQuery, Page, before_id, encode_cursor
 from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
+from flashpay.api.types import IdPath, money
 from flashpay.chain.api import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
-from flashpay.money import Money, MoneyError
 from flashpay.payments import p2p
 from flashpay.wallet.service import WalletError
 
@@ -25,10 +25,7 @@ def create(
 ) -> TransferOut:
     """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
     (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
-    try:
-        amount = Money.parse(body.amount, body.currency)
-    except MoneyError as exc:
-        raise ApiError(status_code=422, code="invalid_amount", message=str(exc)) from exc
+    amount = money(body.amount, body.currency)
     request = p2p.P2PRequest(
         from_wallet_card_id=body.from_card_id,
         amount=amount.amount_minor,
@@ -51,10 +48,7 @@ def list_transfers(
     user: CurrentUser, platform: ServicesDep, limit: LimitQuery = 20, cursor: CursorQuery = None
 ) -> Page[TransferOut]:
     """Your transfers, newest first."""
-    position = decode_cursor(cursor)
-    before = position.get("before") if position else None
-    if before is not None and (not isinstance(before, int) or isinstance(before, bool)):
-        raise ApiError(status_code=422, code="invalid_cursor", message="the cursor is not valid")
+    before = before_id(cursor)
     rows = p2p.list_transfers(platform=platform, user_id=user.id, before_id=before, limit=limit + 1)
     page = rows[:limit]
     return Page[TransferOut](
@@ -71,13 +65,13 @@ def _own(platform: ServicesDep, user_id: int, transfer_id: int) -> p2p.P2PTransf
 
 
 @router.get("/{transfer_id}", response_model=TransferOut)
-def get(transfer_id: int, user: CurrentUser, platform: ServicesDep) -> TransferOut:
+def get(transfer_id: IdPath, user: CurrentUser, platform: ServicesDep) -> TransferOut:
     return TransferOut.of(_own(platform, user.id, transfer_id))
 
 
 @router.get("/{transfer_id}/receipt", response_model=ReceiptOut)
 def receipt(
-    transfer_id: int, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
+    transfer_id: IdPath, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
 ) -> ReceiptOut:
     """The receipt of a completed transfer, with its voucher number and — once the audit log has
     a final checkpoint covering it — its leaf, index and inclusion proof to that co-signed

@@ -67,3 +67,26 @@ wallet_bindings = sa.Table(
     # (migration wallet_0002).
     sa.Column("channel", sa.String(8), nullable=False, server_default="app"),
 )
+
+# Attempt counters of password checks (migration wallet_0003, ``flashpay.wallet.throttle``): one
+# row per scope — ``phone:<phone>`` for an account (known or not), ``ip:<address>`` for a source.
+wallet_attempts = sa.Table(
+    "wallet_attempts",
+    metadata,
+    sa.Column("scope", sa.String(80), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),  # in a row, since the last success or lock
+    sa.Column("lockouts", sa.Integer, nullable=False),  # locks since the counts were last cleared
+    sa.Column("next_attempt_ns", sa.BigInteger, nullable=False),  # back-off: no try before
+    sa.Column("locked_until_ns", sa.BigInteger, nullable=False),  # lock: no try before
+    sa.Column("last_failure_ns", sa.BigInteger, nullable=False),
+)
+
+# Daily counts of card-binding starts (migration wallet_0003): one row per (scope, Beijing day),
+# scope ``card:<fingerprint>``, ``user:<id>`` or ``phone:<phone the code is sent to>``.
+wallet_daily_counts = sa.Table(
+    "wallet_daily_counts",
+    metadata,
+    sa.Column("scope", sa.String(96), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)

@@ -23,6 +23,7 @@ from flashpay.api.schemas import (
     WalletCardList,
     WalletCardOut,
 )
+from flashpay.api.types import IdPath
 from flashpay.wallet import service as wallet
 
 router = APIRouter(tags=["wallet"])
@@ -42,9 +43,14 @@ def register(body: RegisterIn, platform: ServicesDep) -> UserOut:
 
 
 @router.post("/v1/sessions", status_code=201, response_model=SessionOut)
-def login(body: LoginIn, platform: ServicesDep, response: Response) -> SessionOut:
-    """Log in: a bearer token for 24 hours. Not stored for idempotent replay (no-store)."""
-    session = wallet.login(platform=platform, phone=body.phone, password=body.password)
+def login(body: LoginIn, platform: ServicesDep, request: Request, response: Response) -> SessionOut:
+    """Log in: a bearer token for 24 hours. Not stored for idempotent replay (no-store).
+    Throttled per account and per client address (429 ``account_locked``/``too_many_attempts``
+    with ``Retry-After``)."""
+    source = request.client.host if request.client is not None else None
+    session = wallet.login(
+        platform=platform, phone=body.phone, password=body.password, source=source
+    )
     response.headers["Cache-Control"] = "no-store"
     return SessionOut.of(session)
 
@@ -90,7 +96,7 @@ def start_binding(body: BindingIn, user: CurrentUser, platform: ServicesDep) -> 
     "/v1/cards/bindings/{binding_id}/confirm", status_code=201, response_model=WalletCardOut
 )
 def confirm_binding(
-    binding_id: int, body: ConfirmIn, user: CurrentUser, platform: ServicesDep
+    binding_id: IdPath, body: ConfirmIn, user: CurrentUser, platform: ServicesDep
 ) -> WalletCardOut:
     """Step 2: the one-time code binds the card under a network token."""
     card = wallet.confirm_binding(
@@ -114,25 +120,25 @@ def _card(platform: ServicesDep, user_id: int, card_id: int) -> wallet.WalletCar
 
 
 @router.get("/v1/cards/{card_id}", response_model=WalletCardOut)
-def get_card(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+def get_card(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
     return WalletCardOut.of(_card(platform, user.id, card_id))
 
 
 @router.delete("/v1/cards/{card_id}", status_code=204)
-def unbind(card_id: int, user: CurrentUser, platform: ServicesDep) -> Response:
+def unbind(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> Response:
     """Unbind a card (the next card becomes the default if this one was)."""
     wallet.unbind_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/cards/{card_id}/default", response_model=WalletCardOut)
-def make_default(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+def make_default(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
     card = wallet.set_default_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return WalletCardOut.of(card)
 
 
 @router.post("/v1/cards/{card_id}/freeze", response_model=WalletCardOut)
-def freeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+def freeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
     card = wallet.set_card_frozen(
         platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=True
     )
@@ -140,7 +146,7 @@ def freeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCard
 
 
 @router.post("/v1/cards/{card_id}/unfreeze", response_model=WalletCardOut)
-def unfreeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
+def unfreeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
     card = wallet.set_card_frozen(
         platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=False
     )
@@ -148,7 +154,7 @@ def unfreeze(card_id: int, user: CurrentUser, platform: ServicesDep) -> WalletCa
 
 
 @router.get("/v1/cards/{card_id}/balance", response_model=BalanceOut)
-def balance(card_id: int, user: CurrentUser, platform: ServicesDep) -> BalanceOut:
+def balance(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> BalanceOut:
     """Debit: available and ledger balance. Credit: limit, available, outstanding, pending."""
     found = wallet.wallet_card_balance(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return BalanceOut.of(found)

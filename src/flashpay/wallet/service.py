@@ -63,6 +63,7 @@ from flashpay.institutions.models import institution_bins, institutions
 from flashpay.institutions.service import Institution
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
+from flashpay.wallet import throttle
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_sessions, wallet_users
 
 _T = TypeVar("_T")
@@ -94,15 +95,38 @@ _pins = PasswordHasher(time_cost=1, memory_cost=2_048, parallelism=1)  # ~1 ms; 
 
 class WalletError(ValueError):
     """A refused wallet request; ``code`` is the API error code, ``status`` its HTTP status.
-    ``index`` is the refused card's position in an ``enrol_cards`` batch (else ``None``)."""
+    ``index`` is the refused card's position in an ``enrol_cards`` batch (else ``None``);
+    ``retry_after_seconds`` says when a throttled request (a 429) may be tried again."""
 
     def __init__(
-        self, code: str, message: str, status: int = 422, *, index: int | None = None
+        self,
+        code: str,
+        message: str,
+        status: int = 422,
+        *,
+        index: int | None = None,
+        retry_after_seconds: int | None = None,
     ) -> None:
         super().__init__(message if index is None else f"card_ids[{index}]: {message}")
         self.code = code
         self.status = status
         self.index = index
+        self.retry_after_seconds = retry_after_seconds
+
+
+_REFUSAL_MESSAGES = {
+    throttle.ACCOUNT_LOCKED: "too many wrong passwords: the account is locked for a while",
+    throttle.TOO_MANY_ATTEMPTS: "too many attempts: wait before trying again",
+}
+
+
+def _throttled(refusal: throttle.Refusal) -> WalletError:
+    return WalletError(
+        refusal.code,
+        _REFUSAL_MESSAGES[refusal.code],
+        status=429,
+        retry_after_seconds=refusal.retry_after_seconds,
+    )
 
 
 class WalletCardStatus(StrEnum):
@@ -221,12 +245,31 @@ def get_user(*, platform: Platform, user_id: int) -> User | None:
     return User(row.id, row.phone, row.name, bool(row.real_name_verified), row.pin_hash is not None)
 
 
-def login(*, platform: Platform, phone: str, password: str) -> Session:
+def _charge(platform: Platform, scopes: Sequence[tuple[str, throttle.Policy]]) -> None:
+    """Charge one password check to its scopes before the slow hash runs (``throttle``); a 429
+    ``account_locked`` or ``too_many_attempts`` when no try is allowed now."""
+    with platform.engine.begin() as connection:
+        refusal = throttle.charge(connection, scopes=scopes, now_ns=_now(platform))
+    if refusal is not None:
+        raise _throttled(refusal)
+
+
+def login(*, platform: Platform, phone: str, password: str, source: str | None = None) -> Session:
     """A session for the right phone and password. A password whose stored hash is not at the
     platform's current ``PasswordPolicy`` (an older or cheaper cost, e.g. a demo user's) is
     re-hashed at it (never down to a cheaper one) in the session's transaction: logging in is
     the one moment the platform holds the password, so it is when a raised policy reaches an
-    account."""
+    account.
+
+    Throttled per account (the phone, registered or not) and per ``source`` (the client's
+    address), before the password is checked: 429 ``account_locked`` or ``too_many_attempts``
+    (``flashpay.wallet.throttle``). A right password clears the account's counts."""
+    account = throttle.account_scope(phone)
+    from_source = None if source is None else throttle.source_scope(source)
+    scopes = [(account, throttle.ACCOUNT)]
+    if from_source is not None:
+        scopes.append((from_source, throttle.SOURCE))
+    _charge(platform, scopes)
     hasher = platform.password_policy.hasher
     with autocommit(platform.engine) as connection:
         row = connection.execute(_LOGIN_READ, {"b_phone": phone}).first()
@@ -243,6 +286,7 @@ def login(*, platform: Platform, phone: str, password: str) -> Session:
     now = _now(platform)
     expires = now + SESSION_SECONDS * NS_PER_SECOND
     with platform.engine.begin() as connection:
+        throttle.cleared(connection, account=account, source=from_source)
         if rehashed is not None:
             connection.execute(
                 _REHASH,
@@ -291,7 +335,7 @@ def _peppered(platform: Platform, user_id: int, pin: str) -> str:
     return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
 
 
-_PASSWORD_OF = sa.select(wallet_users.c.password_hash).where(
+_PASSWORD_OF = sa.select(wallet_users.c.phone, wallet_users.c.password_hash).where(
     wallet_users.c.id == sa.bindparam("b_user_id")
 )
 _SET_PIN = (
@@ -303,13 +347,22 @@ _SET_PIN = (
 
 def check_password(*, platform: Platform, user_id: int, password: str) -> None:
     """Refuse (403 ``wrong_password``) anything but the user's login password. Any stored hash
-    verifies whatever the policy (an Argon2 hash names its own cost); only ``login`` re-hashes."""
+    verifies whatever the policy (an Argon2 hash names its own cost); only ``login`` re-hashes.
+
+    The check counts against the account's login attempts (``throttle``), so a stolen session
+    cannot guess the password here either: a wrong one is a failure, and while the account is
+    locked or backing off the answer is the login's 429 ``account_locked`` or
+    ``too_many_attempts``; a right one clears the counts."""
     with autocommit(platform.engine) as connection:
-        stored = connection.execute(_PASSWORD_OF, {"b_user_id": user_id}).scalar_one()
+        row = connection.execute(_PASSWORD_OF, {"b_user_id": user_id}).one()
+    account = throttle.account_scope(str(row.phone))
+    _charge(platform, [(account, throttle.ACCOUNT)])
     try:
-        platform.password_policy.hasher.verify(stored, password)
+        platform.password_policy.hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
         raise WalletError("wrong_password", "the password is wrong", status=403) from exc
+    with autocommit(platform.engine) as connection:
+        throttle.cleared(connection, account=account)
 
 
 def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> None:
@@ -520,7 +573,12 @@ def start_binding(
     cvv: str | None = None,
 ) -> Binding:
     """Check a card against its issuer's record and send a one-time code to the phone the
-    issuer has on file (see the module docstring)."""
+    issuer has on file (see the module docstring).
+
+    Each start is counted per Beijing day — per card, per user and per phone the code goes to
+    (``throttle.BINDING_STARTS_PER_*_MAX``) — before the card is checked, refused ones too (a
+    start is also a CVV guess); over a limit it is a 429 ``binding_limit_reached`` and is not
+    counted."""
     try:
         number = CardNumber.parse(card_number)
     except CardNumberError as exc:
@@ -533,36 +591,28 @@ def start_binding(
     otp = f"{secrets.randbelow(10**6):06d}"
     now = _now(platform)
     expires = now + OTP_SECONDS * NS_PER_SECOND
-    with platform.engine.begin() as connection:  # a refusal below writes nothing
+    fingerprint = platform.keys.fingerprint("pan", number.reveal())
+    refusal: WalletError | None = None
+    with platform.engine.begin() as connection:  # over a limit, nothing is written
         row = connection.execute(
             _BINDING_CHECK,
             {
                 "b_user_id": user_id,
-                "b_fingerprint": platform.keys.fingerprint("pan", number.reveal()),
+                "b_fingerprint": fingerprint,
                 "b_prefix8": prefix8,
                 "b_prefix7": prefix7,
                 "b_prefix6": prefix6,
             },
         ).one()
-        card = _card_to_bind(platform, row, number, expiry_yymm, cvv)
-        # The code's hash is keyed by the binding's id, so it is written once the id exists.
-        binding_id = connection.execute(
-            _INSERT_BINDING,
-            {
-                "user_id": user_id,
-                "card_id": card.id,
-                "otp_hash": b"\0" * 32,
-                "attempts": 0,
-                "status": "pending",
-                "created_at_ns": now,
-                "expires_at_ns": expires,
-                "channel": "app",
-            },
-        ).scalar_one()
-        connection.execute(
-            _SET_OTP,
-            {"b_binding_id": binding_id, "b_otp_hash": _otp_hash(platform, int(binding_id), otp)},
-        )
+        _count_start(connection, user_id, fingerprint, row.phone, now)
+        try:
+            card = _card_to_bind(platform, row, number, expiry_yymm, cvv)
+        except WalletError as exc:  # counted, then refused once the count commits
+            refusal = exc
+        else:
+            binding_id = _insert_binding(platform, connection, user_id, card.id, otp, now)
+    if refusal is not None:
+        raise refusal
     platform.notifier.send(
         Message(
             phone=card.phone,
@@ -573,6 +623,53 @@ def start_binding(
         )
     )
     return Binding(int(binding_id), mask_phone(card.phone), expires)
+
+
+def _insert_binding(
+    platform: Platform, connection: sa.Connection, user_id: int, card_id: int, otp: str, now: int
+) -> int:
+    """A pending binding with the code's hash, keyed by the binding's id (so it is written once
+    the id exists)."""
+    binding_id = connection.execute(
+        _INSERT_BINDING,
+        {
+            "user_id": user_id,
+            "card_id": card_id,
+            "otp_hash": b"\0" * 32,
+            "attempts": 0,
+            "status": "pending",
+            "created_at_ns": now,
+            "expires_at_ns": now + OTP_SECONDS * NS_PER_SECOND,
+            "channel": "app",
+        },
+    ).scalar_one()
+    connection.execute(
+        _SET_OTP,
+        {"b_binding_id": binding_id, "b_otp_hash": _otp_hash(platform, int(binding_id), otp)},
+    )
+    return int(binding_id)
+
+
+def _count_start(
+    connection: sa.Connection, user_id: int, fingerprint: bytes, phone: str | None, now: int
+) -> None:
+    """Count a binding start per card, user and phone (the card's, when the issuer knows it) in
+    the start's transaction; 429 ``binding_limit_reached`` over a day's limit."""
+    scopes = [
+        (f"card:{fingerprint.hex()}", throttle.BINDING_STARTS_PER_CARD_MAX),
+        (f"user:{user_id}", throttle.BINDING_STARTS_PER_USER_MAX),
+    ]
+    if phone is not None:
+        scopes.append((f"phone:{phone}", throttle.BINDING_STARTS_PER_PHONE_MAX))
+    over = throttle.count_daily(connection, day=throttle.beijing_day(now), scopes=scopes)
+    if over is not None:
+        kind = over.partition(":")[0]
+        raise WalletError(
+            throttle.BINDING_LIMIT_REACHED,
+            f"too many card bindings started today for this {kind}; try again tomorrow",
+            status=429,
+            retry_after_seconds=throttle.seconds_to_next_beijing_day(now),
+        )
 
 
 # Bumping the user's row first serialises this user's bindings (a row lock on PostgreSQL, the
