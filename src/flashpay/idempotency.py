@@ -104,6 +104,14 @@ def find_effects(
     return found
 
 
+def effect_of(engine: Engine, tag: IdempotencyTag | None) -> Effect | None:
+    """The effect ``tag`` is bound to, if any (one read; ``None`` without a tag)."""
+    if tag is None:
+        return None
+    with engine.connect() as connection:
+        return find_effects(connection, [tag]).get(tag)
+
+
 def bind_effects(
     connection: sa.Connection,
     bindings: Mapping[IdempotencyTag, Effect],

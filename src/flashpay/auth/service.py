@@ -128,9 +128,9 @@ def create_api_key(
 
 
 def replace_api_keys(*, platform: Runtime, kind: PrincipalKind, principal_id: int) -> CreatedApiKey:
-    """Revoke every live key of the principal and create one: the key of an onboarding's answer.
-    A retried onboarding (its first answer lost, or never stored: it carries a secret) gets a
-    fresh key, and the one it may have missed stops working — one live key per onboarding."""
+    """Revoke every live key of the principal and create one: the key of a retried onboarding's
+    answer (the first answer was never stored: it carries a secret). The retry gets a fresh key,
+    and the one its first try may have received stops working."""
     with platform.engine.begin() as connection:
         connection.execute(
             api_keys.update()

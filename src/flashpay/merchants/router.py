@@ -22,8 +22,9 @@ from flashpay.api.schemas import (
     TerminalOut,
 )
 from flashpay.api.types import IdPath, amount_minor
-from flashpay.auth import PrincipalKind
+from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.auth.service import replace_api_keys
+from flashpay.idempotency import effect_of
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
 from flashpay.qr.images import render_qr
@@ -52,6 +53,7 @@ def onboard(
         raise ApiError(
             status_code=422, code="invalid_scene", message=f"scene is one of {scenes}"
         ) from exc
+    retried = effect_of(platform.engine, idempotency) is not None  # its first answer lost
     merchant = service.onboard_merchant(
         platform=platform,
         acquirer=acquirer,
@@ -62,7 +64,8 @@ def onboard(
         scene=scene,
         idempotency=idempotency,
     )
-    key = replace_api_keys(platform=platform, kind=PrincipalKind.MERCHANT, principal_id=merchant.id)
+    issue = replace_api_keys if retried else create_api_key
+    key = issue(platform=platform, kind=PrincipalKind.MERCHANT, principal_id=merchant.id)
     response.headers["Cache-Control"] = "no-store"
     return OnboardedOut(**MerchantOut.of(merchant).model_dump(), api_key=key.key)
 

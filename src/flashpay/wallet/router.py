@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from flashpay.api.deps import CurrentUser, ServicesDep
+from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError
 from flashpay.api.schemas import (
     BalanceOut,
@@ -30,7 +30,7 @@ router = APIRouter(tags=["wallet"])
 
 
 @router.post("/v1/users", status_code=201, response_model=UserOut)
-def register(body: RegisterIn, platform: ServicesDep) -> UserOut:
+def register(body: RegisterIn, platform: ServicesDep, idempotency: IdempotencyDep) -> UserOut:
     """Open a wallet with a phone number, the real name and ID number, and a password."""
     user = wallet.register(
         platform=platform,
@@ -38,6 +38,7 @@ def register(body: RegisterIn, platform: ServicesDep) -> UserOut:
         name=body.name,
         id_number=body.id_number,
         password=body.password,
+        idempotency=idempotency,
     )
     return UserOut.of(user)
 
@@ -80,7 +81,9 @@ def set_pin(body: PinIn, user: CurrentUser, platform: ServicesDep) -> Response:
 
 
 @router.post("/v1/cards/bindings", status_code=201, response_model=BindingOut)
-def start_binding(body: BindingIn, user: CurrentUser, platform: ServicesDep) -> BindingOut:
+def start_binding(
+    body: BindingIn, user: CurrentUser, platform: ServicesDep, idempotency: IdempotencyDep
+) -> BindingOut:
     """Step 1 of binding a card: the issuer checks it and texts a code to its phone on file."""
     binding = wallet.start_binding(
         platform=platform,
@@ -88,6 +91,7 @@ def start_binding(body: BindingIn, user: CurrentUser, platform: ServicesDep) -> 
         card_number=body.card_number,
         expiry=body.expiry,
         cvv=body.cvv,
+        idempotency=idempotency,
     )
     return BindingOut.of(binding)
 
@@ -96,11 +100,19 @@ def start_binding(body: BindingIn, user: CurrentUser, platform: ServicesDep) -> 
     "/v1/cards/bindings/{binding_id}/confirm", status_code=201, response_model=WalletCardOut
 )
 def confirm_binding(
-    binding_id: IdPath, body: ConfirmIn, user: CurrentUser, platform: ServicesDep
+    binding_id: IdPath,
+    body: ConfirmIn,
+    user: CurrentUser,
+    platform: ServicesDep,
+    idempotency: IdempotencyDep,
 ) -> WalletCardOut:
     """Step 2: the one-time code binds the card under a network token."""
     card = wallet.confirm_binding(
-        platform=platform, user_id=user.id, binding_id=binding_id, otp=body.otp
+        platform=platform,
+        user_id=user.id,
+        binding_id=binding_id,
+        otp=body.otp,
+        idempotency=idempotency,
     )
     return WalletCardOut.of(card)
 

@@ -58,9 +58,11 @@ from flashpay.cards.service import (
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
 from flashpay.institutions.definition import CardType, InstitutionKind
 from flashpay.institutions.models import institution_bins, institutions
 from flashpay.institutions.service import Institution
+from flashpay.ledger.errors import InvariantError
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
 from flashpay.wallet import throttle
@@ -199,7 +201,17 @@ _REHASH = (
 _INSERT_SESSION = wallet_sessions.insert()
 
 
-def register(*, platform: Platform, phone: str, name: str, id_number: str, password: str) -> User:
+def register(
+    *,
+    platform: Platform,
+    phone: str,
+    name: str,
+    id_number: str,
+    password: str,
+    idempotency: IdempotencyTag | None = None,
+) -> User:
+    """A wallet user; the phone is the login. A retry whose Idempotency-Key is bound answers the
+    user it registered (not ``phone_already_registered``)."""
     if not PHONE.match(phone):
         raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
     if not ID_NUMBER.match(id_number.strip().upper()):
@@ -226,8 +238,20 @@ def register(*, platform: Platform, phone: str, name: str, id_number: str, passw
         "created_at_ns": _now(platform),
     }
     try:
-        with autocommit(platform.engine) as connection:
+        with (
+            autocommit(platform.engine) if idempotency is None else platform.engine.begin() as (
+                connection
+            )
+        ):
+            if idempotency is not None and (found := find_effects(connection, [idempotency])):
+                registered = get_user(platform=platform, user_id=found[idempotency].effect_id)
+                if registered is None:
+                    raise InvariantError("a registered user exists")
+                return registered
             user_id = connection.execute(_INSERT_USER, values).scalar_one()
+            if idempotency is not None:
+                bind_effects(connection, {idempotency: Effect("user", int(user_id))},
+                             now_ns=platform.clock.now_ns())  # fmt: skip
     except sa.exc.IntegrityError as exc:
         raise WalletError(
             "phone_already_registered", "this phone number has an account", status=409
@@ -571,9 +595,12 @@ def start_binding(
     card_number: str,
     expiry: str,
     cvv: str | None = None,
+    idempotency: IdempotencyTag | None = None,
 ) -> Binding:
     """Check a card against its issuer's record and send a one-time code to the phone the
-    issuer has on file (see the module docstring).
+    issuer has on file (see the module docstring). A retry whose Idempotency-Key is bound (its
+    first answer lost in a crash, perhaps before the code was sent) answers the binding it
+    started and, while that binding is pending, sends it a fresh code in place of the first.
 
     Each start is counted per Beijing day — per card, per user and per phone the code goes to
     (``throttle.BINDING_STARTS_PER_*_MAX``) — before the card is checked, refused ones too (a
@@ -593,6 +620,10 @@ def start_binding(
     expires = now + OTP_SECONDS * NS_PER_SECOND
     fingerprint = platform.keys.fingerprint("pan", number.reveal())
     refusal: WalletError | None = None
+    if idempotency is not None:
+        again = _restart_bound_binding(platform, idempotency, otp, now)
+        if again is not None:
+            return again
     with platform.engine.begin() as connection:  # over a limit, nothing is written
         row = connection.execute(
             _BINDING_CHECK,
@@ -611,6 +642,9 @@ def start_binding(
             refusal = exc
         else:
             binding_id = _insert_binding(platform, connection, user_id, card.id, otp, now)
+            if idempotency is not None:
+                bind_effects(connection, {idempotency: Effect("card_binding", binding_id)},
+                             now_ns=now)  # fmt: skip
     if refusal is not None:
         raise refusal
     platform.notifier.send(
@@ -623,6 +657,40 @@ def start_binding(
         )
     )
     return Binding(int(binding_id), mask_phone(card.phone), expires)
+
+
+def _restart_bound_binding(
+    platform: Platform, idempotency: IdempotencyTag, otp: str, now: int
+) -> Binding | None:
+    """The binding a first try with this key started, if any; still pending, it gets ``otp`` in
+    place of its code (the first may never have been sent), texted to the same phone."""
+    with platform.engine.begin() as connection:
+        found = find_effects(connection, [idempotency]).get(idempotency)
+        if found is None:
+            return None
+        row = connection.execute(
+            sa.select(wallet_bindings.c.id, wallet_bindings.c.status,
+                      wallet_bindings.c.expires_at_ns, cards.c.phone, cards.c.pan_last4)
+            .join(cards, cards.c.id == wallet_bindings.c.card_id)
+            .where(wallet_bindings.c.id == found.effect_id)
+        ).one()  # fmt: skip
+        pending = row.status == "pending" and row.expires_at_ns > now
+        if pending:
+            connection.execute(
+                _SET_OTP,
+                {"b_binding_id": row.id, "b_otp_hash": _otp_hash(platform, int(row.id), otp)},
+            )
+    if pending:
+        platform.notifier.send(
+            Message(
+                phone=str(row.phone),
+                purpose="card_binding",
+                reference=str(row.id),
+                code=otp,
+                text=f"flashpay: {otp} binds your card ending {row.pan_last4}. Valid 5 minutes.",
+            )
+        )
+    return Binding(int(row.id), mask_phone(str(row.phone)), int(row.expires_at_ns))
 
 
 def _insert_binding(
@@ -722,14 +790,30 @@ _SET_VERIFIED = (
 )
 
 
-def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: str) -> WalletCard:
+def confirm_binding(
+    *,
+    platform: Platform,
+    user_id: int,
+    binding_id: int,
+    otp: str,
+    idempotency: IdempotencyTag | None = None,
+) -> WalletCard:
     """Check the one-time code and bind the card: the binding, a fresh network token and the
     wallet card commit together, under the user's row lock. The wallet card returned is built
-    from what was written, not read back."""
+    from what was written, not read back. A retry whose Idempotency-Key is bound answers the
+    card it bound (not ``binding_closed``)."""
     now = _now(platform)
     refusal: WalletError | None = None
     keys = {"b_user_id": user_id, "b_binding_id": binding_id}
     with platform.engine.begin() as connection:
+        if idempotency is not None and (found := find_effects(connection, [idempotency])):
+            bound = connection.execute(
+                _WALLET_CARD,
+                {"b_user_id": user_id, "b_wallet_card_id": found[idempotency].effect_id},
+            ).first()
+            if bound is None:
+                raise WalletError("not_found", "the card is no longer bound", status=404)
+            return _wallet_card(bound)
         verified = connection.execute(_BUMP_USER, keys).scalar()
         row = connection.execute(_BINDING_TO_CONFIRM, keys).first()
         if row is None:
@@ -778,6 +862,9 @@ def confirm_binding(*, platform: Platform, user_id: int, binding_id: int, otp: s
             ).scalar_one()
             if not verified:
                 connection.execute(_SET_VERIFIED, keys)
+            if idempotency is not None:
+                bind_effects(connection, {idempotency: Effect("wallet_card", int(wallet_card_id))},
+                             now_ns=now)  # fmt: skip
     if refusal is not None:
         raise refusal
     return WalletCard(
