@@ -158,7 +158,8 @@ async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
 
 async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:
     """The notifier could not hand a message over (the SMS gateway is down): 503, not stored by
-    the idempotency layer, so the client may retry (a binding is then started afresh)."""
+    the idempotency layer, so the client may retry (with its Idempotency-Key, the binding it
+    started gets a fresh code)."""
     assert isinstance(exc, DeliveryError)
     message = "the message could not be sent; try again shortly"
     body = {"error": {"code": "notification_failed", "message": message, "details": {}}}
