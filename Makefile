@@ -31,7 +31,7 @@ test: lint typecheck
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/flashpay ledger bench
+	$(BIN)/python benchmarks/ledger_bench.py
 
 bench-qr: $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,bench]'

@@ -13,8 +13,8 @@ round; exit status 1 if any round found a duplicate, a loss or another problem.
 
 ``--lease N`` sets ``FLASHPAY_IDEMPOTENCY_LEASE_SECONDS`` for the server (default 2, so that a
 retry takes over a dead request's claim within a round); ``--lease default`` keeps the server's
-own (10 s since decision 0013), and then ``--retry-seconds`` must exceed it for the retries to reach a final
-answer.
+own (10 s since decision 0013), and then ``--retry-seconds`` must exceed it for the retries to
+reach a final answer.
 """
 
 from __future__ import annotations

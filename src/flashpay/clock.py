@@ -51,10 +51,3 @@ class FakeClock:
 def to_datetime(timestamp_ns: int) -> datetime:
     """A UTC ``datetime`` for a nanosecond timestamp (microsecond precision)."""
     return datetime.fromtimestamp(timestamp_ns // 1_000 / 1_000_000, tz=UTC)
-
-
-def from_datetime(moment: datetime) -> int:
-    """Nanoseconds since the epoch for an aware ``datetime``."""
-    if moment.tzinfo is None:
-        raise ValueError("naive datetime: pass an aware datetime (UTC)")
-    return int(moment.timestamp()) * NS_PER_SECOND + moment.microsecond * 1_000

@@ -24,7 +24,7 @@ every tree is consistent with an empty proof; equal sizes need equal roots and a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"
@@ -147,11 +147,6 @@ def fold(hashes: Sequence[bytes]) -> bytes:
     for h in reversed(hashes[:-1]):
         result = node_hash(h, result)
     return result
-
-
-def range_hash(start: int, end: int, node: Callable[[Node], bytes]) -> bytes:
-    """The Merkle Tree Hash of leaves ``[start, end)`` from perfect-subtree hashes."""
-    return fold([node(n) for n in perfect_nodes(start, end)])
 
 
 # -- the reference functions over raw leaves -----------------------------------------------------

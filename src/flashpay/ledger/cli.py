@@ -1,9 +1,6 @@
-"""``flashpay ledger``: check the books, benchmark the engine."""
+"""``flashpay ledger``: check the books (the benchmark is ``benchmarks/ledger_bench.py``)."""
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -34,20 +31,3 @@ def check_command(db: DbOption = None, data_dir: DataDirOption = None) -> None:
         err_console.print(f"[red]{problem}[/red]")
     err_console.print(f"[red]{len(report.problems)} problem(s)[/red]")
     raise typer.Exit(1)
-
-
-@app.command("bench")
-def bench_command(
-    db: Annotated[
-        list[str] | None,
-        typer.Option("--db", help="Database URL(s); default a scratch SQLite file and PostgreSQL."),
-    ] = None,
-    json_path: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
-    seconds: Annotated[float, typer.Option(help="Duration of each timed scenario.")] = 5.0,
-    pgbench: Annotated[bool, typer.Option(help="Run pgbench TPC-B as the reference.")] = True,
-) -> None:
-    """Transfers/s and p50/p99 latency: 8 concurrent single-transfer clients, batches of 1,000,
-    a hot account; on SQLite and PostgreSQL, side by side with pgbench TPC-B."""
-    from flashpay.ledger import bench
-
-    bench.main(urls=db or [], json_path=json_path, seconds=seconds, run_pgbench=pgbench)
