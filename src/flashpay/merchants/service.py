@@ -178,11 +178,41 @@ def onboard_merchant(
     if not 1 <= len(legal_name) <= 100:
         raise MerchantError("invalid_legal_name", "a legal name is 1–100 characters")
     now = platform.clock.now_ns()
+
+    def create(connection: sa.Connection) -> tuple[int, int]:
+        """The merchant's record and terminal ``T0001``: (its id, its id)."""
+        placeholder = new_id()  # the code and account derive from the row id, known after insert
+        merchant_id = connection.execute(
+            merchants.insert()
+            .values(
+                acquirer_id=acquirer.id,
+                code=f"P{placeholder % 10**14:014d}",
+                legal_name=legal_name,
+                display_name=display_name,
+                city=city,
+                mcc=mcc,
+                scene=scene.value,
+                ledger_account_id=-placeholder,
+                status="active",
+                created_at_ns=now,
+            )
+            .returning(merchants.c.id)
+        ).scalar_one()
+        code = f"{acquirer.iin[:3]}{mcc}{int(merchant_id):08d}"
+        account_id = derive_id("flashpay.merchant-account", code)
+        connection.execute(
+            merchants.update()
+            .where(merchants.c.id == merchant_id)
+            .values(code=code, ledger_account_id=account_id)
+        )
+        connection.execute(
+            terminals.insert().values(merchant_id=merchant_id, code="T0001", created_at_ns=now)
+        )
+        return int(merchant_id), int(merchant_id)
+
     merchant_id = once(
         platform.engine, idempotency, kind="merchant", now_ns=platform.clock.now_ns,
-        create=lambda connection: _record_merchant(connection, acquirer, legal_name,
-                                                   display_name, city, mcc, scene, now),
-        load=lambda _connection, effect_id: effect_id,
+        create=create, load=lambda _connection, effect_id: effect_id,
     )  # fmt: skip
     found = get_merchant(platform=platform, merchant_id=merchant_id)
     if found is None:
@@ -194,47 +224,6 @@ def onboard_merchant(
     if opened not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
         raise RuntimeError(f"the ledger refused the merchant's account: {opened}")
     return found
-
-
-def _record_merchant(
-    connection: sa.Connection,
-    acquirer: Institution,
-    legal_name: str,
-    display_name: str,
-    city: str,
-    mcc: str,
-    scene: Scene,
-    now: int,
-) -> tuple[int, int]:
-    """The merchant's record and terminal ``T0001`` in the caller's transaction: (id, id)."""
-    placeholder = new_id()  # the code and account derive from the row id, known after insert
-    merchant_id = connection.execute(
-        merchants.insert()
-        .values(
-            acquirer_id=acquirer.id,
-            code=f"P{placeholder % 10**14:014d}",
-            legal_name=legal_name,
-            display_name=display_name,
-            city=city,
-            mcc=mcc,
-            scene=scene.value,
-            ledger_account_id=-placeholder,
-            status="active",
-            created_at_ns=now,
-        )
-        .returning(merchants.c.id)
-    ).scalar_one()
-    code = f"{acquirer.iin[:3]}{mcc}{int(merchant_id):08d}"
-    account_id = derive_id("flashpay.merchant-account", code)
-    connection.execute(
-        merchants.update()
-        .where(merchants.c.id == merchant_id)
-        .values(code=code, ledger_account_id=account_id)
-    )
-    connection.execute(
-        terminals.insert().values(merchant_id=merchant_id, code="T0001", created_at_ns=now)
-    )
-    return int(merchant_id), int(merchant_id)
 
 
 def get_merchants(*, platform: Platform, merchant_ids: Collection[int]) -> dict[int, Merchant]:
