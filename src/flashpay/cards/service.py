@@ -159,7 +159,8 @@ def card_from_row(row: sa.Row[tuple[object, ...]]) -> Card:
     )
 
 
-def _fingerprint(platform: Platform, card: CardNumber) -> bytes:
+def pan_fingerprint(platform: Platform, card: CardNumber) -> bytes:
+    """The keyed hash a card is found by: the vault's one recipe (nothing is decrypted)."""
     return platform.keys.fingerprint("pan", card.reveal())
 
 
@@ -342,7 +343,7 @@ def _plan(platform: Platform, issuer: Institution, requests: Sequence[CardIssue]
             raise CardError(
                 "invalid_amount", "debit cards take an opening balance, credit a limit", index=index
             )
-        fingerprint = _fingerprint(platform, request.card)
+        fingerprint = pan_fingerprint(platform, request.card)
         account_id = derive_id("flashpay.card-account", fingerprint.hex())
         account = Account(
             account_id,
@@ -456,7 +457,7 @@ def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
     """The issued card with this number, found by its fingerprint (nothing is decrypted)."""
     with autocommit(platform.engine) as connection:
         row = connection.execute(
-            sa.select(cards).where(cards.c.pan_fingerprint == _fingerprint(platform, card))
+            sa.select(cards).where(cards.c.pan_fingerprint == pan_fingerprint(platform, card))
         ).first()
     return None if row is None else card_from_row(row)
 

@@ -24,7 +24,7 @@ from flashpay.chain import note
 from flashpay.chain.service import ChainLog, StoredCheckpoint
 from flashpay.chain.witness import SIZE_CONTENT_TYPE, format_request
 from flashpay.clock import NS_PER_SECOND
-from flashpay.ledger.errors import invariant
+from flashpay.errors import invariant
 from flashpay.ledger.service import Ledger
 
 WITNESS_TIMEOUT_SECONDS = 3.0

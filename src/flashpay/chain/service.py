@@ -42,7 +42,7 @@ from flashpay.chain import leaf as leaf_codec
 from flashpay.chain import merkle
 from flashpay.chain.checkpoint import Checkpoint
 from flashpay.clock import Clock, SystemClock
-from flashpay.ledger.errors import invariant
+from flashpay.errors import invariant
 from flashpay.ledger.service import Ledger
 from flashpay.ledger.types import CommittedChain
 

@@ -7,8 +7,18 @@ unavailable or contended past the retry budget, and a broken internal invariant.
 
 from __future__ import annotations
 
+from flashpay.errors import FlashpayError, InvariantError, invariant
 
-class LedgerError(Exception):
+__all__ = [
+    "BatchTooLargeError",
+    "InvariantError",
+    "LedgerError",
+    "RetriesExhaustedError",
+    "invariant",
+]
+
+
+class LedgerError(FlashpayError):
     """Base of every exception the ledger raises."""
 
 
@@ -18,13 +28,3 @@ class BatchTooLargeError(LedgerError, ValueError):
 
 class RetriesExhaustedError(LedgerError):
     """Deadlocks or serialization failures persisted past ``RETRIES_MAX`` attempts."""
-
-
-class InvariantError(LedgerError):
-    """An internal invariant failed: a bug, never an expected outcome."""
-
-
-def invariant(condition: bool, message: str) -> None:
-    """Raise ``InvariantError`` unless ``condition`` (unlike ``assert``, survives ``-O``)."""
-    if not condition:
-        raise InvariantError(message)

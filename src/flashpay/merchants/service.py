@@ -22,6 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.errors import InvariantError
 from flashpay.idempotency import (
     Effect,
     EffectConflictError,
@@ -34,7 +35,6 @@ from flashpay.institutions.chart import LEDGER_CNY, AccountCode
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import Institution, institution_iin
 from flashpay.ledger import Account, CreateAccountResult
-from flashpay.ledger.errors import InvariantError
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.merchants.fees import FeeSplit
 from flashpay.merchants.models import merchants, qr_orders, terminals

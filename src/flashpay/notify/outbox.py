@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from flashpay.clock import NS_PER_SECOND, Clock
-from flashpay.ledger.errors import invariant
+from flashpay.errors import invariant
 from flashpay.notify import Message, mask_phone
 from flashpay.notify.models import (
     CODE_CHARS_MAX,

@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 
+from flashpay.errors import invariant
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -35,7 +36,6 @@ from flashpay.institutions.chart import (
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import list_institutions, network_code
 from flashpay.ledger import BATCH_EVENTS_MAX, CreateTransferResult, Transfer, TransferFlags
-from flashpay.ledger.errors import invariant
 from flashpay.ledger.ids import derive_id
 from flashpay.platform import Platform
 

@@ -57,13 +57,14 @@ from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
     CardStatus,
-    _fingerprint,  # the card domain's one definition of the look-up key (no bulk find_card yet)
     card_from_row,
     get_card,
     is_expired,
+    pan_fingerprint,
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.errors import InvariantError, invariant
 from flashpay.idempotency import (
     Effect,
     EffectConflictError,
@@ -79,7 +80,6 @@ from flashpay.institutions.chart import (
 )
 from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import BATCH_EVENTS_MAX, CreateTransferResult, Transfer, TransferFlags
-from flashpay.ledger.errors import InvariantError, invariant
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.notify import mask_phone
 from flashpay.payments import limits
@@ -523,7 +523,7 @@ def _attempts(
         if verdict is PinCheck.OK and phone is not None:
             phones.append(phone)
         elif verdict is PinCheck.OK and number is not None:
-            fingerprints[index] = _fingerprint(platform, number)
+            fingerprints[index] = pan_fingerprint(platform, number)
     by_phone, by_fingerprint = _recipients(platform, phones, list(fingerprints.values()))
     ids = [new_id() for _ in owned]  # increasing within the process: in request order
     attempts = []

@@ -41,6 +41,7 @@ from flashpay.cards.models import cards
 from flashpay.cards.service import Card, CardStatus, card_from_row, is_expired
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.errors import invariant
 from flashpay.idempotency import (
     Effect,
     EffectConflictError,
@@ -57,7 +58,6 @@ from flashpay.institutions.chart import (
 from flashpay.institutions.definition import CardType
 from flashpay.institutions.service import institution_code, network_code
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
-from flashpay.ledger.errors import invariant
 from flashpay.ledger.ids import derive_id, new_id
 from flashpay.ledger.service import BATCH_EVENTS_MAX
 from flashpay.merchants.fees import FeeSplit

@@ -58,11 +58,11 @@ from flashpay.cards.service import (
 )
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
+from flashpay.errors import InvariantError
 from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
 from flashpay.institutions.definition import CardType, InstitutionKind
 from flashpay.institutions.models import institution_bins, institutions
 from flashpay.institutions.service import Institution
-from flashpay.ledger.errors import InvariantError
 from flashpay.notify import Message, mask_phone
 from flashpay.platform import Platform
 from flashpay.wallet import throttle
