@@ -45,6 +45,7 @@ import sqlalchemy as sa
 from psycopg import errors as pg_errors
 
 from flashpay import db
+from flashpay.batching import GroupCommit
 from flashpay.clock import Clock, SystemClock
 from flashpay.ledger.engine import (
     AccountState,
@@ -301,9 +302,12 @@ class Ledger:
         self._next_sweep_ns = 0
         self._batches = 0
         self._lock = threading.Lock()
-        self._group = threading.Condition()  # group commit: queue and in-flight count
-        self._queue: list[_Request] = []
-        self._in_flight = 0
+        self._group: GroupCommit[_Request, list[CreateTransferResult]] = GroupCommit(
+            self._post_group,
+            batch_max=BATCH_EVENTS_MAX,
+            in_flight_max=GROUP_IN_FLIGHT_MAX,
+            weight=lambda request: len(request.transfers),
+        )
         self._held: dict[int, list[tuple[str, list[str]]]] = {}  # per connection, see _bulk
 
     @classmethod
@@ -587,13 +591,14 @@ class Ledger:
         ``commitments`` maps the id of a chain's first transfer to a 32-byte commitment to the
         business record, stored with the chain for the audit log.
 
-        Group commit: while up to ``GROUP_IN_FLIGHT_MAX`` batches of this ``Ledger`` are being
-        posted, calls from other threads queue, and the next free caller posts everything
-        queued as one batch (one transaction, one commit), then hands each caller its own
-        results. Each call's events stay contiguous and in order, and a call never ends inside
-        another's chain (a call whose last event is ``LINKED`` is posted alone), so the results
-        are those of posting the calls one after another. A database error fails every call of
-        the group with it.
+        Group commit (``flashpay.batching.GroupCommit``): while ``GROUP_IN_FLIGHT_MAX`` batches
+        of this ``Ledger`` are being posted, calls from other threads queue, and the next free
+        caller posts the queued calls, in order and up to ``BATCH_EVENTS_MAX`` events, as one
+        batch (one transaction, one commit), then hands each caller its own results. Each
+        call's events stay contiguous and in order, and a call never ends inside another's chain
+        (a call whose last event is ``LINKED`` is posted alone, as is every call with
+        ``coalesce=False``), so the results are those of posting the calls one after another. A
+        database error fails every call of the group with it, and no other call.
         """
         if len(transfers) > BATCH_EVENTS_MAX:
             raise BatchTooLargeError(f"{len(transfers)} > {BATCH_EVENTS_MAX} events")
@@ -605,56 +610,19 @@ class Ledger:
         self._maybe_expire()
         if not self.coalesce or transfers[-1].flags & TransferFlags.LINKED:
             return self._post(transfers, commitments or {})
-        request = _Request(transfers, commitments or {})
-        group = self._join_group(request)
-        if group:  # this caller leads: post the group's batch
-            try:
-                merged = [t for r in group for t in r.transfers]
-                merged_commitments = {k: v for r in group for k, v in r.commitments.items()}
-                results = self._post(merged, merged_commitments)
-                offset = 0
-                for r in group:
-                    r.results = results[offset : offset + len(r.transfers)]
-                    offset += len(r.transfers)
-            except BaseException as exc:
-                for r in group:
-                    r.error = exc
-            finally:
-                with self._group:
-                    self._in_flight -= 1
-                    for r in group:
-                        r.done = True
-                    self._group.notify_all()
-        if request.error is not None:
-            raise request.error
-        invariant(request.results is not None, "group commit finished without results")
-        return list(request.results or ())
+        return self._group.submit(_Request(transfers, commitments or {}))
 
-    def _join_group(self, request: _Request) -> list[_Request]:
-        """Queue ``request``; return the group to post if this caller leads one, or ``[]``
-        once another caller has posted it."""
-        with self._group:
-            self._queue.append(request)
-            while not request.done:
-                if request.queued and self._in_flight < GROUP_IN_FLIGHT_MAX:
-                    group = [request]
-                    events = len(request.transfers)
-                    request.queued = False
-                    waiting = []
-                    for other in self._queue:
-                        if other is request:
-                            continue
-                        if events + len(other.transfers) <= BATCH_EVENTS_MAX:
-                            group.append(other)
-                            other.queued = False
-                            events += len(other.transfers)
-                        else:
-                            waiting.append(other)
-                    self._queue = waiting
-                    self._in_flight += 1
-                    return group
-                self._group.wait()
-            return []
+    def _post_group(self, group: Sequence[_Request]) -> list[list[CreateTransferResult]]:
+        """Post the calls of a group commit as one batch; each call's own results."""
+        merged = [t for r in group for t in r.transfers]
+        merged_commitments = {k: v for r in group for k, v in r.commitments.items()}
+        results = self._post(merged, merged_commitments)
+        answers = []
+        offset = 0
+        for r in group:
+            answers.append(results[offset : offset + len(r.transfers)])
+            offset += len(r.transfers)
+        return answers
 
     def _post(
         self, transfers: Sequence[Transfer], commitments: Mapping[int, bytes]
@@ -1203,16 +1171,12 @@ class Ledger:
             return self._load_chains(connection, list(chain_ids))
 
 
-@dataclasses.dataclass(slots=True, eq=False)
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Request:
-    """One caller's ``create_transfers`` waiting in (or posted by) a group commit."""
+    """One caller's ``create_transfers`` in a group commit."""
 
     transfers: Sequence[Transfer]
     commitments: Mapping[int, bytes]
-    queued: bool = True
-    done: bool = False
-    results: list[CreateTransferResult] | None = None
-    error: BaseException | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
