@@ -29,7 +29,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,30 +144,9 @@ class ChainLog:
         self.close()
 
     # -- connections -------------------------------------------------------------------------
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self) -> AbstractContextManager[Any]:
         """A raw DBAPI connection in autocommit mode (reads; writes open their transaction)."""
-        proxy = self.engine.raw_connection()
-        raw: Any = proxy.driver_connection
-        try:
-            if isinstance(raw, sqlite3.Connection):
-                raw.isolation_level = None
-            else:
-                raw.autocommit = True
-            yield raw
-        finally:
-            if isinstance(raw, sqlite3.Connection):
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raw.isolation_level = "DEFERRED"
-            elif raw.broken or raw.closed:
-                proxy.invalidate()
-                return
-            else:
-                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    raw.execute("ROLLBACK")
-                raw.autocommit = False
-            proxy.close()
+        return db.raw_connection(self.engine)
 
     @contextmanager
     def _reader(self) -> Iterator[Any]:
@@ -279,7 +258,7 @@ class ChainLog:
     def append_chains_in(self, connection: sa.Connection, chains: Sequence[CommittedChain]) -> None:
         """Append ``chains`` inside the caller's transaction on ``connection`` (the outbox drain's):
         each leaf is encoded at the index it gets."""
-        raw = connection.connection.driver_connection
+        raw = db.driver_connection(connection)
         self._append(raw, chains=chains)
 
     def append_leaves(self, items: Sequence[tuple[int, bytes]]) -> int:

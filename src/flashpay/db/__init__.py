@@ -9,11 +9,13 @@ owns one migration branch (``branch_labels=("<domain>",)``) under ``db/migration
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
@@ -140,3 +142,42 @@ def autocommit(engine: Engine) -> Iterator[sa.Connection]:
     with engine.connect() as connection:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         yield connection
+
+
+@contextmanager
+def raw_connection(engine: Engine) -> Iterator[Any]:
+    """A DBAPI connection (``sqlite3`` or ``psycopg``) from ``engine``'s pool, in autocommit
+    mode: no transaction is open, the caller issues ``BEGIN``/``COMMIT`` itself.
+
+    For the ledger's and the audit log's hot paths, which talk to the driver directly (psycopg
+    pipelines, ``BEGIN IMMEDIATE``) rather than through SQLAlchemy. On the way out the
+    connection is handed back to the pool as SQLAlchemy expects it (any open transaction
+    rolled back, the driver's transaction mode restored), since other code checks the same
+    pool out through the engine; a broken connection is invalidated instead, never pooled."""
+    proxy = engine.raw_connection()
+    raw: Any = proxy.driver_connection
+    try:
+        if isinstance(raw, sqlite3.Connection):
+            raw.isolation_level = None  # the caller issues BEGIN IMMEDIATE / COMMIT
+        else:
+            raw.autocommit = True  # likewise BEGIN / COMMIT
+        yield raw
+    finally:
+        if isinstance(raw, sqlite3.Connection):
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raw.isolation_level = "DEFERRED"
+            proxy.close()
+        elif raw.broken or raw.closed:
+            proxy.invalidate()
+        else:
+            if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                raw.execute("ROLLBACK")
+            raw.autocommit = False
+            proxy.close()
+
+
+def driver_connection(connection: sa.Connection) -> Any:
+    """The DBAPI connection under a SQLAlchemy ``connection``, inside its transaction (for
+    driver-level statements that must commit with the caller's)."""
+    return connection.connection.driver_connection

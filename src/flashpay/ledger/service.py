@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -328,31 +328,9 @@ class Ledger:
         self.close()
 
     # -- connections -------------------------------------------------------------------------
-    @contextmanager
-    def _connection(self) -> Iterator[Any]:
+    def _connection(self) -> AbstractContextManager[Any]:
         """A raw DBAPI connection (psycopg or sqlite3) with no transaction open."""
-        proxy = self.engine.raw_connection()
-        raw: Any = proxy.driver_connection
-        try:
-            if isinstance(raw, sqlite3.Connection):
-                raw.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-            else:
-                raw.autocommit = True  # likewise BEGIN / COMMIT
-            yield raw
-        finally:
-            # Hand the connection back as SQLAlchemy expects it (drain_outbox uses the engine).
-            if isinstance(raw, sqlite3.Connection):
-                if raw.in_transaction:
-                    raw.execute("ROLLBACK")
-                raw.isolation_level = "DEFERRED"
-            elif raw.broken or raw.closed:
-                proxy.invalidate()  # never hand a dead connection back to the pool
-                return
-            else:
-                if raw.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    raw.execute("ROLLBACK")
-                raw.autocommit = False
-            proxy.close()
+        return db.raw_connection(self.engine)
 
     def _sql(self, text: str) -> str:
         return text if self.is_postgresql else text.replace("%s", "?")
