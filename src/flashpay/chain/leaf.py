@@ -13,6 +13,7 @@ Version 1, all integers unsigned big-endian (docs/reference/chain.md has the byt
                   8 id, 8 debit_account_id, 8 credit_account_id, 8 amount, 8 pending_id,
                   16 user_data_128, 8 user_data_64, 4 user_data_32, 4 timeout_seconds,
                   4 ledger, 4 code, 4 flags, 8 timestamp
+                  (the ledger's transfer record, ``ledger.types.TRANSFER_RECORD_FIELDS``)
 
 Every field of the ledger's immutable transfer record is encoded, so any change to a posted
 transfer changes the leaf. No card number or personal data is ever in a leaf: the business record
@@ -25,7 +26,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from flashpay.ledger.types import CommittedChain, Transfer, TransferFlags
+from flashpay.ledger.types import (
+    CommittedChain,
+    Transfer,
+    transfer_from_record,
+    transfer_record,
+)
 
 LEAF_VERSION = 1
 COMMITMENT_BYTES = 32
@@ -67,24 +73,7 @@ def encode(leaf_index: int, chain: CommittedChain) -> bytes:
         )
     ]
     try:
-        parts.extend(
-            _TRANSFER.pack(
-                t.id,
-                t.debit_account_id,
-                t.credit_account_id,
-                t.amount,
-                t.pending_id,
-                t.user_data_128.to_bytes(16, "big"),
-                t.user_data_64,
-                t.user_data_32,
-                t.timeout_seconds,
-                t.ledger,
-                t.code,
-                int(t.flags),
-                t.timestamp,
-            )
-            for t in chain.transfers
-        )
+        parts.extend(_TRANSFER.pack(*transfer_record(t)) for t in chain.transfers)
     except (struct.error, OverflowError) as exc:
         raise LeafError(f"chain {chain.chain_id}: a field does not fit its width") from exc
     return b"".join(parts)
@@ -104,26 +93,10 @@ def decode(data: bytes) -> Leaf:
     expected = _HEADER.size + count * _TRANSFER.size
     if len(data) != expected:
         raise LeafError(f"leaf is {len(data)} bytes, its count says {expected}")
-    transfers = []
-    for i in range(count):
-        f = _TRANSFER.unpack_from(data, _HEADER.size + i * _TRANSFER.size)
-        transfers.append(
-            Transfer(
-                id=f[0],
-                debit_account_id=f[1],
-                credit_account_id=f[2],
-                amount=f[3],
-                pending_id=f[4],
-                user_data_128=int.from_bytes(f[5], "big"),
-                user_data_64=f[6],
-                user_data_32=f[7],
-                timeout_seconds=f[8],
-                ledger=f[9],
-                code=f[10],
-                flags=TransferFlags(f[11]),
-                timestamp=f[12],
-            )
-        )
+    transfers = [
+        transfer_from_record(_TRANSFER.unpack_from(data, _HEADER.size + i * _TRANSFER.size))
+        for i in range(count)
+    ]
     return Leaf(
         leaf_index=index,
         chain_id=chain_id,

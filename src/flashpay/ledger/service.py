@@ -56,6 +56,7 @@ from flashpay.ledger.engine import (
 )
 from flashpay.ledger.errors import BatchTooLargeError, RetriesExhaustedError, invariant
 from flashpay.ledger.types import (
+    TRANSFER_RECORD_FIELDS,
     Account,
     AccountBalance,
     AccountFilter,
@@ -66,6 +67,8 @@ from flashpay.ledger.types import (
     PendingState,
     Transfer,
     TransferFlags,
+    transfer_from_record,
+    transfer_record,
 )
 
 BATCH_EVENTS_MAX = 8190
@@ -82,10 +85,7 @@ _ACCOUNT_COLUMNS = (
     "id, ledger, code, flags, credit_limit, user_data_128, user_data_64, user_data_32, "
     "debits_pending, debits_posted, credits_pending, credits_posted, timestamp"
 )
-_TRANSFER_COLUMNS = (
-    "id, debit_account_id, credit_account_id, amount, pending_id, user_data_128, user_data_64, "
-    "user_data_32, timeout_seconds, ledger, code, flags, timestamp"
-)
+_TRANSFER_COLUMNS = ", ".join(TRANSFER_RECORD_FIELDS)
 _POST = int(TransferFlags.POST_PENDING_TRANSFER)
 _VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
 _BALANCING_DEBIT = int(TransferFlags.BALANCING_DEBIT)
@@ -121,18 +121,21 @@ def _unnest(table: str, columns: str, types: str, select: str | None = None) -> 
     )
 
 
+_USER_DATA_128 = TRANSFER_RECORD_FIELDS.index("user_data_128")
 _INSERT_TRANSFERS = _Bulk(
     f"INSERT INTO ledger_transfers ({_TRANSFER_COLUMNS}, chain_id) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    f"VALUES ({', '.join('?' * (len(TRANSFER_RECORD_FIELDS) + 1))})",
     _unnest(
         "ledger_transfers",
         f"{_TRANSFER_COLUMNS}, chain_id",
+        # one array type per record field, then chain_id (user_data_128 travels as hex text)
         "int8 int8 int8 int8 int8 text int8 int8 int8 int4 int4 int4 int8 int8",
-        select="id, debit_account_id, credit_account_id, amount, pending_id, "
-        "decode(user_data_128, 'hex'), user_data_64, user_data_32, timeout_seconds, ledger, code, "
-        "flags, timestamp, chain_id",
+        select=", ".join(
+            f"decode({c}, 'hex')" if c == "user_data_128" else c
+            for c in (*TRANSFER_RECORD_FIELDS, "chain_id")
+        ),
     ),
-    frozenset({5}),
+    frozenset({_USER_DATA_128}),
 )
 _INSERT_PENDING = _Bulk(
     "INSERT INTO ledger_pending (id, state, expires_at) VALUES (?, ?, ?)",
@@ -224,41 +227,8 @@ def _account_from_row(row: Sequence[Any]) -> Account:
     )
 
 
-def _transfer_from_row(row: Sequence[Any]) -> Transfer:
-    return Transfer(
-        id=row[0],
-        debit_account_id=row[1],
-        credit_account_id=row[2],
-        amount=row[3],
-        pending_id=row[4],
-        user_data_128=_u128_int(row[5]),
-        user_data_64=row[6],
-        user_data_32=row[7],
-        timeout_seconds=row[8],
-        ledger=row[9],
-        code=row[10],
-        flags=TransferFlags(row[11]),
-        timestamp=row[12],
-    )
-
-
 def _transfer_row(t: Transfer, chain_id: int) -> tuple[Any, ...]:
-    return (
-        t.id,
-        t.debit_account_id,
-        t.credit_account_id,
-        t.amount,
-        t.pending_id,
-        _u128_bytes(t.user_data_128),
-        t.user_data_64,
-        t.user_data_32,
-        t.timeout_seconds,
-        t.ledger,
-        t.code,
-        int(t.flags),
-        t.timestamp,
-        chain_id,
-    )
+    return (*transfer_record(t), chain_id)
 
 
 def _with_balances(account: Account, sums: Sequence[int]) -> Account:
@@ -719,7 +689,7 @@ class Ledger:
                 self._sql(f"SELECT {_TRANSFER_COLUMNS} FROM ledger_transfers WHERE {where}"),
                 params,
             ).fetchall():
-                transfer = _transfer_from_row(row)
+                transfer = transfer_from_record(row)
                 existing[transfer.id] = transfer
         pendings: dict[int, PendingRecord] = {}
         in_db_pending = sorted(p for p in pending_ids if p in existing)
@@ -900,7 +870,7 @@ class Ledger:
                 params,
             ).fetchall()
             _end_read(conn)
-        found = {r[0]: _transfer_from_row(r) for r in rows}
+        found = {r[0]: transfer_from_record(r) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def _window(self, f: AccountFilter) -> tuple[str, list[Any]]:
@@ -941,7 +911,7 @@ class Ledger:
         with self._connection() as conn:
             rows = conn.execute(self._sql(sql), [*params, limit]).fetchall()
             _end_read(conn)
-        return [_transfer_from_row(r) for r in rows]
+        return [transfer_from_record(r) for r in rows]
 
     def get_account_balances(self, f: AccountFilter) -> list[AccountBalance]:
         """Balances after each transfer of a ``HISTORY`` account, in timestamp order."""
@@ -1121,7 +1091,7 @@ class Ledger:
             ).bindparams(expanding),
             {"ids": list(chain_ids)},
         ):
-            members.setdefault(row[13], []).append(_transfer_from_row(row))
+            members.setdefault(row[13], []).append(transfer_from_record(row))
         return [
             CommittedChain(chain_id=c, commitment=commitments.get(c), transfers=tuple(members[c]))
             for c in sorted(members)

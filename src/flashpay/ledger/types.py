@@ -15,8 +15,10 @@ Width: ids, amounts and balances are stored as SQL ``BIGINT``, so they are ints 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, IntFlag, StrEnum
+from typing import Any
 
 INT64_MAX = 2**63 - 1
 UINT128_MAX = 2**128 - 1
@@ -95,6 +97,65 @@ class Transfer:
     user_data_64: int = 0
     user_data_32: int = 0
     timestamp: int = 0
+
+
+# A transfer's record: its fields in the one order its stored forms share, the columns of
+# ``ledger_transfers`` and the transfer entries of the audit log's leaf (``chain.leaf``), with
+# ``user_data_128`` as 16 big-endian bytes. ``transfer_record`` and ``transfer_from_record``
+# write and read it; keep the three together.
+TRANSFER_RECORD_FIELDS = (
+    "id",
+    "debit_account_id",
+    "credit_account_id",
+    "amount",
+    "pending_id",
+    "user_data_128",
+    "user_data_64",
+    "user_data_32",
+    "timeout_seconds",
+    "ledger",
+    "code",
+    "flags",
+    "timestamp",
+)
+
+
+def transfer_record(t: Transfer) -> tuple[Any, ...]:
+    """``t`` as a record in ``TRANSFER_RECORD_FIELDS`` order."""
+    return (
+        t.id,
+        t.debit_account_id,
+        t.credit_account_id,
+        t.amount,
+        t.pending_id,
+        t.user_data_128.to_bytes(16, "big"),
+        t.user_data_64,
+        t.user_data_32,
+        t.timeout_seconds,
+        t.ledger,
+        t.code,
+        int(t.flags),
+        t.timestamp,
+    )
+
+
+def transfer_from_record(r: Sequence[Any]) -> Transfer:
+    """The transfer a record holds (extra trailing values are ignored)."""
+    return Transfer(
+        id=r[0],
+        debit_account_id=r[1],
+        credit_account_id=r[2],
+        amount=r[3],
+        pending_id=r[4],
+        user_data_128=int.from_bytes(bytes(r[5]), "big"),
+        user_data_64=r[6],
+        user_data_32=r[7],
+        timeout_seconds=r[8],
+        ledger=r[9],
+        code=r[10],
+        flags=TransferFlags(r[11]),
+        timestamp=r[12],
+    )
 
 
 class CreateAccountResult(StrEnum):
