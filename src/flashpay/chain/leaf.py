@@ -25,6 +25,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from flashpay.errors import FlashpayError
 from flashpay.ledger.types import CommittedChain, Transfer, TransferFlags
 
 LEAF_VERSION = 1
@@ -35,7 +36,7 @@ _TRANSFER = struct.Struct(">QQQQQ16sQIIIIIQ")
 _NO_COMMITMENT = bytes(COMMITMENT_BYTES)
 
 
-class LeafError(ValueError):
+class LeafError(FlashpayError, ValueError):
     """Bytes that are not a well-formed leaf of a known version, or a chain that cannot be one."""
 
 

@@ -19,6 +19,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from flashpay.errors import FlashpayError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -33,7 +35,7 @@ metadata = sa.MetaData(
 )
 
 
-class UnsupportedDatabaseError(ValueError):
+class UnsupportedDatabaseError(FlashpayError, ValueError):
     """The URL names a database flashpay does not run on (only SQLite and PostgreSQL)."""
 
 

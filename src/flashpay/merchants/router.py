@@ -46,13 +46,7 @@ def onboard(
     new key; the key of the earlier answer is revoked."""
     acquirer = get_institution(platform=platform, institution_id=caller.id)
     assert acquirer is not None
-    try:
-        scene = service.Scene(body.scene)
-    except ValueError as exc:
-        scenes = ", ".join(s.value for s in service.Scene)
-        raise ApiError(
-            status_code=422, code="invalid_scene", message=f"scene is one of {scenes}"
-        ) from exc
+    scene = service.parse_scene(body.scene)
     retried = effect_of(platform.engine, idempotency) is not None  # its first answer lost
     merchant = service.onboard_merchant(
         platform=platform,
