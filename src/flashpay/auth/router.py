@@ -9,11 +9,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from flashpay.api.deps import CurrentNetworkAdmin, IdempotencyDep, PlatformDep
-from flashpay.api.errors import ApiError, not_found
+from flashpay.api.errors import not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
 from flashpay.api.types import IdPath, IdQuery
 from flashpay.auth.schemas import ApiKeyOut
 from flashpay.auth.service import (
+    AuthError,
+    AuthRefusal,
     PrincipalKind,
     RevokeOutcome,
     get_api_key,
@@ -59,9 +61,7 @@ def revoke_key(
     if outcome is RevokeOutcome.NOT_FOUND:
         raise not_found("API key")
     if outcome is RevokeOutcome.ALREADY_REVOKED:
-        raise ApiError(
-            status_code=409, code="api_key_already_revoked", message="the key is already revoked"
-        )
+        raise AuthError(AuthRefusal.API_KEY_ALREADY_REVOKED, "the key is already revoked")
     record = get_api_key(platform=platform, key_id=key_id)
     assert record is not None  # just revoked; keys are never deleted
     return ApiKeyOut.of(record)
