@@ -22,6 +22,7 @@ from flashpay.auth.service import (
     list_api_keys,
     revoke_api_key,
 )
+from flashpay.errors import InvariantError
 
 router = APIRouter(prefix="/v1/admin/api-keys", tags=["admin"])
 
@@ -63,5 +64,6 @@ def revoke_key(
     if outcome is RevokeOutcome.ALREADY_REVOKED:
         raise AuthError(AuthRefusal.API_KEY_ALREADY_REVOKED, "the key is already revoked")
     record = get_api_key(platform=platform, key_id=key_id)
-    assert record is not None  # just revoked; keys are never deleted
+    if record is None:  # just revoked; keys are never deleted
+        raise InvariantError(f"API key {key_id} vanished after its revoke")
     return ApiKeyOut.of(record)
