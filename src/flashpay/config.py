@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 
+from flashpay.errors import FlashpayError
+
 DATABASE_URL_ENV = "FLASHPAY_DATABASE_URL"
 DATA_DIR_ENV = "FLASHPAY_DATA_DIR"
 DEFAULT_DATA_DIR = Path(".flashpay")
@@ -57,7 +59,7 @@ class Environment(StrEnum):
     PRODUCTION = "production"
 
 
-class ConfigError(ValueError):
+class ConfigError(FlashpayError, ValueError):
     """A setting holds a value flashpay cannot run with; the message names the setting."""
 
 

@@ -37,6 +37,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from flashpay.db import metadata
+from flashpay.errors import FlashpayError
 
 SCOPE_CHARS_MAX = 64
 KEY_CHARS_MAX = 255
@@ -74,7 +75,7 @@ class Effect:
     effect_id: int
 
 
-class EffectConflictError(Exception):
+class EffectConflictError(FlashpayError):
     """A twin request (same caller, same key) bound the key first; roll back and look again."""
 
     def __init__(self, tags: Collection[IdempotencyTag]) -> None:

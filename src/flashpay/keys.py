@@ -31,6 +31,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flashpay import config
+from flashpay.errors import FlashpayError
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
@@ -41,7 +42,7 @@ HMAC_KEY_ENV = "FLASHPAY_HMAC_KEY"
 SUB_KEYS_CACHED_MAX = 64  # (root, purpose) pairs: a few purposes per key ring in the process
 
 
-class KeyConfigError(ValueError):
+class KeyConfigError(FlashpayError, ValueError):
     """A key configuration that cannot be used (bad hex, unknown active key, …)."""
 
 

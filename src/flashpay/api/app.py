@@ -13,8 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from anyio import to_thread
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from flashpay import __version__, config
 from flashpay.api import health
@@ -31,21 +30,17 @@ from flashpay.chain import api as chain_api
 from flashpay.chain.service import ChainLog
 from flashpay.institutions import router as institutions_router
 from flashpay.merchants import router as merchants_router
-from flashpay.merchants.service import MerchantError
-from flashpay.notify import DeliveryError
 from flashpay.notify import router as dev_pages
 from flashpay.notify.environment import check_notifier_settings, notifier_from_environment
 from flashpay.notify.gateway import HttpSmsGateway
 from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
-from flashpay.payments.qr import PaymentError
 from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.platform import Platform
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet import service as wallet
-from flashpay.wallet.service import WalletError
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -87,10 +82,6 @@ def create_app(
         hash_key=request_hash_key,
     )
     app.add_middleware(BodyLimitMiddleware)  # added last: outside idempotency, sees every request
-
-    for domain_error in (WalletError, PaymentError, MerchantError):
-        app.add_exception_handler(domain_error, _domain_error)
-    app.add_exception_handler(DeliveryError, _delivery_error)
 
     app.include_router(health.router)
     app.include_router(auth_router.router)
@@ -141,29 +132,6 @@ def _declare_idempotency_key(app: FastAPI) -> None:
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-
-
-async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A domain's refusal (its ``code`` and ``status``) as the one error object."""
-    assert isinstance(exc, WalletError | PaymentError | MerchantError)
-    details: dict[str, object] = {}
-    headers: dict[str, str] = {}
-    retry_after = getattr(exc, "retry_after_seconds", None)
-    if retry_after is not None:  # a throttled request (429): when to try again
-        details["retry_after_seconds"] = retry_after
-        headers["Retry-After"] = str(retry_after)
-    body = {"error": {"code": exc.code, "message": str(exc), "details": details}}
-    return JSONResponse(body, status_code=exc.status, headers=headers)
-
-
-async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:
-    """The notifier could not hand a message over (the SMS gateway is down): 503, not stored by
-    the idempotency layer, so the client may retry (with its Idempotency-Key, the binding it
-    started gets a fresh code)."""
-    assert isinstance(exc, DeliveryError)
-    message = "the message could not be sent; try again shortly"
-    body = {"error": {"code": "notification_failed", "message": message, "details": {}}}
-    return JSONResponse(body, status_code=503, headers={"Retry-After": "5"})
 
 
 def create_platform_app(

@@ -9,6 +9,12 @@ the same shape. A *domain* outcome of a valid request — a declined transfer �
 is a resource with ``status: "declined"`` (see ``docs/decisions/0005-http-api-conventions.md``).
 
 Validation details never echo the submitted value: a request body may hold a card number.
+
+Domains never know HTTP. A domain refuses a request by raising a ``RefusedError`` whose reason is
+a member of its refusal enum; ``REFUSAL_STATUS`` below is the one table from that code to the
+status the API answers (``docs/reference/errors.md`` lists it with each code's meaning), and
+``_refused`` the one handler. A code missing from the table answers 422, and a unit test fails
+the build for any refusal enum member the table does not name.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flashpay.errors import InvariantError, RefusedError
+from flashpay.notify import DeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -84,13 +93,148 @@ def _response(
     return JSONResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
+REFUSAL_STATUS_DEFAULT = 422
+"""The status of a refusal whose code the table does not name: the request is understood but
+cannot be carried out."""
+
+REFUSAL_STATUS: Mapping[str, int] = {
+    # Shared by several domains: the caller may not, or the thing is not there (or not theirs).
+    "forbidden": 403,
+    "not_found": 404,
+    # auth
+    "api_key_already_revoked": 409,
+    # institutions
+    "invalid_network_definition": 422,
+    "network_conflict": 409,
+    # chain
+    "invalid_tree_size": 400,
+    # merchants
+    "invalid_display_name": 422,
+    "invalid_city": 422,
+    "invalid_mcc": 422,
+    "invalid_legal_name": 422,
+    "invalid_scene": 422,
+    "invalid_amount": 422,
+    "invalid_expiry": 422,
+    "invalid_bill_number": 422,
+    "duplicate_bill_number": 409,
+    # wallet: registration, login, PIN
+    "invalid_phone": 422,
+    "invalid_id_number": 422,
+    "invalid_name": 422,
+    "weak_password": 422,
+    "phone_already_registered": 409,
+    "invalid_login": 401,
+    "wrong_password": 403,
+    "account_locked": 429,
+    "too_many_attempts": 429,
+    "invalid_pin": 422,
+    "weak_pin": 422,
+    # wallet: binding and enrolling cards
+    "invalid_card_number": 422,
+    "card_already_bound": 409,
+    "too_many_cards": 422,
+    "unknown_bin": 422,
+    "card_not_recognised": 422,
+    "card_expired": 422,
+    "card_closed": 422,
+    "cvv_required": 422,
+    "real_name_mismatch": 422,
+    "binding_limit_reached": 429,
+    "binding_closed": 409,
+    "otp_expired": 422,
+    "wrong_otp": 422,
+    "otp_attempts_exceeded": 422,
+    "wallet_not_found": 404,
+    "batch_too_large": 422,
+    # payments: transfers, QR payments, limits
+    "unsupported_currency": 422,
+    "invalid_recipient": 422,
+    "invalid_memo": 422,
+    "invalid_limit": 422,
+    "amount_mismatch": 422,
+    "amount_required": 422,
+    "unknown_terminal": 422,
+    "invalid_hold": 422,
+    "not_authorized": 409,
+    "hold_not_settled": 409,
+    "not_refundable": 409,
+    "refund_exceeds_payment": 422,
+    "refund_failed": 409,
+    # cards (the issuer's card file)
+    "card_exists": 409,
+    "bin_not_yours": 422,
+    "invalid_credit_limit": 422,
+}
+"""Refusal code → HTTP status, grouped by the domain that refuses (a code shared by domains has
+one status everywhere). Keep ``docs/reference/errors.md`` in step."""
+
+
+def refusal_status(code: str) -> int:
+    """The status a refusal with ``code`` is answered with."""
+    return REFUSAL_STATUS.get(code, REFUSAL_STATUS_DEFAULT)
+
+
+async def _refused(_request: Request, exc: Exception) -> JSONResponse:
+    """A domain's refusal as the one error object: the status from ``REFUSAL_STATUS``, the
+    domain's details, and for a throttled request (429) when to try again, both as
+    ``details.retry_after_seconds`` and as the ``Retry-After`` header."""
+    if not isinstance(exc, RefusedError):
+        return _bridged(exc)
+    return _refusal(exc.code, exc.message, exc.details, exc.retry_after_seconds)
+
+
+def _refusal(
+    code: str, message: str, details: Mapping[str, Any], retry_after_seconds: int | None
+) -> JSONResponse:
+    details = dict(details)
+    headers: dict[str, str] = {}
+    if retry_after_seconds is not None:
+        details["retry_after_seconds"] = retry_after_seconds
+        headers["Retry-After"] = str(retry_after_seconds)
+    return _response(refusal_status(code), code, message, details, headers)
+
+
+# -- bridge: remove once the wallet, cards and payments errors are RefusedError ------------------
+# WalletError, CardError and PaymentError still carry ``code`` (and ``status``) and descend from
+# ValueError only. Until their branches land, a ValueError whose ``code`` the table names is
+# answered as the refusal it is; its ``status`` is ignored (the table holds the same values). Any
+# other ValueError is re-raised, to end as a 500 as before.
+def _bridged(exc: Exception) -> JSONResponse:
+    code = getattr(exc, "code", None)
+    if not isinstance(code, str) or code not in REFUSAL_STATUS:
+        raise exc
+    index = getattr(exc, "index", None)  # a refused card's position in an enrolment batch
+    details = {} if index is None else {"index": index}
+    return _refusal(code, str(exc), details, getattr(exc, "retry_after_seconds", None))
+
+
+# -- end of bridge ------------------------------------------------------------------------------
+
+
+async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The notifier could not hand a message over (the SMS gateway is down): 503, not stored by
+    the idempotency layer, so the client may retry (with its Idempotency-Key, the binding it
+    started gets a fresh code). The gateway's words stay in the log, not in the answer."""
+    message = "the message could not be sent; try again shortly"
+    return _response(503, "notification_failed", message, headers={"Retry-After": "5"})
+
+
+async def _invariant_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A broken internal promise is a bug: logged in full, answered 500 without internals."""
+    logger.error("invariant failed: %s", exc, exc_info=exc)
+    return _response(500, "internal_error", "internal server error")
+
+
 async def _api_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ApiError)
+    if not isinstance(exc, ApiError):
+        raise exc
     return _response(exc.status_code, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):
+        raise exc
     errors = [
         {
             "location": [str(part) for part in error.get("loc", ())],
@@ -112,7 +256,8 @@ _HTTP_CODES = {
 
 
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
+    if not isinstance(exc, StarletteHTTPException):
+        raise exc
     code = _HTTP_CODES.get(exc.status_code, HTTPStatus(exc.status_code).phrase.lower())
     code = code.replace(" ", "_").replace("-", "_")
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
@@ -126,6 +271,10 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RefusedError, _refused)
+    app.add_exception_handler(ValueError, _refused)  # the bridge (above); goes with it
+    app.add_exception_handler(DeliveryError, _delivery_error)
+    app.add_exception_handler(InvariantError, _invariant_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

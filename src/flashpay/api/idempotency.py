@@ -53,6 +53,7 @@ from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX, idempotency_keys
 from flashpay.api.security import Authenticator
 from flashpay.auth.service import Runtime
 from flashpay.clock import NS_PER_SECOND
+from flashpay.errors import InvariantError
 from flashpay.idempotency import KEY_TTL_SECONDS, IdempotencyTag, forget
 from flashpay.idempotency import purge_expired as purge_expired_effects
 
@@ -315,7 +316,8 @@ class IdempotencyMiddleware:
             )
             return
         if claim.outcome is ClaimOutcome.COMPLETED:
-            assert claim.response is not None
+            if claim.response is None:
+                raise InvariantError("a completed claim holds its response")
             await _send_stored(send, claim.response, replayed=True)
             return
         # The route's service binds the key to its effect in the effect's transaction.

@@ -26,6 +26,7 @@ from flashpay.api.errors import ApiError
 from flashpay.auth import verify_api_key
 from flashpay.auth.service import PrincipalKind as ApiKeyKind
 from flashpay.auth.service import Runtime
+from flashpay.errors import InvariantError
 
 _SCOPE_KEY = "flashpay.principal"
 UNRESOLVED: Final = object()
@@ -125,7 +126,8 @@ class Authenticator:
             state[_SCOPE_KEY] = cached
         if isinstance(cached, ApiError):
             raise cached
-        assert cached is None or isinstance(cached, Principal)
+        if cached is not None and not isinstance(cached, Principal):
+            raise InvariantError(f"the request's principal cache holds a {type(cached).__name__}")
         return cached
 
 
@@ -136,5 +138,6 @@ def resolved_principal(scope: MutableMapping[str, Any]) -> tuple[bool, Principal
         return False, None
     if isinstance(cached, ApiError):
         raise cached
-    assert cached is None or isinstance(cached, Principal)
+    if cached is not None and not isinstance(cached, Principal):
+        raise InvariantError(f"the request's principal cache holds a {type(cached).__name__}")
     return True, cached

@@ -16,6 +16,7 @@ from flashpay.auth.service import (
 from flashpay.cli.common import DataDirOption, DbOption, console, err_console, resolve_db
 from flashpay.clock import SystemClock
 from flashpay.db import create_engine
+from flashpay.errors import InvariantError
 
 app = typer.Typer(help="API keys for institutions and merchants.", no_args_is_help=True)
 
@@ -55,7 +56,8 @@ def create(
         if institution is not None
         else (PrincipalKind.MERCHANT, merchant)
     )
-    assert principal_id is not None
+    if principal_id is None:
+        raise InvariantError("the institution or merchant found has an id")
     runtime = _Runtime(resolve_db(db, data_dir))
     try:
         created = create_api_key(

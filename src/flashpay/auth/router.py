@@ -9,17 +9,20 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from flashpay.api.deps import CurrentNetworkAdmin, IdempotencyDep, PlatformDep
-from flashpay.api.errors import ApiError, not_found
+from flashpay.api.errors import not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
 from flashpay.api.types import IdPath, IdQuery
 from flashpay.auth.schemas import ApiKeyOut
 from flashpay.auth.service import (
+    AuthError,
+    AuthRefusal,
     PrincipalKind,
     RevokeOutcome,
     get_api_key,
     list_api_keys,
     revoke_api_key,
 )
+from flashpay.errors import InvariantError
 
 router = APIRouter(prefix="/v1/admin/api-keys", tags=["admin"])
 
@@ -59,9 +62,8 @@ def revoke_key(
     if outcome is RevokeOutcome.NOT_FOUND:
         raise not_found("API key")
     if outcome is RevokeOutcome.ALREADY_REVOKED:
-        raise ApiError(
-            status_code=409, code="api_key_already_revoked", message="the key is already revoked"
-        )
+        raise AuthError(AuthRefusal.API_KEY_ALREADY_REVOKED, "the key is already revoked")
     record = get_api_key(platform=platform, key_id=key_id)
-    assert record is not None  # just revoked; keys are never deleted
+    if record is None:  # just revoked; keys are never deleted
+        raise InvariantError(f"API key {key_id} vanished after its revoke")
     return ApiKeyOut.of(record)

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 
 from flashpay.auth.models import KEY_PREFIX_CHARS, api_keys
 from flashpay.clock import Clock
+from flashpay.errors import RefusedError
 from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
 
 API_KEY_PREFIX = "fpk_"
@@ -49,6 +50,18 @@ class RevokeOutcome(StrEnum):
     REVOKED = "revoked"
     NOT_FOUND = "not_found"
     ALREADY_REVOKED = "already_revoked"
+
+
+class AuthRefusal(StrEnum):
+    """Why a request about API keys is refused (values are the API error codes)."""
+
+    API_KEY_ALREADY_REVOKED = "api_key_already_revoked"
+
+
+class AuthError(RefusedError):
+    """A refused request about API keys (nothing changed)."""
+
+    reason: AuthRefusal
 
 
 @dataclass(frozen=True, slots=True)

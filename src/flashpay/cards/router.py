@@ -15,7 +15,6 @@ from flashpay.api.schemas import IssueCardIn, IssuedCardOut, IssuerCardOut
 from flashpay.api.types import IdPath, amount_minor
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
-    CardError,
     CardStatus,
     get_card,
     issue_card,
@@ -46,23 +45,22 @@ def record_card(
     issuer = _issuer(platform, caller.id)
     try:
         number = CardNumber.parse(body.card_number)
-        issued = issue_card(
-            platform=platform,
-            issuer=issuer,
-            card=number,
-            expiry=parse_expiry(body.expiry),
-            holder_name=body.holder_name,
-            holder_id_number=body.holder_id_number,
-            phone=body.phone,
-            credit_limit=_amount(body.credit_limit),
-            opening_balance=_amount(body.opening_balance),
-            statement_day=body.statement_day,
-        )
     except CardNumberError as exc:
+        # Kept: the number's own reasons (not_digits, luhn, bad_length) are one API code. A
+        # CardError below is a refusal the error handler answers (card_exists is 409).
         raise ApiError(status_code=422, code="invalid_card_number", message=str(exc)) from exc
-    except CardError as exc:
-        status = 409 if exc.code == "card_exists" else 422
-        raise ApiError(status_code=status, code=exc.code, message=str(exc)) from exc
+    issued = issue_card(
+        platform=platform,
+        issuer=issuer,
+        card=number,
+        expiry=parse_expiry(body.expiry),
+        holder_name=body.holder_name,
+        holder_id_number=body.holder_id_number,
+        phone=body.phone,
+        credit_limit=_amount(body.credit_limit),
+        opening_balance=_amount(body.opening_balance),
+        statement_day=body.statement_day,
+    )
     response.headers["Cache-Control"] = "no-store"
     out = IssuerCardOut.of(issued.card)
     return IssuedCardOut(**out.model_dump(), cvv=issued.cvv)

@@ -50,10 +50,6 @@ def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 
 
-def _bad_size(message: str) -> ApiError:
-    return ApiError(status_code=400, code="invalid_tree_size", message=message)
-
-
 @router.get("/checkpoint", response_class=PlainTextResponse)
 def checkpoint(log: ChainLogDep, final: bool = True) -> PlainTextResponse:
     latest = log.latest_checkpoint(final_only=final)
@@ -68,10 +64,8 @@ def inclusion(
     index: Annotated[int, Query(ge=0, le=ID_MAX)],
     size: Annotated[int, Query(ge=1, le=ID_MAX)],
 ) -> dict[str, Any]:
-    try:
-        proof = log.inclusion_proof(index, size)
-    except ValueError as exc:
-        raise _bad_size(str(exc)) from exc
+    # A size or index no proof exists for is the chain's refusal: invalid_tree_size (400).
+    proof = log.inclusion_proof(index, size)
     return {"leaf_index": index, "tree_size": size, "proof": _b64(proof)}
 
 
@@ -81,10 +75,7 @@ def consistency(
     first: Annotated[int, Query(ge=0, le=ID_MAX)],
     second: Annotated[int, Query(ge=0, le=ID_MAX)],
 ) -> dict[str, Any]:
-    try:
-        proof = log.consistency_proof(first, second)
-    except ValueError as exc:
-        raise _bad_size(str(exc)) from exc
+    proof = log.consistency_proof(first, second)
     return {"first": first, "second": second, "proof": _b64(proof)}
 
 

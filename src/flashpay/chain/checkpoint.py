@@ -17,11 +17,12 @@ import binascii
 from dataclasses import dataclass
 
 from flashpay.chain.merkle import HASH_BYTES
+from flashpay.errors import FlashpayError
 
 TREE_SIZE_MAX = 2**63 - 1
 
 
-class CheckpointError(ValueError):
+class CheckpointError(FlashpayError, ValueError):
     """Text that is not a well-formed checkpoint body."""
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from flashpay.errors import FlashpayError
 from flashpay.ledger.types import (
     CommittedChain,
     Transfer,
@@ -41,7 +42,7 @@ _TRANSFER = struct.Struct(">QQQQQ16sQIIIIIQ")
 _NO_COMMITMENT = bytes(COMMITMENT_BYTES)
 
 
-class LeafError(ValueError):
+class LeafError(FlashpayError, ValueError):
     """Bytes that are not a well-formed leaf of a known version, or a chain that cannot be one."""
 
 

@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from enum import StrEnum
+
+from flashpay.errors import FlashpayError, RefusedError
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"
@@ -38,8 +41,24 @@ Range = tuple[int, int]  # leaves [start, end)
 Node = tuple[int, int]  # (level, index): leaves [index * 2**level, (index + 1) * 2**level)
 
 
-class ProofError(ValueError):
+class ProofError(FlashpayError, ValueError):
     """A proof, index, size or root that does not verify (or is malformed)."""
+
+
+class ChainRefusal(StrEnum):
+    """Why a request for a proof is refused (values are the API error codes)."""
+
+    INVALID_TREE_SIZE = "invalid_tree_size"
+
+
+class TreeSizeError(RefusedError, ValueError):
+    """A leaf index or tree size no proof exists for (a ``ValueError`` too: the tree's callers
+    treat it as a bad argument)."""
+
+    reason: ChainRefusal
+
+    def __init__(self, message: str) -> None:
+        super().__init__(ChainRefusal.INVALID_TREE_SIZE, message)
 
 
 def leaf_hash(data: bytes) -> bytes:
@@ -62,7 +81,7 @@ def inclusion_ranges(index: int, size: int) -> list[Range]:
     """The subtrees whose hashes form the audit path of leaf ``index`` in a tree of ``size``
     leaves (RFC 9162 §2.1.3.1 ``PATH``), deepest first."""
     if not 0 <= index < size:
-        raise ValueError(f"leaf index {index} is not below tree size {size}")
+        raise TreeSizeError(f"leaf index {index} is not below tree size {size}")
     ranges: list[Range] = []
     start, end = 0, size
     while end - start > 1:
@@ -81,7 +100,7 @@ def consistency_ranges(size1: int, size2: int) -> list[Range]:
     """The subtrees whose hashes form the consistency proof from ``size1`` to ``size2``
     (RFC 9162 §2.1.4.1 ``PROOF``/``SUBPROOF``), in proof order."""
     if not 0 <= size1 <= size2:
-        raise ValueError(f"no consistency proof from size {size1} to size {size2}")
+        raise TreeSizeError(f"no consistency proof from size {size1} to size {size2}")
     if size1 == 0 or size1 == size2:
         return []
     ranges: list[Range] = []
@@ -122,7 +141,7 @@ def inclusion_nodes(index: int, size: int) -> list[list[Node]]:
     """``inclusion_ranges`` as perfect nodes, computed directly (the hot path of the stored
     log): one group per proof hash, a group of several nodes is a border subtree to ``fold``."""
     if not 0 <= index < size:
-        raise ValueError(f"leaf index {index} is not below tree size {size}")
+        raise TreeSizeError(f"leaf index {index} is not below tree size {size}")
     inner = (index ^ (size - 1)).bit_length()
     groups: list[list[Node]] = []
     for level in range(inner):
@@ -171,7 +190,7 @@ def root_hash(leaves: Sequence[bytes]) -> bytes:
 def _size(leaves: Sequence[bytes], size: int | None) -> int:
     n = len(leaves) if size is None else size
     if not 0 <= n <= len(leaves):
-        raise ValueError(f"tree size {n} is not between 0 and {len(leaves)}")
+        raise TreeSizeError(f"tree size {n} is not between 0 and {len(leaves)}")
     return n
 
 

@@ -34,6 +34,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from flashpay.errors import FlashpayError
+
 ED25519 = 0x01
 COSIGNATURE_V1 = 0x04
 KEY_TYPES = (ED25519, COSIGNATURE_V1)
@@ -45,7 +47,7 @@ _COSIGNATURE_HEADER = "cosignature/v1\n"
 _TIMESTAMP_MAX = 2**63 - 1
 
 
-class NoteError(ValueError):
+class NoteError(FlashpayError, ValueError):
     """A malformed note or key string, or a signature that does not verify."""
 
 

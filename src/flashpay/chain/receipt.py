@@ -26,12 +26,13 @@ from flashpay.chain import merkle, note
 from flashpay.chain.checkpoint import Checkpoint, CheckpointError
 from flashpay.chain.checkpoint import parse as parse_checkpoint
 from flashpay.chain.service import ChainLog
+from flashpay.errors import FlashpayError
 
 RECEIPT_FORMAT = "flashpay-receipt/v1"
 RECEIPT_BYTES_MAX = 4 * 1024 * 1024
 
 
-class ReceiptError(ValueError):
+class ReceiptError(FlashpayError, ValueError):
     """A receipt that does not verify, with the reason."""
 
 

@@ -371,7 +371,7 @@ class ChainLog:
     def _check_size(self, conn: Any, size: int) -> None:
         current = int(conn.execute("SELECT tree_size FROM chain_state WHERE id = 1").fetchone()[0])
         if not 0 <= size <= current:
-            raise ValueError(f"tree size {size} is not between 0 and {current}")
+            raise merkle.TreeSizeError(f"tree size {size} is not between 0 and {current}")
 
     def root(self, size: int | None = None) -> bytes:
         """The root hash of the tree of the first ``size`` leaves (default: all)."""

@@ -49,6 +49,7 @@ from flashpay.chain import merkle, note
 from flashpay.chain.checkpoint import CheckpointError
 from flashpay.chain.checkpoint import parse as parse_checkpoint
 from flashpay.clock import NS_PER_SECOND, Clock, SystemClock
+from flashpay.errors import FlashpayError
 
 REQUEST_BYTES_MAX = 64 * 1024
 EVIDENCE_MAX = 1000
@@ -132,8 +133,8 @@ class AddCheckpointRequest:
     note_text: str
 
 
-class RequestError(ValueError):
-    pass
+class RequestError(FlashpayError, ValueError):
+    """An ``add-checkpoint`` request that is malformed or does not fit the witness's state."""
 
 
 def format_request(old_size: int, proof: Sequence[bytes], signed_note: str) -> str:

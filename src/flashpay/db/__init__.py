@@ -21,6 +21,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from flashpay.errors import FlashpayError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -35,7 +37,7 @@ metadata = sa.MetaData(
 )
 
 
-class UnsupportedDatabaseError(ValueError):
+class UnsupportedDatabaseError(FlashpayError, ValueError):
     """The URL names a database flashpay does not run on (only SQLite and PostgreSQL)."""
 
 

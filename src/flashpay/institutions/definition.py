@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from flashpay.errors import RefusedError
+
 CODE = re.compile(r"^[A-Z][A-Z0-9]{1,15}$")
 IIN = re.compile(r"^[0-9]{8}$")
 BIN_PREFIX = re.compile(r"^[0-9]{6,8}$")
@@ -33,9 +35,23 @@ class CardType(StrEnum):
     CREDIT = "credit"
 
 
-class DefinitionError(ValueError):
+class NetworkRefusal(StrEnum):
+    """Why a network definition is refused, in check order (values are the API error codes)."""
+
+    INVALID_NETWORK_DEFINITION = "invalid_network_definition"
+    NETWORK_CONFLICT = "network_conflict"
+
+
+class DefinitionError(RefusedError, ValueError):
+    """A definition that does not parse or check; ``path`` names the failing field (also in
+    ``details``, so an API client can point at it)."""
+
+    reason: NetworkRefusal
+
     def __init__(self, path: str, message: str) -> None:
-        super().__init__(f"{path}: {message}")
+        super().__init__(
+            NetworkRefusal.INVALID_NETWORK_DEFINITION, f"{path}: {message}", details={"path": path}
+        )
         self.path = path
 
 

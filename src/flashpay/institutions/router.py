@@ -7,10 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from flashpay.api.deps import CurrentNetworkAdmin, ServicesDep
-from flashpay.api.errors import ApiError
 from flashpay.api.schemas import InstitutionOut, NetworkLoadOut
-from flashpay.institutions.definition import DefinitionError, parse_definition
-from flashpay.institutions.service import NetworkLoadError, list_institutions, load_network
+from flashpay.institutions.definition import parse_definition
+from flashpay.institutions.service import list_institutions, load_network
 
 router = APIRouter(tags=["network"])
 
@@ -31,16 +30,8 @@ def put_network(
     definition: dict[str, Any] = Body(description="The network definition, as in the TOML file."),
 ) -> NetworkLoadOut:
     """Load a network definition (idempotent; see docs/reference/wallet.md)."""
-    try:
-        parsed = parse_definition(definition)
-        summary = load_network(platform=platform, definition=parsed)
-    except DefinitionError as exc:
-        raise ApiError(
-            status_code=422, code="invalid_network_definition", message=str(exc),
-            details={"path": exc.path},
-        ) from exc  # fmt: skip
-    except NetworkLoadError as exc:
-        raise ApiError(status_code=409, code="network_conflict", message=str(exc)) from exc
+    parsed = parse_definition(definition)
+    summary = load_network(platform=platform, definition=parsed)
     return NetworkLoadOut(
         institutions_created=summary.institutions_created,
         institutions_updated=summary.institutions_updated,

@@ -16,12 +16,14 @@ import sqlalchemy as sa
 
 from flashpay.cards.numbers import CardNumber
 from flashpay.db import autocommit
+from flashpay.errors import RefusedError
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode, institution_account_id
 from flashpay.institutions.definition import (
     CardType,
     InstitutionDef,
     InstitutionKind,
     NetworkDefinition,
+    NetworkRefusal,
 )
 from flashpay.institutions.models import institution_bins, institutions
 from flashpay.ledger import Account, CreateAccountResult
@@ -29,8 +31,14 @@ from flashpay.ledger.service import QUERY_LIMIT_MAX
 from flashpay.platform import Platform
 
 
-class NetworkLoadError(RuntimeError):
-    """The ledger refused an institution account (a conflicting account with that id)."""
+class NetworkLoadError(RefusedError):
+    """The definition conflicts with the loaded network (an institution of another kind under
+    its code) or the ledger refused an institution account (a conflicting account, same id)."""
+
+    reason: NetworkRefusal
+
+    def __init__(self, message: str) -> None:
+        super().__init__(NetworkRefusal.NETWORK_CONFLICT, message)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from flashpay.api.schemas import (
 from flashpay.api.types import IdPath, amount_minor
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.auth.service import replace_api_keys
+from flashpay.errors import InvariantError
 from flashpay.idempotency import effect_of
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
@@ -45,14 +46,9 @@ def onboard(
     API key (shown once). A retry with the same Idempotency-Key answers the same merchant with a
     new key; the key of the earlier answer is revoked."""
     acquirer = get_institution(platform=platform, institution_id=caller.id)
-    assert acquirer is not None
-    try:
-        scene = service.Scene(body.scene)
-    except ValueError as exc:
-        scenes = ", ".join(s.value for s in service.Scene)
-        raise ApiError(
-            status_code=422, code="invalid_scene", message=f"scene is one of {scenes}"
-        ) from exc
+    if acquirer is None:
+        raise InvariantError("an authenticated institution exists")
+    scene = service.parse_scene(body.scene)
     retried = effect_of(platform.engine, idempotency) is not None  # its first answer lost
     merchant = service.onboard_merchant(
         platform=platform,

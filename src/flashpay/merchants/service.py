@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
-from flashpay.errors import InvariantError
+from flashpay.errors import InvariantError, RefusedError
 from flashpay.idempotency import (
     Effect,
     EffectConflictError,
@@ -76,11 +76,35 @@ SCENE_FEES: dict[Scene, FeeSplit] = {
 }
 
 
-class MerchantError(ValueError):
-    def __init__(self, code: str, message: str, status: int = 422) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
+class MerchantRefusal(StrEnum):
+    """Why a merchant request is refused, in check order (values are the API error codes)."""
+
+    INVALID_SCENE = "invalid_scene"
+    FORBIDDEN = "forbidden"
+    INVALID_DISPLAY_NAME = "invalid_display_name"
+    INVALID_CITY = "invalid_city"
+    INVALID_MCC = "invalid_mcc"
+    INVALID_LEGAL_NAME = "invalid_legal_name"
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_EXPIRY = "invalid_expiry"
+    INVALID_BILL_NUMBER = "invalid_bill_number"
+    DUPLICATE_BILL_NUMBER = "duplicate_bill_number"
+
+
+class MerchantError(RefusedError, ValueError):
+    """A refused merchant request (nothing recorded). A ``ValueError`` too: the batch callers
+    and the simulator tell a refusal from an order by type."""
+
+    reason: MerchantRefusal
+
+
+def parse_scene(text: str) -> Scene:
+    """The scene named ``text``, or an ``invalid_scene`` refusal listing the ten."""
+    try:
+        return Scene(text)
+    except ValueError:
+        scenes = ", ".join(s.value for s in Scene)
+        raise MerchantError(MerchantRefusal.INVALID_SCENE, f"scene is one of {scenes}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,15 +192,17 @@ def onboard_merchant(
     """Sign a merchant: its record, a first terminal ``T0001`` and its ledger account. With an
     Idempotency-Key already bound (a retry), the merchant it signed, its account made sure of."""
     if acquirer.kind is not InstitutionKind.ACQUIRER:
-        raise MerchantError("forbidden", "only an acquirer signs merchants", status=403)
+        raise MerchantError(MerchantRefusal.FORBIDDEN, "only an acquirer signs merchants")
     if not 1 <= len(display_name) <= DISPLAY_NAME_MAX:
-        raise MerchantError("invalid_display_name", "a display name is 1–25 characters")
+        raise MerchantError(
+            MerchantRefusal.INVALID_DISPLAY_NAME, "a display name is 1–25 characters"
+        )
     if not 1 <= len(city) <= CITY_MAX:
-        raise MerchantError("invalid_city", "a city is 1–15 characters")
+        raise MerchantError(MerchantRefusal.INVALID_CITY, "a city is 1–15 characters")
     if not (len(mcc) == 4 and mcc.isdigit()):
-        raise MerchantError("invalid_mcc", "an MCC is 4 digits (ISO 18245)")
+        raise MerchantError(MerchantRefusal.INVALID_MCC, "an MCC is 4 digits (ISO 18245)")
     if not 1 <= len(legal_name) <= 100:
-        raise MerchantError("invalid_legal_name", "a legal name is 1–100 characters")
+        raise MerchantError(MerchantRefusal.INVALID_LEGAL_NAME, "a legal name is 1–100 characters")
     now = platform.clock.now_ns()
 
     def create(connection: sa.Connection) -> tuple[int, int]:
@@ -377,12 +403,16 @@ class OrderRequest:
 
 def _order_refusal(request: OrderRequest) -> MerchantError | None:
     if request.amount <= 0:
-        return MerchantError("invalid_amount", "an order's amount is positive")
+        return MerchantError(MerchantRefusal.INVALID_AMOUNT, "an order's amount is positive")
     if not 1 <= request.expires_in_seconds <= ORDER_SECONDS_MAX:
-        return MerchantError("invalid_expiry", "an order expires within 1 s to 15 minutes")
+        return MerchantError(
+            MerchantRefusal.INVALID_EXPIRY, "an order expires within 1 s to 15 minutes"
+        )
     bill = request.bill_number
     if not (1 <= len(bill) <= 25 and bill.isprintable()):
-        return MerchantError("invalid_bill_number", "a bill number is 1–25 characters")
+        return MerchantError(
+            MerchantRefusal.INVALID_BILL_NUMBER, "a bill number is 1–25 characters"
+        )
     return None
 
 
@@ -481,7 +511,7 @@ def _create_orders(
 
 
 def _duplicate_bill() -> MerchantError:
-    return MerchantError("duplicate_bill_number", "this bill number exists", 409)
+    return MerchantError(MerchantRefusal.DUPLICATE_BILL_NUMBER, "this bill number exists")
 
 
 def create_order(

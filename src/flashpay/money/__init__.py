@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from flashpay.errors import FlashpayError
+
 __all__ = [
     "CNY",
     "CURRENCIES",
@@ -31,7 +33,7 @@ __all__ = [
 AMOUNT_TEXT_CHARS_MAX = 32
 
 
-class MoneyError(ValueError):
+class MoneyError(FlashpayError, ValueError):
     """Base of every error this module raises."""
 
 

@@ -23,6 +23,8 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from flashpay.errors import FlashpayError
+
 logger = logging.getLogger("flashpay.notify")
 
 
@@ -44,7 +46,7 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None: ...
 
 
-class DeliveryError(RuntimeError):
+class DeliveryError(FlashpayError):
     """A message could not be handed over (the gateway refused it or did not answer)."""
 
 

@@ -26,6 +26,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import NamedTuple
 
+from flashpay.errors import FlashpayError
 from flashpay.qr.mpm_tags import (
     ADDITIONAL_DATA,
     MERCHANT_ACCOUNT_TEMPLATE,
@@ -39,7 +40,7 @@ _AMOUNT = re.compile(r"^(?:0|[1-9][0-9]*)(?:\.[0-9]+)?$")
 _PERCENT = re.compile(r"^[0-9]{1,3}(?:\.[0-9]{1,2})?$")
 
 
-class QrError(ValueError):
+class QrError(FlashpayError, ValueError):
     """Base of the QR codecs' errors."""
 
 

@@ -55,6 +55,7 @@ from flashpay.cards.numbers import CardNumber, luhn_check_digit
 from flashpay.cards.service import ISSUE_BATCH_MAX, CardIssue, IssuedCard, issue_cards
 from flashpay.chain.service import ChainLog
 from flashpay.clock import NS_PER_SECOND, FakeClock
+from flashpay.errors import InvariantError, invariant
 from flashpay.institutions.definition import CardType, default_definition
 from flashpay.institutions.service import (
     Institution,
@@ -212,7 +213,8 @@ def _issue(
     files: dict[int, list[tuple[int, CardIssue]]] = defaultdict(list)
     for card in network.cards:
         issuer = issuers[card.issuer]
-        assert issuer is not None
+        if issuer is None:
+            raise InvariantError("the default network has every issuer the simulator uses")
         # An issuer without a credit BIN range (ABC here) issues the card as a debit card.
         credit = card.credit and (issuer.code, CardType.CREDIT) in prefixes
         number = _card_number(
@@ -236,7 +238,8 @@ def _issue(
     issued: dict[int, IssuedCard] = {}
     for issuer_index, card_file in sorted(files.items()):
         issuer = issuers[issuer_index]
-        assert issuer is not None
+        if issuer is None:
+            raise InvariantError("the default network has every issuer the simulator uses")
         for start in range(0, len(card_file), ISSUE_BATCH_MAX):
             batch = card_file[start : start + ISSUE_BATCH_MAX]
             done = issue_cards(platform=platform, issuer=issuer, requests=[r for _, r in batch])
@@ -255,14 +258,15 @@ def _build(
     load_network(platform=platform, definition=default_definition())
     acquirers = [get_institution(platform=platform, code=c) for c in ACQUIRER_CODES]
     issuers = [get_institution(platform=platform, code=c) for c in ISSUER_CODES]
-    assert len(ACQUIRERS) == len(acquirers)
-    assert len(ISSUERS) == len(issuers)
+    invariant(len(ACQUIRERS) == len(acquirers), "one acquirer per simulated acquirer")
+    invariant(len(ISSUERS) == len(issuers), "one issuer per simulated issuer")
     merchants: list[Merchant] = []
     static_codes: dict[int, str] = {}
     tills: dict[int, Terminal] = {}
     for m in network.merchants:
         acquirer = acquirers[m.acquirer]
-        assert acquirer is not None
+        if acquirer is None:
+            raise InvariantError("the default network has every acquirer the simulator uses")
         merchant = onboard_merchant(
             platform=platform,
             acquirer=acquirer,
@@ -274,7 +278,8 @@ def _build(
         )
         merchants.append(merchant)
         terminal = terminal_by_code(platform=platform, merchant_id=merchant.id, code="T0001")
-        assert terminal is not None
+        if terminal is None:
+            raise InvariantError("a signed merchant has its first terminal T0001")
         tills[m.index] = terminal
         static_codes[m.index] = merchant_static_payload(
             platform=platform, merchant=merchant, terminal=terminal
@@ -327,7 +332,8 @@ def _build(
             by_issuer[card.issuer].append(card.index)
     for issuer_index, indices in sorted(by_issuer.items()):
         issuer = issuers[issuer_index]
-        assert issuer is not None
+        if issuer is None:
+            raise InvariantError("the default network has every issuer the simulator uses")
         for start in range(0, len(indices), wallet.ENROL_BATCH_MAX):
             batch = indices[start : start + wallet.ENROL_BATCH_MAX]
             enrolled = wallet.enrol_cards(
@@ -443,7 +449,8 @@ def _late_codes(run: _Run) -> None:
     requests = [request for _, _, request in run.stale]
     answers = qr.submit_payments(platform=run.world.platform, requests=requests)
     for (_, event, _), payment in zip(run.stale, answers, strict=True):
-        assert not isinstance(payment, qr.PaymentError), payment
+        if isinstance(payment, qr.PaymentError):
+            raise InvariantError("a simulated payment request was refused") from payment
         run.record(event, "cpm", payment, "expired_code")
     run.stale.clear()
 
@@ -486,7 +493,8 @@ def _window(run: _Run, events: list[Event]) -> None:
     )
     code_of: dict[int, str] = {}
     for n, (plan, code) in enumerate(zip(shown, issued, strict=False)):
-        assert not isinstance(code, qr.PaymentError)
+        if isinstance(code, qr.PaymentError):
+            raise InvariantError("a simulated payment code was refused") from code
         code_of[n] = code.numeric if plan.numeric else code.qr_payload
     dynamic = [p for p in plans if p.mode == "mpm_dynamic"]
     orders = create_orders(
@@ -504,7 +512,8 @@ def _window(run: _Run, events: list[Event]) -> None:
     run.bills += len(dynamic)
     payload_of = {}
     for plan, made in zip(dynamic, orders, strict=True):
-        assert not isinstance(made, MerchantError)
+        if isinstance(made, MerchantError):
+            raise InvariantError("a simulated order was refused") from made
         payload_of[id(plan)] = made[1]
     now_s = (w.clock.now_ns() - DAY_START_NS) // NS_PER_SECOND
     requests: list[qr.PaymentRequest] = []
@@ -531,7 +540,8 @@ def _window(run: _Run, events: list[Event]) -> None:
         asked.append((plan.event, plan.mode, plan.anomaly))
     for n, entry in enumerate(entries):
         code = issued[len(shown) + n]
-        assert not isinstance(code, qr.PaymentError)
+        if isinstance(code, qr.PaymentError):
+            raise InvariantError("a simulated payment code was refused") from code
         merchant = w.merchants[entry.merchant]
         requests.append(qr.CollectRequest(merchant.id, code.qr_payload, PARKING_HOLD_FEN,
                                           capture=False, hold_seconds=4 * 3600))  # fmt: skip
@@ -542,7 +552,8 @@ def _window(run: _Run, events: list[Event]) -> None:
         asked.append((event, "cpm", "expired_code"))
     answers = qr.submit_payments(platform=platform, requests=requests)
     for (event, mode, anomaly), payment in zip(asked, answers, strict=True):
-        assert not isinstance(payment, qr.PaymentError), payment
+        if isinstance(payment, qr.PaymentError):
+            raise InvariantError("a simulated payment request was refused") from payment
         run.record(event, mode, payment, anomaly)
         if mode == "parking_hold":
             if payment.status is qr.PaymentStatus.AUTHORIZED:
@@ -557,7 +568,8 @@ def _window(run: _Run, events: list[Event]) -> None:
 
 
 def _pay_over_http(run: _Run, plan: _Plan) -> None:
-    assert run.app is not None
+    if run.app is None:
+        raise InvariantError("an HTTP payment runs with the app up")
     w = run.world
     event = plan.event
     user = w.card_users[event.card]
@@ -576,7 +588,8 @@ def _pay_over_http(run: _Run, plan: _Plan) -> None:
         retry=run.rng.randrange(100) < RETRY_PERCENT,
     )
     payment = qr.get_payment(platform=w.platform, payment_id=int(payment_id), user_id=user_id)
-    assert payment is not None
+    if payment is None:
+        raise InvariantError(f"payment {payment_id} the API answered is not recorded")
     run.record(event, plan.mode, payment, plan.anomaly)
     if payment.status is qr.PaymentStatus.COMPLETED:
         run.completed.append((payment.id, merchant.id, payment.amount))
@@ -619,7 +632,8 @@ def _transfers(run: _Run, events: list[Event]) -> None:
     ]
     answers = p2p.create_transfers(platform=w.platform, requests=requests)
     for event, transfer in zip(sent, answers, strict=True):
-        assert not isinstance(transfer, WalletError), transfer
+        if isinstance(transfer, WalletError):
+            raise InvariantError("a simulated transfer was refused") from transfer
         reason = transfer.decline_reason
         run.transfers[reason.value if reason else "completed"] += 1
         run.truth.append(
@@ -651,7 +665,8 @@ def _refunds(run: _Run) -> None:
         for request, answer in zip(
             batch, qr.refund_many(platform=run.world.platform, requests=batch), strict=True
         ):
-            assert not isinstance(answer, qr.PaymentError), answer
+            if isinstance(answer, qr.PaymentError):
+                raise InvariantError("a simulated refund was refused") from answer
             run.refunds += 1
             run.refunded_fen += request.amount
 

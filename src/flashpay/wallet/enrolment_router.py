@@ -29,13 +29,8 @@ def enrol(body: EnrolmentIn, caller: CurrentInstitution, platform: ServicesDep) 
     issuer = get_institution(platform=platform, institution_id=caller.id)
     if issuer is None or issuer.kind is not InstitutionKind.ISSUER:
         raise ApiError(status_code=403, code="forbidden", message="this endpoint is for issuers")
-    try:
-        enrolled = wallet.enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
-    except wallet.WalletError as exc:
-        # The index only: the request's values are never echoed (one may be a card number).
-        details = {} if exc.index is None else {"index": exc.index}
-        raise ApiError(
-            status_code=exc.status, code=exc.code, message=str(exc), details=details
-        ) from exc
+    # A refused card is the service's refusal, with ``details.index`` (never the request's
+    # values: one may be a card number), answered by the error handler.
+    enrolled = wallet.enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
     results = [EnrolledCardOut.of(index, card) for index, card in enumerate(enrolled)]
     return EnrolmentOut(cards=len({card.id for card in enrolled}), results=results)

@@ -5,13 +5,15 @@ from __future__ import annotations
 from alembic import context
 
 from flashpay.db import create_engine
+from flashpay.errors import InvariantError
 
 config = context.config
 
 
 def run_migrations_online() -> None:
     url = config.get_main_option("sqlalchemy.url")
-    assert url is not None
+    if url is None:
+        raise InvariantError("alembic runs with sqlalchemy.url set (flashpay.db.migrate sets it)")
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
