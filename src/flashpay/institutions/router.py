@@ -8,8 +8,8 @@ from fastapi import APIRouter, Body
 
 from flashpay.api.deps import CurrentNetworkAdmin, ServicesDep
 from flashpay.api.errors import ApiError
-from flashpay.api.schemas import InstitutionOut, NetworkLoadOut
 from flashpay.institutions.definition import DefinitionError, parse_definition
+from flashpay.institutions.schemas import InstitutionOut, NetworkLoadOut
 from flashpay.institutions.service import NetworkLoadError, list_institutions, load_network
 
 router = APIRouter(tags=["network"])

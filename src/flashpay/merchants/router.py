@@ -13,7 +13,13 @@ from fastapi import APIRouter, Query, Response
 
 from flashpay.api.deps import CurrentInstitution, CurrentMerchant, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
-from flashpay.api.schemas import (
+from flashpay.api.types import IdPath, amount_minor
+from flashpay.auth import PrincipalKind, create_api_key
+from flashpay.auth.service import replace_api_keys
+from flashpay.idempotency import effect_of
+from flashpay.institutions.service import get_institution
+from flashpay.merchants import service
+from flashpay.merchants.schemas import (
     MerchantOut,
     OnboardedOut,
     OnboardIn,
@@ -21,12 +27,6 @@ from flashpay.api.schemas import (
     OrderOut,
     TerminalOut,
 )
-from flashpay.api.types import IdPath, amount_minor
-from flashpay.auth import PrincipalKind, create_api_key
-from flashpay.auth.service import replace_api_keys
-from flashpay.idempotency import effect_of
-from flashpay.institutions.service import get_institution
-from flashpay.merchants import service
 from flashpay.qr.images import render_qr
 
 router = APIRouter(tags=["merchants"])
