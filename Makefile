@@ -23,6 +23,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/lint-imports  # the architecture contract: pyproject.toml [tool.importlinter]
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
@@ -38,4 +39,4 @@ bench-qr: $(STAMP)
 	$(BIN)/python benchmarks/qr_bench.py
 
 clean:
-	rm -rf $(VENV) .flashpay .mypy_cache .ruff_cache
+	rm -rf $(VENV) .flashpay .mypy_cache .ruff_cache .import_linter_cache

@@ -5,24 +5,45 @@ engine and group commit), the clock, the key ring and the notifier. Services tak
 first keyword argument (``platform=``), so a test can open one over SQLite or PostgreSQL with a
 ``FakeClock``, fresh keys and a ``RecordingNotifier``. It also carries settings that are policy
 rather than infrastructure: the cost of login password hashes (``password_policy``, see
-``flashpay.passwords``; only the demo opens its platform with a cheap one). It satisfies the
-``Runtime`` protocol that ``flashpay.auth`` and the HTTP layer need (``engine`` and ``clock``).
+``flashpay.passwords``; only the demo opens its platform with a cheap one).
+
+``Runtime`` is the part of it that the HTTP kernel (``flashpay.api``) and ``flashpay.auth`` need:
+an engine and a clock. It lives here, below both, so the kernel names it without importing a
+domain, and a test can hand either a two-field stand-in instead of a whole platform.
+
+On PostgreSQL each process opens a pool of ``POOL_SIZE`` connections (plus ``POOL_OVERFLOW_MAX``
+under load), with no pre-ping on checkout (one more round trip per request, 10 % of a POST's time
+in the profile of docs/benchmarks.md): a connection broken by a database restart fails one request
+with a 500 instead, which the idempotency layer does not store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy.engine import Engine
 
-from flashpay.api.runtime import POOL_OVERFLOW_MAX, POOL_SIZE
 from flashpay.clock import Clock, SystemClock
 from flashpay.db import create_engine, is_sqlite
 from flashpay.keys import KeyRing
 from flashpay.ledger import Ledger
 from flashpay.notify import LogNotifier, Notifier
 from flashpay.passwords import DEFAULT_PASSWORD_POLICY, PasswordPolicy
+
+POOL_SIZE = 10  # per process (a uvicorn worker); PostgreSQL allows 100 connections on this machine
+POOL_OVERFLOW_MAX = 10
+
+
+class Runtime(Protocol):
+    """What the HTTP kernel and the auth service need from a ``Platform``: its engine and clock."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def clock(self) -> Clock: ...
 
 
 @dataclass(frozen=True, slots=True)

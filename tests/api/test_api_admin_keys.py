@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from flashpay.api.app import create_app
+from flashpay.app import create_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.clock import FakeClock
 from flashpay.db import create_engine

@@ -19,7 +19,7 @@ from importlib import resources
 import pytest
 from world import PASSWORD, PIN, open_world
 
-from flashpay.api.app import create_platform_app
+from flashpay.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
 from flashpay.chain.service import ChainLog

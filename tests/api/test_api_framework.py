@@ -17,7 +17,6 @@ from api_testkit import TEST_CARD_NUMBERS
 from fastapi import APIRouter, Response
 from pydantic import BaseModel
 
-from flashpay.api.app import create_app
 from flashpay.api.deps import CurrentInstitution, CurrentMerchant, CurrentUser, OptionalPrincipal
 from flashpay.api.errors import ApiError
 from flashpay.api.idempotency import (
@@ -26,6 +25,7 @@ from flashpay.api.idempotency import (
     IdempotencyMiddleware,
 )
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, after_id, encode_cursor
+from flashpay.app import create_app
 from flashpay.auth import PrincipalKind, create_api_key, revoke_api_key
 from flashpay.clock import FakeClock
 from flashpay.db import create_engine

@@ -190,7 +190,7 @@ def test_production_refuses_to_start_without_a_gateway(tmp_path, sqlite_url):
 )
 async def test_the_page_answers_only_loopback_clients(sqlite_url, tmp_path, monkeypatch,
                                                       client, status):  # fmt: skip
-    from flashpay.api.app import create_app_from_environment
+    from flashpay.app import create_app_from_environment
 
     for name, value in server_environment(
         FLASHPAY_DATABASE_URL=sqlite_url, FLASHPAY_DATA_DIR=str(tmp_path),

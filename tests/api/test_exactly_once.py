@@ -24,9 +24,9 @@ import pytest
 import sqlalchemy as sa
 
 from flashpay.api import idempotency as api_idempotency
-from flashpay.api.app import create_platform_app
 from flashpay.api.idempotency import IDEMPOTENCY_LEASE_SECONDS, IdempotencyStore
 from flashpay.api.models import idempotency_keys
+from flashpay.app import create_platform_app
 from flashpay.ledger import Transfer
 from flashpay.payments.models import p2p_transfers, payment_refunds, payments
 

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from flashpay.api import idempotency as api_idempotency
-from flashpay.api.app import create_platform_app
 from flashpay.api.idempotency import IDEMPOTENCY_LEASE_SECONDS, IdempotencyStore
+from flashpay.app import create_platform_app
 from flashpay.auth.models import api_keys
 from flashpay.merchants.models import merchants, qr_orders, terminals
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_users

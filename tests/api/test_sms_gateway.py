@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sms_server import sms_server
 
-from flashpay.api.app import create_platform_app
+from flashpay.app import create_platform_app
 from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import issue_card
 from flashpay.chain.service import ChainLog

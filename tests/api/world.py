@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 from api_testkit import LeakGuard
 
-from flashpay.api.app import create_platform_app
+from flashpay.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
 from flashpay.chain import note

@@ -5,7 +5,8 @@
 403 ``forbidden`` for a caller of the wrong kind (a merchant key on a wallet endpoint).
 ``CurrentNetworkAdmin`` is an institution key flagged ``network_admin`` (the network operator's).
 Access to a *resource* of another caller of the right kind is the router's business and is always
-a 404.
+a 404. A domain's own services on the app (the payment switches) are read by that domain's
+dependencies (``flashpay.payments.deps``) through ``app_service``: the kernel names no domain.
 
 The dependencies are ``async`` so that FastAPI does not hop to a worker thread for each of them
 (one hop per sync dependency); only the credential look-up, which queries the database, runs in a
@@ -14,7 +15,7 @@ thread, once per request.
 
 from __future__ import annotations
 
-from typing import Annotated, cast
+from typing import Annotated
 
 from anyio import to_thread
 from fastapi import Depends, Request
@@ -27,10 +28,8 @@ from flashpay.api.security import (
     Principal,
     resolved_principal,
 )
-from flashpay.auth.service import Runtime
 from flashpay.idempotency import IdempotencyTag
-from flashpay.payments.switch import PaymentSwitch, TransferSwitch
-from flashpay.platform import Platform
+from flashpay.platform import Platform, Runtime
 
 
 async def get_platform(request: Request) -> Runtime:
@@ -111,27 +110,16 @@ async def get_services(request: Request) -> Platform:
 ServicesDep = Annotated[Platform, Depends(get_services)]
 
 
-def _switch(request: Request, name: str) -> object:
-    switch = getattr(request.app.state, name, None)
-    if switch is None:
+def app_service(request: Request, name: str) -> object:
+    """The service a composition root put on ``app.state.<name>`` (a domain's dependency reads
+    its own this way, e.g. ``flashpay.payments.deps``); 503 ``service_unavailable`` when this app
+    has none."""
+    service = getattr(request.app.state, name, None)
+    if service is None:
         raise ApiError(
             status_code=503, code="service_unavailable", message="the domain services are not open"
         )
-    return switch
-
-
-async def get_payment_switch(request: Request) -> PaymentSwitch:
-    """The worker's payment switch (group commit of concurrent payment requests)."""
-    return cast(PaymentSwitch, _switch(request, "payment_switch"))
-
-
-async def get_transfer_switch(request: Request) -> TransferSwitch:
-    """The worker's P2P switch (group commit of concurrent transfer requests)."""
-    return cast(TransferSwitch, _switch(request, "transfer_switch"))
-
-
-SwitchDep = Annotated[PaymentSwitch, Depends(get_payment_switch)]
-TransferSwitchDep = Annotated[TransferSwitch, Depends(get_transfer_switch)]
+    return service
 
 
 async def idempotency_tag(request: Request) -> IdempotencyTag | None:

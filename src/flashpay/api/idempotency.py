@@ -51,11 +51,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from flashpay.api.errors import ApiError, error_body
 from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX, idempotency_keys
 from flashpay.api.security import Authenticator
-from flashpay.auth.service import Runtime
 from flashpay.clock import NS_PER_SECOND
 from flashpay.errors import InvariantError
 from flashpay.idempotency import KEY_TTL_SECONDS, IdempotencyTag, forget
 from flashpay.idempotency import purge_expired as purge_expired_effects
+from flashpay.platform import Runtime
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 IDEMPOTENCY_KEY_TTL_SECONDS = KEY_TTL_SECONDS

@@ -1,9 +1,6 @@
-"""Settings of ``flashpay serve``: the per-worker pool size and the idempotency hash key.
+"""The idempotency request-hash key of ``flashpay serve``.
 
-The platform (``flashpay.platform.Platform``) opens the database with these pool settings; no
-pre-ping on checkout (one more round trip per request, 10 % of a POST's time in the profile of
-docs/benchmarks.md): a connection broken by a database restart fails one request with a 500
-instead, which the idempotency layer does not store.
+(The per-worker pool size, once here too, is the platform's: ``flashpay.platform.POOL_SIZE``.)
 
 The idempotency request-hash key (HMAC-SHA256, 32 bytes) must be the same in every worker and every
 machine serving one database, or a retry landing on another worker would look like a reused key.
@@ -22,8 +19,6 @@ from flashpay import config
 HASH_KEY_ENV = "FLASHPAY_API_HASH_KEY"
 HASH_KEY_FILE_NAME = "api-request-hash.key"
 HASH_KEY_BYTES = 32
-POOL_SIZE = 10  # per worker; PostgreSQL allows 100 connections on this machine
-POOL_OVERFLOW_MAX = 10
 
 
 def request_hash_key(data_directory: Path | None = None) -> bytes:

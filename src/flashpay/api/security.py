@@ -4,8 +4,12 @@ Credentials come in one of three headers:
 
 - ``Authorization: Bearer <token>`` — a wallet user; the token is issued by the wallet's login and
   verified by the wallet service (the ``verify_user_token`` function given to ``create_app``).
-- ``X-Api-Key: <key>`` or ``Authorization: ApiKey <key>`` — an institution or a merchant
-  (``flashpay.auth``).
+- ``X-Api-Key: <key>`` or ``Authorization: ApiKey <key>`` — an institution or a merchant; the
+  key is verified by ``flashpay.auth`` (the ``verify_api_key`` function the composition root,
+  ``flashpay.app``, gives the ``Authenticator``).
+
+Both verifiers are functions handed in, not imports: this module is part of the HTTP kernel, which
+imports no domain (docs/reference/architecture.md).
 
 No credentials at all is *anonymous* (``None``); credentials that are present but malformed,
 unknown or revoked are a 401 ``invalid_credentials`` — never silently anonymous. The resolved
@@ -23,9 +27,6 @@ from typing import Any, Final
 from starlette.datastructures import Headers
 
 from flashpay.api.errors import ApiError
-from flashpay.auth import verify_api_key
-from flashpay.auth.service import PrincipalKind as ApiKeyKind
-from flashpay.auth.service import Runtime
 from flashpay.errors import InvariantError
 
 _SCOPE_KEY = "flashpay.principal"
@@ -87,12 +88,22 @@ def no_user_tokens(_token: str) -> int | None:
     return None
 
 
+ApiKeyVerifier = Callable[[str], Principal | None]
+"""Maps an API key to the institution or merchant it authenticates, ``None`` when the key is
+unknown or revoked (``flashpay.auth.principals.api_key_verifier``)."""
+
+
+def no_api_keys(_key: str) -> Principal | None:
+    """The verifier when no key store is wired into the app: no API key is valid."""
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Authenticator:
-    """Resolves a request's caller: API keys through ``flashpay.auth``, bearer tokens through the
-    wallet's verifier (``verify_user_token``, given to ``create_app``)."""
+    """Resolves a request's caller: API keys through ``verify_api_key`` (``flashpay.auth``'s),
+    bearer tokens through the wallet's verifier (``verify_user_token``, given to ``create_app``)."""
 
-    platform: Runtime
+    verify_api_key: ApiKeyVerifier = no_api_keys
     verify_user_token: UserTokenVerifier = no_user_tokens
 
     def authenticate(self, headers: Headers) -> Principal | None:
@@ -108,11 +119,10 @@ class Authenticator:
             if user_id is None:
                 raise invalid_credentials()
             return Principal(kind=ActorKind.USER, id=user_id)
-        key = verify_api_key(platform=self.platform, key=value)
-        if key is None:
+        principal = self.verify_api_key(value)
+        if principal is None:
             raise invalid_credentials()
-        kind = ActorKind.INSTITUTION if key.kind is ApiKeyKind.INSTITUTION else ActorKind.MERCHANT
-        return Principal(kind=kind, id=key.principal_id, network_admin=key.network_admin)
+        return principal
 
     def cached(self, scope: MutableMapping[str, Any]) -> Principal | None:
         """``authenticate`` once per request, remembering the answer (or the 401) in the scope."""

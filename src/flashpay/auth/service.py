@@ -12,29 +12,18 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
 
 from flashpay.auth.models import KEY_PREFIX_CHARS, api_keys
-from flashpay.clock import Clock
 from flashpay.errors import RefusedError
 from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
+from flashpay.platform import Runtime  # what the auth service needs of a platform: engine, clock
 
 API_KEY_PREFIX = "fpk_"
 API_KEY_RANDOM_BYTES = 32
 API_KEY_CHARS_MAX = 64  # "fpk_" + 43 Base64 characters; anything longer is not one of ours
-
-
-class Runtime(Protocol):
-    """What the auth service needs from ``flashpay.platform.Platform``."""
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def clock(self) -> Clock: ...
 
 
 class PrincipalKind(StrEnum):

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Response
 
 from flashpay.api.deps import CurrentInstitution, ServicesDep
 from flashpay.api.errors import ApiError, not_found
-from flashpay.api.schemas import IssueCardIn, IssuedCardOut, IssuerCardOut
 from flashpay.api.types import IdPath, amount_minor
 from flashpay.cards.numbers import CardNumber, CardNumberError
+from flashpay.cards.schemas import IssueCardIn, IssuedCardOut, IssuerCardOut
 from flashpay.cards.service import (
     CardStatus,
     get_card,

@@ -1,8 +1,8 @@
 """``/v1/chain/*``: the audit log's read API for members, witnesses and auditors.
 
 ``mount(app, log)`` puts a ``ChainLog`` on ``app.state.chain_log`` and includes ``router``; the
-router reads the log through the ``ChainLogDep`` dependency, so any app (the network's API, the
-``flashpay chain serve`` log server, a test) can mount it. Routes:
+router reads the log through the ``ChainLogDep`` dependency (``flashpay.chain.deps``), so any app
+(the network's API, the ``flashpay chain serve`` log server, a test) can mount it. Routes:
 
 * ``GET /v1/chain/checkpoint`` — the latest final checkpoint with its cosignatures (text/plain;
   ``?final=false`` for the latest signed one, final or not);
@@ -21,23 +21,16 @@ from __future__ import annotations
 import base64
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query
 from fastapi.responses import PlainTextResponse
 
 from flashpay.api.errors import ApiError
 from flashpay.api.types import ID_MAX, IdPath
+from flashpay.chain.deps import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.chain.service import LEAVES_PAGE_MAX, ChainLog
 
 router = APIRouter(prefix="/v1/chain", tags=["chain"])
-
-
-async def get_chain_log(request: Request) -> ChainLog:
-    log: ChainLog = request.app.state.chain_log
-    return log
-
-
-ChainLogDep = Annotated[ChainLog, Depends(get_chain_log)]
 
 
 def mount(app: FastAPI, log: ChainLog) -> None:

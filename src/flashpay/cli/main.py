@@ -1,14 +1,19 @@
-"""The ``flashpay`` entry point: one typer app with a sub-app per domain."""
+"""The ``flashpay`` entry point: one typer app with a sub-app per domain.
+
+The CLI's composition root: the one module that imports every domain's commands (as
+``flashpay.app`` is the one that imports every router). A domain's ``cli`` module builds on
+``flashpay.cli.common`` and is added here, one line each; ``serve`` is ``flashpay.cli.serve``.
+"""
 
 from __future__ import annotations
 
 import typer
 
 from flashpay import __version__
-from flashpay.api.cli import serve
 from flashpay.auth import cli as apikey_cli
 from flashpay.chain import cli as chain_cli
 from flashpay.cli import db
+from flashpay.cli.serve import serve
 from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
 from flashpay.notify import cli as dev_cli

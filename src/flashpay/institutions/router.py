@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from flashpay.api.deps import CurrentNetworkAdmin, ServicesDep
-from flashpay.api.schemas import InstitutionOut, NetworkLoadOut
 from flashpay.institutions.definition import parse_definition
+from flashpay.institutions.schemas import InstitutionOut, NetworkLoadOut
 from flashpay.institutions.service import list_institutions, load_network
 
 router = APIRouter(tags=["network"])

@@ -13,14 +13,6 @@ from fastapi import APIRouter, Query, Response
 
 from flashpay.api.deps import CurrentInstitution, CurrentMerchant, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
-from flashpay.api.schemas import (
-    MerchantOut,
-    OnboardedOut,
-    OnboardIn,
-    OrderIn,
-    OrderOut,
-    TerminalOut,
-)
 from flashpay.api.types import IdPath, amount_minor
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.auth.service import replace_api_keys
@@ -28,6 +20,14 @@ from flashpay.errors import InvariantError
 from flashpay.idempotency import effect_of
 from flashpay.institutions.service import get_institution
 from flashpay.merchants import service
+from flashpay.merchants.schemas import (
+    MerchantOut,
+    OnboardedOut,
+    OnboardIn,
+    OrderIn,
+    OrderOut,
+    TerminalOut,
+)
 from flashpay.qr.images import render_qr
 
 router = APIRouter(tags=["merchants"])

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from flashpay.api.deps import (
-    CurrentMerchant,
-    CurrentUser,
-    IdempotencyDep,
-    ServicesDep,
-    SwitchDep,
-)
+from flashpay.api.deps import CurrentMerchant, CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, before_id, encode_cursor
-from flashpay.api.schemas import (
+from flashpay.api.schemas import money_text
+from flashpay.api.types import IdPath, amount_minor
+from flashpay.chain.deps import ChainLogDep
+from flashpay.chain.receipt import build_receipt
+from flashpay.clock import NS_PER_SECOND, to_datetime
+from flashpay.payments import qr
+from flashpay.payments.deps import SwitchDep
+from flashpay.payments.schemas import (
     AmountIn,
     CollectIn,
     LimitsIn,
@@ -26,13 +27,7 @@ from flashpay.api.schemas import (
     PaymentOut,
     ReceiptOut,
     ScanIn,
-    money_text,
 )
-from flashpay.api.types import IdPath, amount_minor
-from flashpay.chain.api import ChainLogDep
-from flashpay.chain.receipt import build_receipt
-from flashpay.clock import NS_PER_SECOND, to_datetime
-from flashpay.payments import qr
 from flashpay.payments.switch import PaymentSwitch
 from flashpay.wallet import service as wallet
 

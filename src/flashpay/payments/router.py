@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep, TransferSwitchDep
+from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, before_id, encode_cursor
-from flashpay.api.schemas import ReceiptOut, TransferIn, TransferOut, money_text
+from flashpay.api.schemas import money_text
 from flashpay.api.types import IdPath, money
-from flashpay.chain.api import ChainLogDep
+from flashpay.chain.deps import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
 from flashpay.payments import p2p
+from flashpay.payments.deps import TransferSwitchDep
+from flashpay.payments.schemas import ReceiptOut, TransferIn, TransferOut
 from flashpay.wallet.service import WalletError
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])

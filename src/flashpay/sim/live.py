@@ -50,7 +50,7 @@ from typing import Any
 import httpx
 
 from flashpay import db
-from flashpay.api.app import create_platform_app
+from flashpay.app import create_platform_app
 from flashpay.cards.numbers import CardNumber, luhn_check_digit
 from flashpay.cards.service import ISSUE_BATCH_MAX, CardIssue, IssuedCard, issue_cards
 from flashpay.chain.service import ChainLog

@@ -1,7 +1,7 @@
 """``/v1/users``, ``/v1/sessions``, ``/v1/me`` and ``/v1/cards``: the wallet over HTTP.
 
 Thin: parse, call one wallet function, render. ``WalletError`` becomes the error object with its
-own code and status (see ``flashpay.api.app``). Another user's card is a 404, never a 403.
+own code and status (see ``flashpay.app``). Another user's card is a 404, never a 403.
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from fastapi import APIRouter, Request, Response
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError
-from flashpay.api.schemas import (
+from flashpay.api.types import IdPath
+from flashpay.wallet import service as wallet
+from flashpay.wallet.schemas import (
     BalanceOut,
     BindingIn,
     BindingOut,
@@ -23,8 +25,6 @@ from flashpay.api.schemas import (
     WalletCardList,
     WalletCardOut,
 )
-from flashpay.api.types import IdPath
-from flashpay.wallet import service as wallet
 
 router = APIRouter(tags=["wallet"])
 

@@ -66,7 +66,7 @@ def serve(
                 highlight=False,
             )
     uvicorn.run(
-        "flashpay.api.app:create_app_from_environment",
+        "flashpay.app:create_app_from_environment",
         factory=True,
         host=host,
         port=port,

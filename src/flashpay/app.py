@@ -1,4 +1,12 @@
-"""The FastAPI application: ``create_app(platform)`` wires routers, errors and idempotency.
+"""The composition root of the HTTP API: ``create_app(platform)`` wires routers, errors and
+idempotency.
+
+This is the one module that imports every domain's router (and the CLI's root,
+``flashpay.cli.main``, the one that imports every domain's commands): the HTTP kernel below it
+(``flashpay.api``) imports no domain, and no domain imports a router or this module
+(docs/reference/architecture.md, enforced by ``lint-imports``). What the kernel needs from a
+domain is handed in here: the API-key verifier (``flashpay.auth.principals``), the wallet's
+bearer-token verifier, the payment switches and the audit log on ``app.state``.
 
 Routers are included one line each, below; a domain adds its router by adding its line. Every
 route lives under ``/v1``; the OpenAPI document is served at ``/openapi.json``. The app does not
@@ -24,7 +32,7 @@ from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX
 from flashpay.api.runtime import request_hash_key
 from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
 from flashpay.auth import router as auth_router
-from flashpay.auth.service import Runtime
+from flashpay.auth.principals import api_key_verifier
 from flashpay.cards import router as cards_router
 from flashpay.chain import api as chain_api
 from flashpay.chain.service import ChainLog
@@ -37,7 +45,7 @@ from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
 from flashpay.payments.switch import payment_switch, transfer_switch
-from flashpay.platform import Platform
+from flashpay.platform import Platform, Runtime
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet import service as wallet
@@ -71,7 +79,9 @@ def create_app(
         responses=_ERROR_RESPONSES,
         lifespan=lifespan,
     )
-    authenticator = Authenticator(platform=platform, verify_user_token=verify_user_token)
+    authenticator = Authenticator(
+        verify_api_key=api_key_verifier(platform), verify_user_token=verify_user_token
+    )
     app.state.platform = platform
     app.state.authenticator = authenticator
     install_error_handlers(app)
