@@ -8,8 +8,10 @@ Three kinds of failure, three branches of one tree (``docs/reference/errors.md``
   table in the API layer.
 - ``InvariantError``: a broken internal promise — a bug, never the caller's fault; the API answers
   500 without internals.
-- any other ``FlashpayError`` subclass: an infrastructure failure a domain names (an SMS gateway
-  down, retries exhausted), mapped by type in the API layer.
+- ``UnavailableError``: a service outside flashpay (an SMS gateway) did not take the request;
+  nothing was decided and the caller may retry (503).
+- any other ``FlashpayError`` subclass: an infrastructure failure a domain names (retries
+  exhausted), answered 500 by the API layer.
 
 ``invariant()`` replaces bare ``assert`` for invariants: ``python -O`` strips asserts, and an
 invariant that vanishes in production is worse than none.
@@ -51,6 +53,16 @@ class RefusedError(FlashpayError):
     def code(self) -> str:
         """The API error code: the reason's value."""
         return str(self.reason.value)
+
+
+class UnavailableError(FlashpayError):
+    """A service outside flashpay (an SMS gateway) could not be reached: nothing was decided, the
+    caller may try again. The API answers 503 with ``code`` and ``Retry-After``, and does not
+    store the answer under the request's Idempotency-Key."""
+
+    code = "unavailable"
+    retry_after_seconds = 5
+    message = "a service flashpay depends on is unavailable; try again shortly"
 
 
 class InvariantError(FlashpayError):

@@ -30,8 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from flashpay.errors import InvariantError, RefusedError
-from flashpay.notify import DeliveryError
+from flashpay.errors import InvariantError, RefusedError, UnavailableError
 
 logger = logging.getLogger(__name__)
 
@@ -212,12 +211,14 @@ def _bridged(exc: Exception) -> JSONResponse:
 # -- end of bridge ------------------------------------------------------------------------------
 
 
-async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:
-    """The notifier could not hand a message over (the SMS gateway is down): 503, not stored by
-    the idempotency layer, so the client may retry (with its Idempotency-Key, the binding it
-    started gets a fresh code). The gateway's words stay in the log, not in the answer."""
-    message = "the message could not be sent; try again shortly"
-    return _response(503, "notification_failed", message, headers={"Retry-After": "5"})
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """A service outside flashpay did not take the request (the SMS gateway is down): 503, not
+    stored by the idempotency layer, so the client may retry (with its Idempotency-Key, a binding
+    it started gets a fresh code). The outside service's words stay in the log, not the answer."""
+    if not isinstance(exc, UnavailableError):
+        raise exc
+    headers = {"Retry-After": str(exc.retry_after_seconds)}
+    return _response(503, exc.code, exc.message, headers=headers)
 
 
 async def _invariant_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -273,7 +274,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RefusedError, _refused)
     app.add_exception_handler(ValueError, _refused)  # the bridge (above); goes with it
-    app.add_exception_handler(DeliveryError, _delivery_error)
+    app.add_exception_handler(UnavailableError, _unavailable)
     app.add_exception_handler(InvariantError, _invariant_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

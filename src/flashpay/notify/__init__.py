@@ -23,7 +23,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from flashpay.errors import FlashpayError
+from flashpay.errors import UnavailableError
 
 logger = logging.getLogger("flashpay.notify")
 
@@ -46,8 +46,11 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None: ...
 
 
-class DeliveryError(FlashpayError):
+class DeliveryError(UnavailableError):
     """A message could not be handed over (the gateway refused it or did not answer)."""
+
+    code = "notification_failed"
+    message = "the message could not be sent; try again shortly"
 
 
 def mask_phone(phone: str) -> str:
