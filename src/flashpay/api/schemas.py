@@ -18,8 +18,8 @@ from flashpay.cards.service import Card, CardBalance
 from flashpay.clock import to_datetime
 from flashpay.merchants.service import Merchant, Order
 from flashpay.money import Money
-from flashpay.payments.p2p import P2PTransfer
-from flashpay.payments.qr import Payment, PaymentEvent
+from flashpay.payments.attempts import Payment, PaymentEvent
+from flashpay.payments.transfer_records import P2PTransfer
 from flashpay.wallet.service import Binding, Session, User, WalletCard
 
 
