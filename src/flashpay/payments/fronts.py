@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from flashpay.cards.models import cards
+from flashpay.cards.lookups import cards_by_id
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.merchants.service import (
@@ -48,7 +48,7 @@ from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
 from flashpay.qr.merchant_codes import FlashpayCode, read_flashpay_code
 from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
-from flashpay.wallet.models import wallet_cards
+from flashpay.wallet.payers import card_ids_by_token
 
 
 def _read_scanned(payload: str) -> FlashpayCode | DeclineReason:
@@ -215,20 +215,25 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
 
 
 def recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, codes.PaymentCode]:
-    """The recorded payment codes behind numeric codes, by their digits, in one query."""
+    """The recorded payment codes behind numeric codes, by their digits: one query of ours, then
+    the cards behind their tokens from the wallet and the cards domains (their expiry is the
+    token's)."""
     if not numerics:
         return {}
     with autocommit(platform.engine) as connection:
-        rows = connection.execute(
-            sa.select(payment_codes, cards.c.expiry)
-            .join(wallet_cards, wallet_cards.c.token == payment_codes.c.token)
-            .join(cards, cards.c.id == wallet_cards.c.card_id)
-            .where(payment_codes.c.numeric.in_(sorted(numerics)))
+        found = connection.execute(
+            sa.select(payment_codes).where(payment_codes.c.numeric.in_(sorted(numerics)))
         ).all()
+        card_ids = card_ids_by_token(connection, {str(row.token) for row in found})
+        bound = cards_by_id(connection, set(card_ids.values()))
+    expiry = {
+        token: bound[card_id].expiry for token, card_id in card_ids.items() if card_id in bound
+    }
+    rows = [row for row in found if str(row.token) in expiry]
     return {
         str(row.numeric): codes.PaymentCode(
             token=str(row.token),
-            token_expiry=str(row.expiry),
+            token_expiry=expiry[str(row.token)],
             aid=codes.AID_CREDIT if row.credit else codes.AID_DEBIT,
             atc=int(row.atc),
             unpredictable_number=bytes(row.unpredictable),

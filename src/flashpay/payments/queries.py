@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from flashpay.db import autocommit
 from flashpay.errors import InvariantError
-from flashpay.merchants.models import terminals
+from flashpay.merchants.order_claims import terminal_ids_with_code
 from flashpay.payments.attempts import (
     Payment,
     PaymentEvent,
@@ -22,8 +22,8 @@ from flashpay.payments.records import (
     add_event,
     load_payment,
     next_seq,
-    payment_from_row,
     payments_query,
+    read_payments,
 )
 from flashpay.platform import Platform
 
@@ -99,10 +99,11 @@ def list_payments(
         query = query.where(payments.c.merchant_id == merchant_id)
     if day is not None:
         query = query.where(payments.c.day == day)
-    if terminal is not None:
-        query = query.where(terminals.c.code == terminal)
     if before_id is not None:
         query = query.where(payments.c.id < before_id)
     with autocommit(platform.engine) as connection:
+        if terminal is not None:
+            ids = terminal_ids_with_code(connection, terminal, merchant_id)
+            query = query.where(payments.c.terminal_id.in_(ids))
         rows = connection.execute(query.order_by(payments.c.id.desc()).limit(limit)).all()
-    return [payment_from_row(row) for row in rows]
+        return read_payments(connection, rows)

@@ -3,20 +3,21 @@ numbers, a payment read back with what its reader shows (merchant, terminal, bil
 card), the paying card and commitment salt of recorded payments, and the Idempotency-Keys
 bound already.
 
-The reader's view joins other domains' tables (merchants, terminals, orders, cards) in one
-query; moving those reads behind the owners' functions is item 2 of issue 13 (not done here).
+A reader's view is read in one connection, one statement per owner: the payments rows, then
+the merchants' labels (``flashpay.merchants.order_claims.payment_labels``) and the paying cards
+(``flashpay.cards.lookups.cards_by_id``) — no query joins another domain's tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
-from flashpay.cards.models import cards
+from flashpay.cards.lookups import cards_by_id
 from flashpay.cards.service import (
     Card,
-    card_from_row,
 )
 from flashpay.db import autocommit
 from flashpay.errors import invariant
@@ -24,7 +25,7 @@ from flashpay.idempotency import (
     IdempotencyTag,
     find_effects,
 )
-from flashpay.merchants.models import merchants, qr_orders, terminals
+from flashpay.merchants.order_claims import PaymentLabels, payment_labels
 from flashpay.payments.attempts import (
     DeclineReason,
     Payment,
@@ -80,37 +81,40 @@ def next_seq(connection: sa.Connection, payment_id: int) -> int:
 
 
 def payments_query() -> sa.Select[tuple[object, ...]]:
-    """Payments with what a reader shows of them: merchant name, terminal, bill, masked card."""
-    return (
-        sa.select(
-            payments,
-            merchants.c.display_name,
-            terminals.c.code.label("terminal_code"),
-            qr_orders.c.bill_number,
-            cards.c.pan_first6,
-            cards.c.pan_last4,
-            cards.c.pan_length,
-        )
-        .outerjoin(merchants, merchants.c.id == payments.c.merchant_id)
-        .outerjoin(terminals, terminals.c.id == payments.c.terminal_id)
-        .outerjoin(qr_orders, qr_orders.c.id == payments.c.order_id)
-        .outerjoin(cards, cards.c.id == payments.c.card_id)
+    """The payments rows; ``read_payments`` adds what a reader shows of them."""
+    return sa.select(payments)
+
+
+def read_payments(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[Payment]:
+    """``rows`` of ``payments_query`` as payments, with the merchant's name, the terminal, the
+    bill number and the masked card, read from their owners (two statements, none for no rows)."""
+    if not rows:
+        return []
+    labels = payment_labels(
+        connection,
+        merchant_ids={int(r.merchant_id) for r in rows if r.merchant_id is not None},
+        terminal_ids={int(r.terminal_id) for r in rows if r.terminal_id is not None},
+        order_ids={int(r.order_id) for r in rows if r.order_id is not None},
     )
+    paying = cards_by_id(connection, {int(r.card_id) for r in rows if r.card_id is not None})
+    return [_payment(row, labels, paying) for row in rows]
 
 
-def payment_from_row(row: sa.Row[tuple[object, ...]]) -> Payment:
+def _payment(row: sa.Row[Any], labels: PaymentLabels, paying: Mapping[int, Card]) -> Payment:
     m = row._mapping
-    display = (
-        f"{m['pan_first6']}{'*' * (int(m['pan_length']) - 10)}{m['pan_last4']}"
-        if m["pan_first6"] is not None
-        else None
-    )
+    card = None if m["card_id"] is None else paying.get(int(m["card_id"]))
     reason = m["decline_reason"]
     return Payment(
         id=int(m["id"]), kind=PaymentKind(m["kind"]),
-        user_id=m["user_id"], wallet_card_id=m["wallet_card_id"], card_display=display,
-        merchant_id=m["merchant_id"], merchant_name=m["display_name"],
-        terminal=m["terminal_code"], order_id=m["order_id"], bill_number=m["bill_number"],
+        user_id=m["user_id"], wallet_card_id=m["wallet_card_id"],
+        card_display=None if card is None else card.masked,
+        merchant_id=m["merchant_id"],
+        merchant_name=None if m["merchant_id"] is None
+        else labels.merchant_names.get(int(m["merchant_id"])),
+        terminal=None if m["terminal_id"] is None
+        else labels.terminal_codes.get(int(m["terminal_id"])),
+        order_id=m["order_id"],
+        bill_number=None if m["order_id"] is None else labels.bill_numbers.get(int(m["order_id"])),
         amount=int(m["amount"]), captured=int(m["captured"]), refunded=int(m["refunded"]),
         currency=str(m["currency"]), status=PaymentStatus(m["status"]),
         decline_reason=None if reason is None else DeclineReason(reason),
@@ -122,14 +126,12 @@ def payment_from_row(row: sa.Row[tuple[object, ...]]) -> Payment:
 
 def payments_by_id(platform: Platform, ids: Collection[int]) -> dict[int, Payment]:
     with autocommit(platform.engine) as connection:
-        rows = connection.execute(payments_query().where(payments.c.id.in_(sorted(ids))))
-        return {p.id: p for p in map(payment_from_row, rows)}
+        rows = connection.execute(payments_query().where(payments.c.id.in_(sorted(ids)))).all()
+        return {p.id: p for p in read_payments(connection, rows)}
 
 
 def load_payment(platform: Platform, payment_id: int) -> Payment | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(payments_query().where(payments.c.id == payment_id)).first()
-    return None if row is None else payment_from_row(row)
+    return payments_by_id(platform, [payment_id]).get(payment_id)
 
 
 def next_numbers(
@@ -153,18 +155,22 @@ def next_seqs(connection: sa.Connection, payment_ids: Sequence[int]) -> dict[int
 def cards_and_salts(
     platform: Platform, payment_ids: Sequence[int]
 ) -> dict[int, tuple[Card, bytes]]:
-    """The paying card and the commitment salt of payments, by payment id, in one query."""
+    """The paying card and the commitment salt of payments, by payment id (two statements:
+    the payments, then their cards from the cards domain)."""
     if not payment_ids:
         return {}
     with autocommit(platform.engine) as connection:
         rows = connection.execute(
-            sa.select(cards, payments.c.id.label("payment_id"), payments.c.commitment_salt)
-            .join(payments, payments.c.card_id == cards.c.id)
-            .where(payments.c.id.in_(sorted(set(payment_ids))))
-        )
-        return {
-            int(row.payment_id): (card_from_row(row), bytes(row.commitment_salt)) for row in rows
-        }
+            sa.select(payments.c.id, payments.c.card_id, payments.c.commitment_salt).where(
+                payments.c.id.in_(sorted(set(payment_ids))), payments.c.card_id.is_not(None)
+            )
+        ).all()
+        paying = cards_by_id(connection, {int(r.card_id) for r in rows})
+    return {
+        int(r.id): (paying[int(r.card_id)], bytes(r.commitment_salt))
+        for r in rows
+        if int(r.card_id) in paying
+    }
 
 
 def bound_payments(

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
-from flashpay.merchants.models import qr_orders
+from flashpay.merchants import order_claims
 from flashpay.payments import limits
 from flashpay.payments.attempts import (
     DeclineReason,
@@ -61,11 +61,7 @@ def _decline_created(
            amount, now, reason.value)  # fmt: skip
     limits.release_many(connection, day=day, given_back=[(amount, list(scopes))])
     if order_id is not None:  # the order can be paid again (with another card)
-        connection.execute(
-            qr_orders.update()
-            .where(qr_orders.c.id == order_id, qr_orders.c.payment_id == payment_id)
-            .values(status="open", payment_id=None)
-        )
+        order_claims.reopen(connection, [(order_id, payment_id)])
 
 
 def recover_payments(*, platform: Platform, older_than_seconds: int = 60) -> int:

@@ -1,13 +1,10 @@
-"""The user's own QR payment limits."""
+"""The user's own QR payment limits (checked here, written by the wallet that owns them)."""
 
 from __future__ import annotations
 
 from flashpay.platform import Platform
-from flashpay.wallet.models import wallet_users
-from flashpay.wallet.service import (
-    FREE_DAILY_MAX,
-    WalletError,
-)
+from flashpay.wallet.payers import set_qr_limits
+from flashpay.wallet.service import FREE_DAILY_MAX, QR_DAILY_MAX, WalletError
 
 
 def set_payment_limits(
@@ -15,15 +12,14 @@ def set_payment_limits(
 ) -> None:
     """The user's own limits: the password-free threshold (≤ ¥1,000) and the daily total of QR
     payments (≤ ¥50,000, the limit the user agrees to)."""
-    from flashpay.wallet.service import QR_DAILY_MAX
-
     if not 0 <= free_per_payment <= FREE_DAILY_MAX:
         raise WalletError("invalid_limit", "the password-free threshold is ¥0–1,000")
     if not 0 < qr_daily_limit <= QR_DAILY_MAX:
         raise WalletError("invalid_limit", "the daily QR limit is up to ¥50,000")
     with platform.engine.begin() as connection:
-        connection.execute(
-            wallet_users.update()
-            .where(wallet_users.c.id == user_id)
-            .values(free_per_payment=free_per_payment, qr_daily_limit=qr_daily_limit)
+        set_qr_limits(
+            connection,
+            user_id=user_id,
+            free_per_payment=free_per_payment,
+            qr_daily_limit=qr_daily_limit,
         )

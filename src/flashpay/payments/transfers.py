@@ -35,12 +35,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from flashpay.cards.models import cards
+from flashpay.cards.lookups import cards_by_fingerprint, cards_by_id
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
     CardStatus,
-    card_from_row,
     is_expired,
     pan_fingerprint,
 )
@@ -96,7 +95,7 @@ from flashpay.payments.transfer_records import (
     transfer_row,
 )
 from flashpay.platform import Platform
-from flashpay.wallet.models import wallet_cards, wallet_users
+from flashpay.wallet.payers import default_card_ids_by_phone
 from flashpay.wallet.service import (
     PHONE,
     PinCheck,
@@ -130,32 +129,16 @@ def _validate(request: P2PRequest) -> CardNumber | None:
 def _recipients(
     platform: Platform, phones: Sequence[str], fingerprints: Sequence[bytes]
 ) -> tuple[dict[str, Card], dict[bytes, Card]]:
-    """The receiving cards, in at most two queries: a wallet user's default bound card by phone,
-    and any issued card by the fingerprint of its number (nothing is decrypted)."""
-    by_phone: dict[str, Card] = {}
-    by_fingerprint: dict[bytes, Card] = {}
+    """The receiving cards, in at most three queries, one per owner: a wallet user's default
+    bound card by phone (the wallet's, then its card), and any issued card by the fingerprint of
+    its number (nothing is decrypted)."""
     if not phones and not fingerprints:
-        return by_phone, by_fingerprint
+        return {}, {}
     with autocommit(platform.engine) as connection:
-        if phones:
-            rows = connection.execute(
-                sa.select(cards, wallet_users.c.phone.label("wallet_phone"))
-                .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
-                .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
-                .where(
-                    wallet_users.c.phone.in_(sorted(set(phones))),
-                    wallet_cards.c.is_default.is_(True),
-                    wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
-                )
-            )
-            for row in rows:
-                by_phone.setdefault(str(row.wallet_phone), card_from_row(row))
-        if fingerprints:
-            rows = connection.execute(
-                sa.select(cards).where(cards.c.pan_fingerprint.in_(sorted(set(fingerprints))))
-            )
-            for row in rows:
-                by_fingerprint[bytes(row.pan_fingerprint)] = card_from_row(row)
+        card_ids = default_card_ids_by_phone(connection, phones)
+        found = cards_by_id(connection, set(card_ids.values()))
+        by_fingerprint = cards_by_fingerprint(connection, fingerprints)
+    by_phone = {phone: found[i] for phone, i in card_ids.items() if i in found}
     return by_phone, by_fingerprint
 
 

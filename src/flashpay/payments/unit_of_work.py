@@ -44,7 +44,7 @@ from flashpay.institutions.chart import (
 )
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import new_id
-from flashpay.merchants.models import qr_orders
+from flashpay.merchants import order_claims
 from flashpay.payments import limits
 from flashpay.payments.attempts import (
     EFFECT_PAYMENT,
@@ -250,11 +250,6 @@ def _answer(r: _Record, outcome: _Outcome, now: int) -> Payment:
     )
 
 
-_PAY_ORDER = (
-    qr_orders.update()
-    .where(qr_orders.c.id == sa.bindparam("o"))
-    .values(status="paid", payment_id=sa.bindparam("p"))
-)
 _USE_CODE = (
     payment_codes.update()
     .where(payment_codes.c.token == sa.bindparam("t"), payment_codes.c.atc == sa.bindparam("c"))
@@ -276,13 +271,7 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
         return
     counters = limits.Counters(connection, day=day, scopes=(s for r in going for s in r.scopes))
     order_ids = sorted({r.attempt.order_id for r in going if r.attempt.order_id is not None})
-    open_orders = set()
-    if order_ids:
-        open_orders = set(connection.execute(
-            sa.select(qr_orders.c.id)
-            .where(qr_orders.c.id.in_(order_ids), qr_orders.c.status == "open")
-            .with_for_update()
-        ).scalars())  # fmt: skip
+    open_orders = order_claims.open_orders(connection, order_ids)
     code_keys = sorted({r.attempt.code_key for r in going if r.attempt.code_key is not None})
     unused_codes = set()
     if code_keys:
@@ -292,7 +281,8 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
             .where(key.in_(code_keys), payment_codes.c.used_at_ns.is_(None))
             .with_for_update()
         )}  # fmt: skip
-    paid_orders, used_codes = [], []
+    paid_orders: list[tuple[int, int]] = []
+    used_codes = []
     for r in going:
         a = r.attempt
         if a.order_id is not None and a.order_id not in open_orders:
@@ -309,10 +299,9 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
             continue
         if a.order_id is not None:
             open_orders.discard(a.order_id)
-            paid_orders.append({"o": a.order_id, "p": r.id})
+            paid_orders.append((a.order_id, r.id))
     counters.write()
-    if paid_orders:
-        connection.execute(_PAY_ORDER, paid_orders)
+    order_claims.mark_paid(connection, paid_orders)
     if used_codes:
         connection.execute(_USE_CODE, used_codes)
 
@@ -341,11 +330,6 @@ _DECLINE = (
     payments.update()
     .where(payments.c.id == sa.bindparam("i"))
     .values(status=PaymentStatus.DECLINED.value, decline_reason=sa.bindparam("r"))
-)
-_REOPEN_ORDER = (
-    qr_orders.update()
-    .where(qr_orders.c.id == sa.bindparam("o"), qr_orders.c.payment_id == sa.bindparam("p"))
-    .values(status="open", payment_id=None)
 )
 
 
@@ -410,13 +394,10 @@ def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _
             limits.release_many(connection, day=day, given_back=[
                 (r.attempt.amount, list(r.scopes)) for r, _ in refused
             ])  # fmt: skip
-            reopened = [
-                {"o": r.attempt.order_id, "p": r.id}
-                for r, _ in refused
-                if r.attempt.order_id is not None
-            ]
-            if reopened:  # the order can be paid again (with another card)
-                connection.execute(_REOPEN_ORDER, reopened)
+            # The orders can be paid again (with another card).
+            order_claims.reopen(connection, [
+                (r.attempt.order_id, r.id) for r, _ in refused if r.attempt.order_id is not None
+            ])  # fmt: skip
         if settled:
             connection.execute(payment_events.insert(), [
                 event_row(r.id, 2, o.status, r.attempt.amount, now, o.reason and o.reason.value)
