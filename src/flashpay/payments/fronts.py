@@ -4,7 +4,7 @@ MPM decodes the payload the user scanned and resolves the merchant (and for a dy
 order); CPM verifies the payment code the merchant's terminal scanned and finds the card behind
 its token. Both turn a request into an ``Attempt`` — or refuse it (``PaymentError``, nothing
 recorded) — and leave every later check to the unit of work. ``Lookups`` reads what a batch's
-front ends need in at most four queries.
+front ends need in a constant number of queries, one per owner.
 """
 
 from __future__ import annotations
@@ -61,10 +61,12 @@ def _read_scanned(payload: str) -> FlashpayCode | DeclineReason:
 
 @dataclass(slots=True)
 class Lookups:
-    """What a batch's front ends read, fetched for the whole batch in at most four queries:
-    the merchants with their terminals, the numeric payment codes the network recorded, the
-    dynamic orders and the paying cards. Each scanned payload and presented code is decoded
-    once (a busy static code is scanned many times in a batch)."""
+    """What a batch's front ends read, fetched for the whole batch in at most seven queries,
+    one per owner and kind of look-up (decision 0017): the merchants with their terminals, the
+    numeric payment codes the network recorded (then the cards behind their tokens: two), the
+    dynamic orders and the paying cards (the wallet's, then the cards: two). Each scanned
+    payload and presented code is decoded once (a busy static code is scanned many times in a
+    batch)."""
 
     scanned: dict[str, FlashpayCode | DeclineReason]
     presented: dict[str, codes.PaymentCode | codes.PaymentCodeError]  # CPM payloads

@@ -46,10 +46,11 @@ def submit_payments(
     """Pay a batch of requests the way a switch handles concurrent ones, with one commit for
     all (group commit). The answers are those of the requests made one after another in this
     order — an earlier payment of the batch takes the balance, the limit, the order or the code
-    a later one needed — but the batch costs the same few statements whatever its size: four
-    reads for the front ends, one transaction recording every payment, one ledger batch and
-    one transaction completing them (decision 0010). A request that cannot be carried out
-    (nothing is recorded for it) answers its ``PaymentError`` in its place; the others go on.
+    a later one needed — but the batch costs the same few statements whatever its size: a few
+    reads for the front ends (``fronts.Lookups``), one transaction recording every payment, one
+    ledger batch and one transaction completing them (decision 0010). A request that cannot be
+    carried out (nothing is recorded for it) answers its ``PaymentError`` in its place; the
+    others go on.
 
     A request whose Idempotency-Key is bound already (a retry after a crash, or a twin) is
     answered with that payment, settled first if a crash left it ``created``; the others' keys
