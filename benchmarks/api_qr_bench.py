@@ -43,7 +43,7 @@ from api_p2p_bench import (
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.institutions.service import get_institution
 from flashpay.merchants.service import Scene, onboard_merchant, static_payload, terminal_by_code
-from flashpay.payments import qr
+from flashpay.payments.codes import issue_code
 from flashpay.platform import Platform
 from flashpay.wallet import service as wallet
 
@@ -131,7 +131,7 @@ def _codes(platform: Platform, members: list[Member], count: int) -> list[str]:
         member = members[n % len(members)]
         if member.phone not in user_ids:
             user_ids[member.phone] = wallet.authenticate(platform=platform, token=member.token)
-        issued = qr.issue_code(platform=platform, user_id=user_ids[member.phone],
+        issued = issue_code(platform=platform, user_id=user_ids[member.phone],
                                wallet_card_id=member.card_id)  # fmt: skip
         codes.append(issued.qr_payload)
     return codes

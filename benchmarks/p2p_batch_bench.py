@@ -1,4 +1,4 @@
-"""P2P transfers through the payments service, one by one vs in batches (``p2p.create_transfers``).
+"""P2P transfers through the payments service, one by one vs in batches (``create_transfers``).
 
 For each database (a scratch SQLite file and a scratch PostgreSQL database, both fresh and
 migrated): 2,000 wallet users sign up with a PIN and bind a debit card (BOC, ICBC or CMB in turn:
@@ -39,7 +39,8 @@ from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.notify import RecordingNotifier
-from flashpay.payments import p2p
+from flashpay.payments.transfer_records import P2PRequest, P2PTransfer
+from flashpay.payments.transfers import create_transfer, create_transfers
 from flashpay.platform import Platform
 from flashpay.wallet import service as wallet
 
@@ -106,7 +107,7 @@ def _members(platform: Platform, count: int) -> list[Member]:
     return members
 
 
-def _requests(members: list[Member], count: int, seed: int) -> list[tuple[int, p2p.P2PRequest]]:
+def _requests(members: list[Member], count: int, seed: int) -> list[tuple[int, P2PRequest]]:
     rng = random.Random(seed)
     out = []
     for n in range(count):
@@ -117,27 +118,23 @@ def _requests(members: list[Member], count: int, seed: int) -> list[tuple[int, p
             else {"to_phone": receiver.phone}
         )
         amount = rng.randint(100, AMOUNT_MAX)
-        out.append((sender.user_id, p2p.P2PRequest(sender.wallet_card_id, amount, PIN, **to)))
+        out.append((sender.user_id, P2PRequest(sender.wallet_card_id, amount, PIN, **to)))
     return out
 
 
-def _one_by_one(platform: Platform, requests: list[tuple[int, p2p.P2PRequest]]) -> Counter[str]:
+def _one_by_one(platform: Platform, requests: list[tuple[int, P2PRequest]]) -> Counter[str]:
     statuses: Counter[str] = Counter()
     for user_id, request in requests:
-        transfer = p2p.create_transfer(platform=platform, user_id=user_id, request=request)
+        transfer = create_transfer(platform=platform, user_id=user_id, request=request)
         statuses[transfer.status.value] += 1
     return statuses
 
 
-def _batched(
-    platform: Platform, requests: list[tuple[int, p2p.P2PRequest]], size: int
-) -> Counter[str]:
+def _batched(platform: Platform, requests: list[tuple[int, P2PRequest]], size: int) -> Counter[str]:
     statuses: Counter[str] = Counter()
     for start in range(0, len(requests), size):
-        for answer in p2p.create_transfers(
-            platform=platform, requests=requests[start : start + size]
-        ):
-            assert isinstance(answer, p2p.P2PTransfer), answer
+        for answer in create_transfers(platform=platform, requests=requests[start : start + size]):
+            assert isinstance(answer, P2PTransfer), answer
             statuses[answer.status.value] += 1
     return statuses
 

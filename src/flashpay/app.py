@@ -41,10 +41,11 @@ from flashpay.merchants import router as merchants_router
 from flashpay.notify import router as dev_pages
 from flashpay.notify.environment import check_notifier_settings, notifier_from_environment
 from flashpay.notify.gateway import HttpSmsGateway
-from flashpay.payments import p2p, qr
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
+from flashpay.payments.recovery import recover_payments
 from flashpay.payments.switch import payment_switch, transfer_switch
+from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform, Runtime
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
@@ -177,8 +178,8 @@ def create_app_from_environment() -> FastAPI:
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Settle what a crashed process left half-way (idempotent; each worker may run it).
-        await to_thread.run_sync(lambda: p2p.recover_transfers(platform=platform))
-        await to_thread.run_sync(lambda: qr.recover_payments(platform=platform))
+        await to_thread.run_sync(lambda: recover_transfers(platform=platform))
+        await to_thread.run_sync(lambda: recover_payments(platform=platform))
         yield
         chain_log.close()
         if isinstance(notifier, HttpSmsGateway):

@@ -9,7 +9,7 @@ from world import PIN, code_of
 
 from flashpay.chain.receipt import verify_receipt
 from flashpay.institutions.chart import AccountCode, institution_account_id
-from flashpay.payments import qr
+from flashpay.payments.legs import ledger_ids
 
 # Other networks' public payloads (verified in tests/qr): Brazil's PIX, Thailand's PromptPay, a
 # UnionPay payment code.
@@ -40,7 +40,7 @@ async def test_static_code_purchase_posts_section_4_to_the_fen(world):
     body = paid.json()
     assert (body["status"], body["kind"], body["merchant"]) == ("completed", "mpm_static", "Wumart")
     legs = world.platform.ledger.lookup_transfers(
-        qr._ids(int(body["id"]), "purchase")  # the six §4 legs, ids derived from the payment
+        ledger_ids(int(body["id"]), "purchase")  # the six §4 legs, ids derived from the payment
     )
     a = AccountCode
     assert [(t.debit_account_id, t.credit_account_id, t.amount) for t in legs][2:4] == [
@@ -291,7 +291,7 @@ async def test_payment_receipts_carry_the_audit_proof_once_final(world):
     ):  # fmt: skip
         verified = verify_receipt(receipt.json()["audit"], trust)
         assert [leg.amount for leg in verified.leaf.transfers] == [
-            t.amount for t in world.platform.ledger.lookup_transfers(qr._ids(int(paid["id"]),
+            t.amount for t in world.platform.ledger.lookup_transfers(ledger_ids(int(paid["id"]),
                                                                              "purchase"))
             if t.amount
         ]  # fmt: skip

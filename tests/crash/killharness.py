@@ -82,8 +82,9 @@ from flashpay.merchants.service import Scene, onboard_merchant, static_payload, 
 from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
-from flashpay.payments import p2p, qr
 from flashpay.payments.models import p2p_transfers, payments
+from flashpay.payments.recovery import recover_payments
+from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform
 from flashpay.wallet import service as wallet
 from flashpay.wallet.models import wallet_cards
@@ -804,8 +805,8 @@ def _recover(report: Report, url: str, data_dir: Path, *, cli: bool) -> None:
         return
     platform = Platform.open(url, keys=KeyRing.load(data_dir))
     try:
-        p2p.recover_transfers(platform=platform, older_than_seconds=0)
-        qr.recover_payments(platform=platform, older_than_seconds=0)
+        recover_transfers(platform=platform, older_than_seconds=0)
+        recover_payments(platform=platform, older_than_seconds=0)
     finally:
         platform.close()
 

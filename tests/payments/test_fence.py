@@ -17,8 +17,15 @@ import pytest
 
 from flashpay.clock import FakeClock
 from flashpay.ledger import CreateTransferResult, Transfer
-from flashpay.payments import p2p, qr
+from flashpay.payments.attempts import Payment, PaymentStatus
 from flashpay.payments.fence import fence
+from flashpay.payments.legs import first_posting_id
+from flashpay.payments.queries import get_payment, list_payments
+from flashpay.payments.recovery import recover_payments
+from flashpay.payments.submit import pay_scanned_code
+from flashpay.payments.transfer_queries import get_transfer, recover_transfers
+from flashpay.payments.transfer_records import P2PRequest, P2PTransfer, TransferStatus
+from flashpay.payments.transfers import create_transfer
 from flashpay.platform import Platform
 
 from .crashing import CrashError, CrashingLedger
@@ -66,20 +73,20 @@ def test_recovery_beside_a_slow_payment_declines_it_and_nothing_moves(
     payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     payload = _shop_and_order(platform, 2_500, "SLOW-1")
 
-    def pay(on: Platform) -> qr.Payment:
-        return qr.pay_scanned_code(platform=on, user_id=payer.user_id, payload=payload,
+    def pay(on: Platform) -> Payment:
+        return pay_scanned_code(platform=on, user_id=payer.user_id, payload=payload,
                                    wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
 
     slow, thread, answers = _in_flight(platform, pay)
     clock.advance(RECOVERY_AGE_SECONDS + 1)
-    assert qr.recover_payments(platform=platform) == 1  # it looks dead: settle it
+    assert recover_payments(platform=platform) == 1  # it looks dead: settle it
     slow.go_on.set()
     thread.join(WAIT_SECONDS_MAX)
     [answer] = answers
-    stored = qr.get_payment(platform=platform, payment_id=answer.id, user_id=payer.user_id)
+    stored = get_payment(platform=platform, payment_id=answer.id, user_id=payer.user_id)
     assert stored is not None
-    assert stored.status is qr.PaymentStatus.DECLINED
-    assert answer.status is qr.PaymentStatus.DECLINED  # the late request says what happened
+    assert stored.status is PaymentStatus.DECLINED
+    assert answer.status is PaymentStatus.DECLINED  # the late request says what happened
     assert CreateTransferResult.OK not in slow.results  # its chain could not post any more
     assert available(platform, payer.card_id) == 10_000  # no money moved
     assert used(platform, f"qr:user:{payer.user_id}") == 0  # given back once
@@ -90,21 +97,21 @@ def test_recovery_beside_a_slow_transfer_declines_it_and_nothing_moves(
 ) -> None:
     sender = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     receiver = member(platform, 2, bank="ICBC", prefix="622202", balance=0)
-    request = p2p.P2PRequest(sender.wallet_card_id, 3_000, PIN, to_phone=receiver.phone)
+    request = P2PRequest(sender.wallet_card_id, 3_000, PIN, to_phone=receiver.phone)
 
-    def send(on: Platform) -> p2p.P2PTransfer:
-        return p2p.create_transfer(platform=on, user_id=sender.user_id, request=request)
+    def send(on: Platform) -> P2PTransfer:
+        return create_transfer(platform=on, user_id=sender.user_id, request=request)
 
     slow, thread, answers = _in_flight(platform, send)
     clock.advance(RECOVERY_AGE_SECONDS + 1)
-    assert p2p.recover_transfers(platform=platform) == 1
+    assert recover_transfers(platform=platform) == 1
     slow.go_on.set()
     thread.join(WAIT_SECONDS_MAX)
     [answer] = answers
-    stored = p2p.get_transfer(platform=platform, user_id=sender.user_id, transfer_id=answer.id)
+    stored = get_transfer(platform=platform, user_id=sender.user_id, transfer_id=answer.id)
     assert stored is not None
-    assert stored.status is p2p.TransferStatus.DECLINED
-    assert answer.status is p2p.TransferStatus.DECLINED
+    assert stored.status is TransferStatus.DECLINED
+    assert answer.status is TransferStatus.DECLINED
     assert available(platform, sender.card_id) == 10_000
     assert available(platform, receiver.card_id) == 0
 
@@ -114,10 +121,10 @@ def test_a_fence_finds_a_chain_that_posted_and_takes_an_id_that_did_not(
 ) -> None:
     sender = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     receiver = member(platform, 2, bank="ICBC", prefix="622202", balance=0)
-    request = p2p.P2PRequest(sender.wallet_card_id, 1_000, PIN, to_phone=receiver.phone)
-    done = p2p.create_transfer(platform=platform, user_id=sender.user_id, request=request)
+    request = P2PRequest(sender.wallet_card_id, 1_000, PIN, to_phone=receiver.phone)
+    done = create_transfer(platform=platform, user_id=sender.user_id, request=request)
     never = 4242  # a record whose chain never posted
-    chains = [(done.id, [p2p.first_posting_id(done.id)]), (never, [p2p.first_posting_id(never)])]
+    chains = [(done.id, [first_posting_id(done.id)]), (never, [first_posting_id(never)])]
     assert fence(platform, chains) == {done.id}
     assert fence(platform, chains) == {done.id}  # fencing again changes nothing
     assert available(platform, sender.card_id) == 9_000  # a fence moves no money
@@ -132,14 +139,14 @@ def test_recovery_settles_a_dead_payment_at_any_age(
     payload = _shop_and_order(platform, 2_500, "DEAD-1")
     slow, thread, answers = _in_flight(
         platform,
-        lambda on: qr.pay_scanned_code(platform=on, user_id=payer.user_id, payload=payload,
+        lambda on: pay_scanned_code(platform=on, user_id=payer.user_id, payload=payload,
                                        wallet_card_id=payer.wallet_card_id, pin=PIN),
     )  # fmt: skip
     clock.advance(age_seconds + 1)
-    assert qr.recover_payments(platform=platform, older_than_seconds=age_seconds) == 1
+    assert recover_payments(platform=platform, older_than_seconds=age_seconds) == 1
     slow.go_on.set()
     thread.join(WAIT_SECONDS_MAX)
-    assert answers[0].status is qr.PaymentStatus.DECLINED
+    assert answers[0].status is PaymentStatus.DECLINED
     assert available(platform, payer.card_id) == 10_000
 
 
@@ -155,10 +162,10 @@ def test_a_small_payment_whose_first_leg_is_zero_is_found_posted(
         platform, ledger=CrashingLedger(platform.ledger, after_post=True)
     )
     with pytest.raises(CrashError):
-        qr.pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
+        pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
                             wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
     clock.advance(RECOVERY_AGE_SECONDS + 1)
-    assert qr.recover_payments(platform=platform) == 1
-    [paid] = qr.list_payments(platform=platform, user_id=payer.user_id)
-    assert paid.status is qr.PaymentStatus.COMPLETED
+    assert recover_payments(platform=platform) == 1
+    [paid] = list_payments(platform=platform, user_id=payer.user_id)
+    assert paid.status is PaymentStatus.COMPLETED
     assert available(platform, payer.card_id) == 10_000 - 111

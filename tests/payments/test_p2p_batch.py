@@ -1,4 +1,4 @@
-"""P2P transfers in batches (``p2p.create_transfers``), on SQLite and PostgreSQL.
+"""P2P transfers in batches (``create_transfers``), on SQLite and PostgreSQL.
 
 The promise under test: a batch answers each request exactly as ``create_transfer`` would have
 had the requests come one after another — same statuses, decline reasons in the same precedence,
@@ -33,17 +33,18 @@ from flashpay.keys import KeyRing
 from flashpay.ledger import Transfer
 from flashpay.ledger.check import check
 from flashpay.notify import RecordingNotifier
-from flashpay.payments import limits, p2p
+from flashpay.payments import legs, limits
+from flashpay.payments.legs import ledger_calls
 from flashpay.payments.models import p2p_transfers
-from flashpay.payments.p2p import (
+from flashpay.payments.transfer_queries import list_transfers, recover_transfers
+from flashpay.payments.transfer_records import (
+    REQUESTS_PER_BATCH_MAX,
     DeclineReason,
     P2PRequest,
     P2PTransfer,
     TransferStatus,
-    create_transfer,
-    create_transfers,
-    recover_transfers,
 )
+from flashpay.payments.transfers import create_transfer, create_transfers
 from flashpay.platform import Platform
 from flashpay.wallet.models import wallet_users
 from flashpay.wallet.service import (
@@ -365,7 +366,7 @@ def test_a_malformed_request_is_answered_in_its_place_and_the_others_go_on(
     posted = [a for n, a in enumerate(answers) if n != 2]
     assert all(isinstance(a, P2PTransfer) and a.status is TransferStatus.COMPLETED for a in posted)
     assert available(platform, bob.cards[0].card_id) == (1 + 2 + 4 + 5) * YUAN
-    listed = p2p.list_transfers(platform=platform, user_id=alice.user_id)
+    listed = list_transfers(platform=platform, user_id=alice.user_id)
     assert sorted(t.amount for t in listed) == [100, 200, 400, 500]  # nothing for the error
 
 
@@ -380,7 +381,7 @@ def test_a_batch_of_only_errors_records_nothing(platform: Platform) -> None:
         "invalid_phone",
     ]
     assert create_transfers(platform=platform, requests=[]) == []
-    assert p2p.list_transfers(platform=platform, user_id=alice.user_id) == []
+    assert list_transfers(platform=platform, user_id=alice.user_id) == []
 
 
 def test_statements_per_batch_do_not_grow_with_the_batch(platform: Platform) -> None:
@@ -429,7 +430,7 @@ def test_a_batch_bigger_than_a_ledger_call_is_split_and_answers_the_same(
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-    monkeypatch.setattr(p2p, "BATCH_EVENTS_MAX", 7)  # two chains of three per call
+    monkeypatch.setattr(legs, "BATCH_EVENTS_MAX", 7)  # two chains of three per call
     counting = dataclasses.replace(platform, ledger=Counting())
     answers = create_transfers(
         platform=counting, requests=[send(alice, 30 * YUAN, to_phone=bob.phone)] * 5
@@ -448,15 +449,15 @@ def test_a_batch_bigger_than_a_ledger_call_is_split_and_answers_the_same(
 def test_ledger_calls_hold_whole_chains_in_order() -> None:
     chain = [object()]
     chains: list[Any] = [chain * 3, chain, chain * 3, chain * 3, chain]
-    assert p2p._ledger_calls(chains, 4) == [[0, 1], [2], [3, 4]]
-    assert p2p._ledger_calls(chains, 11) == [[0, 1, 2, 3, 4]]
-    assert p2p._ledger_calls([], 4) == []
+    assert ledger_calls(chains, 4) == [[0, 1], [2], [3, 4]]
+    assert ledger_calls(chains, 11) == [[0, 1, 2, 3, 4]]
+    assert ledger_calls([], 4) == []
 
 
 def test_more_than_the_batch_limit_is_refused(platform: Platform) -> None:
     request = (1, P2PRequest(1, 1, PIN, to_phone="13800000000"))
     with pytest.raises(ValueError, match="transfers in one batch"):
-        create_transfers(platform=platform, requests=[request] * (p2p.REQUESTS_PER_BATCH_MAX + 1))
+        create_transfers(platform=platform, requests=[request] * (REQUESTS_PER_BATCH_MAX + 1))
 
 
 # -- crash and recovery -------------------------------------------------------------------------

@@ -12,8 +12,12 @@ import sqlalchemy as sa
 from flashpay.clock import FakeClock
 from flashpay.institutions.service import get_institution
 from flashpay.merchants.service import Scene, create_order, onboard_merchant, terminal_by_code
-from flashpay.payments import qr
+from flashpay.payments.attempts import DeclineReason, Payment, PaymentStatus, RefundRequest
 from flashpay.payments.models import payments
+from flashpay.payments.queries import get_payment, history
+from flashpay.payments.recovery import recover_payments
+from flashpay.payments.refunds import refund, refund_many
+from flashpay.payments.submit import pay_scanned_code
 from flashpay.platform import Platform
 
 from .crashing import CrashError, CrashingLedger
@@ -57,30 +61,30 @@ def test_a_crashed_payment_is_settled_from_the_ledger(
         platform, ledger=CrashingLedger(platform.ledger, after_post=after_post)
     )
     with pytest.raises(CrashError):
-        qr.pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
+        pay_scanned_code(platform=crashing, user_id=payer.user_id, payload=payload,
                             wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
     payment_id = _left_created(platform)
     assert used(platform, f"qr:user:{payer.user_id}") == 2_500  # reserved with the record
-    assert qr.recover_payments(platform=platform) == 0  # too young: it may still be running
+    assert recover_payments(platform=platform) == 0  # too young: it may still be running
     clock.advance(RECOVERY_AGE_SECONDS + 1)
-    assert qr.recover_payments(platform=platform) == 1
-    settled = qr.get_payment(platform=platform, payment_id=payment_id, user_id=payer.user_id)
+    assert recover_payments(platform=platform) == 1
+    settled = get_payment(platform=platform, payment_id=payment_id, user_id=payer.user_id)
     assert settled is not None
     if after_post:
-        assert settled.status is qr.PaymentStatus.COMPLETED
+        assert settled.status is PaymentStatus.COMPLETED
         assert settled.voucher is not None
         assert available(platform, payer.card_id) == 7_500
         assert used(platform, f"qr:user:{payer.user_id}") == 2_500
     else:
-        assert settled.status is qr.PaymentStatus.DECLINED
-        assert settled.decline_reason is qr.DeclineReason.PROCESSING_ERROR
+        assert settled.status is PaymentStatus.DECLINED
+        assert settled.decline_reason is DeclineReason.PROCESSING_ERROR
         assert available(platform, payer.card_id) == 10_000
         assert used(platform, f"qr:user:{payer.user_id}") == 0  # given back
         # The order is open again: the customer can pay it now.
-        again = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+        again = pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
                                     wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
-        assert again.status is qr.PaymentStatus.COMPLETED
-    assert qr.recover_payments(platform=platform) == 0  # nothing left; running again is safe
+        assert again.status is PaymentStatus.COMPLETED
+    assert recover_payments(platform=platform) == 0  # nothing left; running again is safe
 
 
 @pytest.mark.parametrize("after_post", [False, True], ids=["before_post", "after_post"])
@@ -89,49 +93,49 @@ def test_a_crashed_refund_is_settled_from_the_ledger(
 ) -> None:
     payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     payload = _shop_and_order(platform, 2_500, "REFUND-1")
-    paid = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+    paid = pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
                                wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
     assert paid.merchant_id is not None
     crashing = dataclasses.replace(
         platform, ledger=CrashingLedger(platform.ledger, after_post=after_post)
     )
     with pytest.raises(CrashError):
-        qr.refund(platform=crashing, merchant_id=paid.merchant_id, payment_id=paid.id,
+        refund(platform=crashing, merchant_id=paid.merchant_id, payment_id=paid.id,
                   amount=1_000)  # fmt: skip
-    taken = qr.get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
+    taken = get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
     assert taken is not None
     assert taken.refunded == 1_000  # taken with the refund's record
-    assert qr.recover_payments(platform=platform) == 0  # too young: it may still be running
+    assert recover_payments(platform=platform) == 0  # too young: it may still be running
     clock.advance(RECOVERY_AGE_SECONDS + 1)
-    assert qr.recover_payments(platform=platform) == 1
-    settled = qr.get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
+    assert recover_payments(platform=platform) == 1
+    settled = get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
     assert settled is not None
-    history = qr.history(platform=platform, payment_id=paid.id)
+    events = history(platform=platform, payment_id=paid.id)
     if after_post:  # the money went back: the record says so
-        assert (settled.status, settled.refunded) == (qr.PaymentStatus.PARTIALLY_REFUNDED, 1_000)
+        assert (settled.status, settled.refunded) == (PaymentStatus.PARTIALLY_REFUNDED, 1_000)
         assert available(platform, payer.card_id) == 10_000 - 2_500 + 1_000
-        assert history[-1].detail == "refund"
+        assert events[-1].detail == "refund"
     else:  # nothing moved: the amount is free to refund again
-        assert (settled.status, settled.refunded) == (qr.PaymentStatus.COMPLETED, 0)
+        assert (settled.status, settled.refunded) == (PaymentStatus.COMPLETED, 0)
         assert available(platform, payer.card_id) == 10_000 - 2_500
-        again = qr.refund(platform=platform, merchant_id=paid.merchant_id, payment_id=paid.id,
+        again = refund(platform=platform, merchant_id=paid.merchant_id, payment_id=paid.id,
                           amount=2_500)  # fmt: skip
-        assert (again.status, again.refunded) == (qr.PaymentStatus.REFUNDED, 2_500)
+        assert (again.status, again.refunded) == (PaymentStatus.REFUNDED, 2_500)
         assert available(platform, payer.card_id) == 10_000
-    assert qr.recover_payments(platform=platform) == 0
+    assert recover_payments(platform=platform) == 0
 
 
 def test_two_refunds_of_one_payment_in_one_batch_are_numbered_apart(platform: Platform) -> None:
     payer = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     payload = _shop_and_order(platform, 3_000, "REFUND-2")
-    paid = qr.pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
+    paid = pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
                                wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
     assert paid.merchant_id is not None
-    request = qr.RefundRequest(paid.merchant_id, paid.id, 1_000)
-    answers = qr.refund_many(platform=platform, requests=[request, request, request, request])
-    assert [a.refunded if isinstance(a, qr.Payment) else a.code for a in answers] == [
+    request = RefundRequest(paid.merchant_id, paid.id, 1_000)
+    answers = refund_many(platform=platform, requests=[request, request, request, request])
+    assert [a.refunded if isinstance(a, Payment) else a.code for a in answers] == [
         1_000, 2_000, 3_000, "refund_exceeds_payment"
     ]  # fmt: skip
     assert available(platform, payer.card_id) == 10_000  # each moved its own money back
-    refunds = [e for e in qr.history(platform=platform, payment_id=paid.id) if e.detail]
-    assert [(e.status, e.amount) for e in refunds] == [(qr.PaymentStatus.REFUNDED, 1_000)] * 3
+    refunds = [e for e in history(platform=platform, payment_id=paid.id) if e.detail]
+    assert [(e.status, e.amount) for e in refunds] == [(PaymentStatus.REFUNDED, 1_000)] * 3

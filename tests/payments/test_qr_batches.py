@@ -48,8 +48,26 @@ from flashpay.merchants.service import (
     terminal_by_code,
 )
 from flashpay.notify import RecordingNotifier
-from flashpay.payments import limits, qr
+from flashpay.payments import legs, limits
+from flashpay.payments.attempts import (
+    CollectRequest,
+    DeclineReason,
+    HoldSettlement,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RefundRequest,
+    ScanRequest,
+)
+from flashpay.payments.codes import issue_code, issue_codes
+from flashpay.payments.errors import PaymentError
+from flashpay.payments.holds import capture, settle_holds, void
+from flashpay.payments.legs import purchase_legs
 from flashpay.payments.models import limit_usage, payment_codes, payments
+from flashpay.payments.queries import get_payment
+from flashpay.payments.refunds import refund_many
+from flashpay.payments.settings import set_payment_limits
+from flashpay.payments.submit import submit_payments
 from flashpay.platform import Platform
 from flashpay.qr.payment_codes import IssuedCode
 from flashpay.wallet.models import wallet_users
@@ -68,8 +86,8 @@ UNIONPAY_CPM = (
     "gwMDAwMDAwMZ82AhEiggIAAJ83BCJgSI4="
 )
 BANKS = {"BOC": "621661", "ICBC": "622202"}
-Status = qr.PaymentStatus
-Reason = qr.DeclineReason
+Status = PaymentStatus
+Reason = DeclineReason
 
 
 # -- worlds -------------------------------------------------------------------------------------
@@ -176,36 +194,36 @@ class Town:
 
     def add_code(self, label: str, who: str) -> IssuedCode:
         m = self.members[who]
-        self.codes[label] = qr.issue_code(platform=self.platform, user_id=m.user_id,
+        self.codes[label] = issue_code(platform=self.platform, user_id=m.user_id,
                                           wallet_card_id=m.wallet_card_id)  # fmt: skip
         return self.codes[label]
 
     def scan(
         self, who: str, payload: str, amount: int | None = None, pin: str | None = PIN
-    ) -> qr.ScanRequest:
+    ) -> ScanRequest:
         m = self.members[who]
-        return qr.ScanRequest(m.user_id, payload, m.wallet_card_id, amount, pin)
+        return ScanRequest(m.user_id, payload, m.wallet_card_id, amount, pin)
 
     def collect(
         self, shop: str, code: str, amount: int, *, capture: bool = True, hold: int = 3600
-    ) -> qr.CollectRequest:
+    ) -> CollectRequest:
         merchant, _ = self.shops[shop]
-        return qr.CollectRequest(merchant.id, code, amount, capture=capture, hold_seconds=hold)
+        return CollectRequest(merchant.id, code, amount, capture=capture, hold_seconds=hold)
 
 
-Answer = qr.Payment | qr.PaymentError
+Answer = Payment | PaymentError
 
 
-def _one_by_one(platform: Platform, requests: Sequence[qr.PaymentRequest]) -> list[Answer]:
+def _one_by_one(platform: Platform, requests: Sequence[PaymentRequest]) -> list[Answer]:
     answers: list[Answer] = []
     for request in requests:
-        answers.extend(qr.submit_payments(platform=platform, requests=[request]))
+        answers.extend(submit_payments(platform=platform, requests=[request]))
     return answers
 
 
 def _outcome(answer: Answer) -> tuple[object, ...]:
     """What must agree between two worlds (ids differ)."""
-    if isinstance(answer, qr.PaymentError):
+    if isinstance(answer, PaymentError):
         return ("error", answer.code, answer.status)
     return (answer.kind, answer.status, answer.decline_reason, answer.amount, answer.captured,
             answer.two_phase, answer.pin_verified, answer.merchant_id, answer.wallet_card_id,
@@ -213,7 +231,7 @@ def _outcome(answer: Answer) -> tuple[object, ...]:
 
 
 def _short(answer: Answer) -> tuple[object, ...]:
-    if isinstance(answer, qr.PaymentError):
+    if isinstance(answer, PaymentError):
         return ("error", answer.code, answer.status)
     return (answer.status.value, answer.decline_reason and answer.decline_reason.value)
 
@@ -227,7 +245,7 @@ def _ledger_state(town: Town) -> dict[object, tuple[int, int, int, int]]:
         names[card.ledger_account_id] = ("card", who)
         for shop, (merchant, _) in town.shops.items():
             names[merchant.ledger_account_id] = ("shop", shop)
-            for debit, credit, _ in qr.purchase_legs(platform, card, merchant, 1):
+            for debit, credit, _ in purchase_legs(platform, card, merchant, 1):
                 names.setdefault(debit, debit)
                 names.setdefault(credit, credit)
     accounts = platform.ledger.lookup_accounts(sorted(names))
@@ -297,7 +315,7 @@ def _mixed_town(platform: Platform) -> Town:
     return town
 
 
-def _mixed_requests(t: Town) -> list[tuple[qr.PaymentRequest, tuple[object, ...]]]:
+def _mixed_requests(t: Town) -> list[tuple[PaymentRequest, tuple[object, ...]]]:
     """(request, expected (status, reason) or error) in the order they are made."""
     ok, done = Status.COMPLETED.value, None
 
@@ -340,7 +358,7 @@ def _mixed_requests(t: Town) -> list[tuple[qr.PaymentRequest, tuple[object, ...]
         (t.collect("Wumart", t.codes["c4"].qr_payload, 500), (ok, done)),  # c4 was not used
         (t.collect("Bus", t.codes["c5"].qr_payload, 200), no(Reason.CARD_FROZEN)),
         (
-            qr.ScanRequest(alice.user_id, t.static["Wumart"], bob.wallet_card_id, 100, PIN),
+            ScanRequest(alice.user_id, t.static["Wumart"], bob.wallet_card_id, 100, PIN),
             ("error", "not_found", 404),
         ),
         (t.collect("Parking", t.codes["c2"].numeric, 100), no(Reason.CODE_ALREADY_USED)),
@@ -356,7 +374,7 @@ def test_a_batch_answers_what_the_same_requests_one_by_one_answer(
     expected = [e for _, e in mixed_one]
 
     sequential = _one_by_one(one.platform, [r for r, _ in mixed_one])
-    batched = qr.submit_payments(platform=batch.platform, requests=[r for r, _ in mixed_batch])
+    batched = submit_payments(platform=batch.platform, requests=[r for r, _ in mixed_batch])
 
     assert [_short(a) for a in sequential] == expected
     assert [_outcome(a) for a in batched] == [_outcome(a) for a in sequential]
@@ -382,12 +400,12 @@ def test_pin_tries_in_a_batch_count_as_one_by_one(twins: tuple[Platform, Platfor
     one, batch = towns
     _same_people(one, batch)
 
-    def tries(t: Town) -> list[qr.PaymentRequest]:
+    def tries(t: Town) -> list[PaymentRequest]:
         pins = [WRONG_PIN, PIN, WRONG_PIN, PIN, *[WRONG_PIN] * 5, PIN]
         return [t.scan("alice", t.static["Wumart"], 100, pin=pin) for pin in pins]
 
     sequential = _one_by_one(one.platform, tries(one))
-    batched = qr.submit_payments(platform=batch.platform, requests=tries(batch))
+    batched = submit_payments(platform=batch.platform, requests=tries(batch))
     wrong = (Status.DECLINED.value, Reason.WRONG_PIN.value)
     paid = (Status.COMPLETED.value, None)
     locked = (Status.DECLINED.value, Reason.PIN_LOCKED.value)
@@ -414,7 +432,7 @@ def test_a_ledger_declined_payment_frees_its_order_and_limits_when_the_batch_com
         towns.append(town)
     one, batch = towns
 
-    def requests(t: Town) -> list[qr.PaymentRequest]:
+    def requests(t: Town) -> list[PaymentRequest]:
         return [
             t.scan("bob", t.orders["BIG"]),  # insufficient funds: the order opens again
             t.scan("alice", t.orders["BIG"]),
@@ -429,13 +447,13 @@ def test_a_ledger_declined_payment_frees_its_order_and_limits_when_the_batch_com
     # In a batch the ledger answers after every claim was decided (as concurrent requests see
     # it): bob's order and his static limit are still held when alice's and his next payment are
     # decided, and given back when the batch completes (docs/reference/payments.md, "Batches").
-    batched = qr.submit_payments(platform=batch.platform, requests=requests(batch))
+    batched = submit_payments(platform=batch.platform, requests=requests(batch))
     held = [
         (Status.DECLINED.value, Reason.ORDER_ALREADY_PAID.value),
         (Status.DECLINED.value, Reason.LIMIT_EXCEEDED.value),
     ]
     assert [_short(a) for a in batched] == [no_funds, held[0], no_funds, held[1]]
-    again = qr.submit_payments(platform=batch.platform, requests=requests(batch)[1::2])
+    again = submit_payments(platform=batch.platform, requests=requests(batch)[1::2])
     assert [_short(a) for a in again] == [paid, paid]  # given back: a retry is paid
 
 
@@ -448,25 +466,23 @@ def test_errors_answer_in_place_and_the_rest_is_paid(platform: Platform) -> None
     town.add_order("Wumart", 1_000, "D1")
     code = town.add_code("c1", "alice")
     wumart = town.static["Wumart"]
-    requests: list[qr.PaymentRequest] = [
+    requests: list[PaymentRequest] = [
         town.scan("alice", wumart, 100),
-        qr.ScanRequest(alice.user_id, wumart, bob.wallet_card_id, 100, PIN),  # not her card
+        ScanRequest(alice.user_id, wumart, bob.wallet_card_id, 100, PIN),  # not her card
         town.scan("bob", wumart, 200),
         town.scan("bob", wumart, 0),  # invalid amount
         town.scan("alice", wumart, None),  # a static code needs the amount
         town.scan("alice", town.orders["D1"], 999),  # a dynamic code carries its own
-        qr.CollectRequest(shop.id, code.qr_payload, -5),
-        qr.CollectRequest(shop.id, code.qr_payload, 100, terminal_code="T0099"),
-        qr.CollectRequest(10**9, code.qr_payload, 100),  # no such merchant
-        qr.CollectRequest(shop.id, code.qr_payload, 100, capture=False, hold_seconds=10),
-        qr.ScanRequest(alice.user_id, wumart, 10**9, 100, PIN),  # no such card at all
+        CollectRequest(shop.id, code.qr_payload, -5),
+        CollectRequest(shop.id, code.qr_payload, 100, terminal_code="T0099"),
+        CollectRequest(10**9, code.qr_payload, 100),  # no such merchant
+        CollectRequest(shop.id, code.qr_payload, 100, capture=False, hold_seconds=10),
+        ScanRequest(alice.user_id, wumart, 10**9, 100, PIN),  # no such card at all
         town.collect("Wumart", code.numeric, 300),  # the code is still unused: paid
         town.scan("alice", town.orders["D1"]),
     ]
-    answers = qr.submit_payments(platform=platform, requests=requests)
-    errors = {
-        n: (a.code, a.status) for n, a in enumerate(answers) if isinstance(a, qr.PaymentError)
-    }
+    answers = submit_payments(platform=platform, requests=requests)
+    errors = {n: (a.code, a.status) for n, a in enumerate(answers) if isinstance(a, PaymentError)}
     assert errors == {
         1: ("not_found", 404),
         3: ("invalid_amount", 422),
@@ -478,7 +494,7 @@ def test_errors_answer_in_place_and_the_rest_is_paid(platform: Platform) -> None
         9: ("invalid_hold", 422),
         10: ("not_found", 404),
     }
-    paid = [a for a in answers if isinstance(a, qr.Payment)]
+    paid = [a for a in answers if isinstance(a, Payment)]
     assert [(a.status, a.amount, a.wallet_card_id) for a in paid] == [
         (Status.COMPLETED, 100, alice.wallet_card_id),
         (Status.COMPLETED, 200, bob.wallet_card_id),
@@ -557,7 +573,7 @@ def _statements(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator
             sa.event.remove(platform.engine, "before_cursor_execute", on_engine)
 
 
-def _similar_batch(town: Town, size: int, tag: str) -> list[qr.PaymentRequest]:
+def _similar_batch(town: Town, size: int, tag: str) -> list[PaymentRequest]:
     """``size`` payments cycling through static, dynamic, CPM payload and CPM numeric, paid by
     five members, none declined; orders and codes are made beforehand."""
     names = sorted(town.members)
@@ -565,16 +581,16 @@ def _similar_batch(town: Town, size: int, tag: str) -> list[qr.PaymentRequest]:
     made = create_orders(platform=town.platform, requests=[
         OrderRequest(merchant, terminal, 300 + n, f"{tag}-{n}") for n in range(size)
     ])  # fmt: skip
-    issued = qr.issue_codes(platform=town.platform, requests=[
+    issued = issue_codes(platform=town.platform, requests=[
         (town.members[names[n % 5]].user_id, town.members[names[n % 5]].wallet_card_id)
         for n in range(size)
     ])  # fmt: skip
-    requests: list[qr.PaymentRequest] = []
+    requests: list[PaymentRequest] = []
     for n in range(size):
         who = names[n % 5]
         order, code = made[n], issued[n]
         assert not isinstance(order, MerchantError)
-        assert not isinstance(code, qr.PaymentError)
+        assert not isinstance(code, PaymentError)
         requests.append([
             town.scan(who, town.static["Wumart"], 100 + n),
             town.scan(who, order[1]),
@@ -595,8 +611,8 @@ def test_a_batch_costs_the_same_statements_whatever_its_size(
     for size in (5, 5, 50):  # the first warms the caches (institution codes, static accounts)
         requests = _similar_batch(town, size, f"B{len(counted)}{size}")
         with _statements(platform, monkeypatch) as counts:
-            answers = qr.submit_payments(platform=platform, requests=requests)
-        assert [a.status for a in answers if isinstance(a, qr.Payment)] == [Status.COMPLETED] * size
+            answers = submit_payments(platform=platform, requests=requests)
+        assert [a.status for a in answers if isinstance(a, Payment)] == [Status.COMPLETED] * size
         counted[size] = counts
     small, large = counted[5], counted[50]
     assert small["engine"] > 0  # the counters see both connections
@@ -618,9 +634,9 @@ def test_a_batch_larger_than_a_ledger_batch_is_split_between_chains(
         posted.append(list(transfers))
         return real(transfers, **kwargs)
 
-    monkeypatch.setattr(qr, "BATCH_EVENTS_MAX", 13)  # two chains of six legs a ledger batch
+    monkeypatch.setattr(legs, "BATCH_EVENTS_MAX", 13)  # two chains of six legs a ledger batch
     monkeypatch.setattr(platform.ledger, "create_transfers", recording)
-    answers = qr.submit_payments(
+    answers = submit_payments(
         platform=platform, requests=[town.scan("bob", town.static["Wumart"], 1_000)] * 7
     )
     assert [_short(a) for a in answers] == [(Status.COMPLETED.value, None)] * 5 + [
@@ -644,23 +660,23 @@ def test_a_limit_declined_order_stays_open_for_another_card(
     alice = town.add_member("alice", "BOC", 100_000)
     bob = town.add_member("bob", "ICBC", 100_000)
     merchant = town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
-    qr.set_payment_limits(platform=platform, user_id=alice.user_id, free_per_payment=100,
+    set_payment_limits(platform=platform, user_id=alice.user_id, free_per_payment=100,
                           qr_daily_limit=10_000)  # ¥100 a day  # fmt: skip
     town.add_order("Wumart", 15_000, "BIG")
     first = town.scan("alice", town.orders["BIG"])
     second = town.scan("bob", town.orders["BIG"])
     if same_batch:
-        declined, paid = qr.submit_payments(platform=platform, requests=[first, second])
+        declined, paid = submit_payments(platform=platform, requests=[first, second])
     else:
-        [declined] = qr.submit_payments(platform=platform, requests=[first])
-        assert isinstance(declined, qr.Payment)
+        [declined] = submit_payments(platform=platform, requests=[first])
+        assert isinstance(declined, Payment)
         assert declined.order_id is not None
         order = get_order(platform=platform, merchant_id=merchant.id, order_id=declined.order_id)
         assert order is not None
         assert (order.status, order.payment_id) == ("open", None)
-        [paid] = qr.submit_payments(platform=platform, requests=[second])
-    assert isinstance(declined, qr.Payment)
-    assert isinstance(paid, qr.Payment)
+        [paid] = submit_payments(platform=platform, requests=[second])
+    assert isinstance(declined, Payment)
+    assert isinstance(paid, Payment)
     assert (declined.status, declined.decline_reason) == (Status.DECLINED, Reason.LIMIT_EXCEEDED)
     assert (paid.status, paid.wallet_card_id) == (Status.COMPLETED, bob.wallet_card_id)
     assert paid.order_id is not None
@@ -686,41 +702,41 @@ def _hold_town(platform: Platform) -> tuple[Town, list[int]]:
     for n, (who, shop, amount) in enumerate(holds):
         code = town.add_code(f"h{n}", who)
         requests.append(town.collect(shop, code.qr_payload, amount, capture=False))
-    answers = qr.submit_payments(platform=platform, requests=requests)
+    answers = submit_payments(platform=platform, requests=requests)
     ids = []
     for answer in answers:
-        assert isinstance(answer, qr.Payment)
+        assert isinstance(answer, Payment)
         assert answer.status is Status.AUTHORIZED
         ids.append(answer.id)
     return town, ids
 
 
-def _settlements(town: Town, ids: list[int]) -> list[qr.HoldSettlement]:
+def _settlements(town: Town, ids: list[int]) -> list[HoldSettlement]:
     parking, hotel = town.shops["Parking"][0].id, town.shops["Hotel"][0].id
     return [
-        qr.HoldSettlement(parking, ids[0], 5_000),  # full capture
-        qr.HoldSettlement(parking, ids[1], 0),  # void
-        qr.HoldSettlement(hotel, ids[2], 12_345),  # partial capture
-        qr.HoldSettlement(parking, ids[0], 100),  # the same payment again: 409
-        qr.HoldSettlement(parking, ids[3], 4_001),  # more than authorized: 422
-        qr.HoldSettlement(hotel, ids[3], 100),  # another merchant's payment: 404
-        qr.HoldSettlement(parking, ids[3], 1),  # then a valid one: the smallest capture
-        qr.HoldSettlement(hotel, ids[4], 10_000),
-        qr.HoldSettlement(hotel, ids[4], 0),  # voiding a payment being captured: 409
+        HoldSettlement(parking, ids[0], 5_000),  # full capture
+        HoldSettlement(parking, ids[1], 0),  # void
+        HoldSettlement(hotel, ids[2], 12_345),  # partial capture
+        HoldSettlement(parking, ids[0], 100),  # the same payment again: 409
+        HoldSettlement(parking, ids[3], 4_001),  # more than authorized: 422
+        HoldSettlement(hotel, ids[3], 100),  # another merchant's payment: 404
+        HoldSettlement(parking, ids[3], 1),  # then a valid one: the smallest capture
+        HoldSettlement(hotel, ids[4], 10_000),
+        HoldSettlement(hotel, ids[4], 0),  # voiding a payment being captured: 409
     ]
 
 
-def _settle_one_by_one(platform: Platform, requests: list[qr.HoldSettlement]) -> list[Answer]:
+def _settle_one_by_one(platform: Platform, requests: list[HoldSettlement]) -> list[Answer]:
     answers: list[Answer] = []
     for r in requests:
         try:
             if r.amount:
-                answers.append(qr.capture(platform=platform, merchant_id=r.merchant_id,
+                answers.append(capture(platform=platform, merchant_id=r.merchant_id,
                                           payment_id=r.payment_id, amount=r.amount))  # fmt: skip
             else:
-                answers.append(qr.void(platform=platform, merchant_id=r.merchant_id,
+                answers.append(void(platform=platform, merchant_id=r.merchant_id,
                                        payment_id=r.payment_id))  # fmt: skip
-        except qr.PaymentError as exc:
+        except PaymentError as exc:
             answers.append(exc)
     return answers
 
@@ -731,10 +747,10 @@ def test_settle_holds_in_a_batch_matches_settling_one_by_one(
     (one, one_ids), (batch, batch_ids) = (_hold_town(p) for p in twins)
     _same_people(one, batch)
     sequential = _settle_one_by_one(one.platform, _settlements(one, one_ids))
-    batched = qr.settle_holds(platform=batch.platform, requests=_settlements(batch, batch_ids))
+    batched = settle_holds(platform=batch.platform, requests=_settlements(batch, batch_ids))
     done, voided = Status.COMPLETED, Status.VOIDED
     assert [
-        ("error", a.code, a.status) if isinstance(a, qr.PaymentError) else (a.status, a.captured)
+        ("error", a.code, a.status) if isinstance(a, PaymentError) else (a.status, a.captured)
         for a in batched
     ] == [
         (done, 5_000), (voided, 0), (done, 12_345), ("error", "not_authorized", 409),
@@ -744,7 +760,7 @@ def test_settle_holds_in_a_batch_matches_settling_one_by_one(
     assert [_outcome(a) for a in batched] == [_outcome(a) for a in sequential]
     for n, payment_id in enumerate(batch_ids):  # the records say what the answers said
         merchant = batch.shops["Parking" if n in (0, 1, 3) else "Hotel"][0].id
-        stored = qr.get_payment(platform=batch.platform, payment_id=payment_id,
+        stored = get_payment(platform=batch.platform, payment_id=payment_id,
                                 merchant_id=merchant)  # fmt: skip
         assert stored is not None
         assert stored.captured == [5_000, 0, 12_345, 1, 10_000][n]
@@ -767,11 +783,11 @@ def test_issue_codes_in_a_batch_take_consecutive_counters(platform: Platform) ->
     town.add_shop("Bus", Scene.BUS, "4131")
     first = town.add_code("first", "alice")
     a, b = (alice.user_id, alice.wallet_card_id), (bob.user_id, bob.wallet_card_id)
-    answers = qr.issue_codes(
+    answers = issue_codes(
         platform=platform, requests=[a, b, a, (bob.user_id, alice.wallet_card_id), a, (a[0], 10**9)]
     )
     refused = {n: (x.code, x.status) for n, x in enumerate(answers)
-               if isinstance(x, qr.PaymentError)}  # fmt: skip
+               if isinstance(x, PaymentError)}  # fmt: skip
     assert refused == {3: ("not_found", 404), 5: ("not_found", 404)}
     alices = [answers[0], answers[2], answers[4]]
     assert all(isinstance(x, IssuedCode) for x in alices)
@@ -788,12 +804,12 @@ def test_issue_codes_in_a_batch_take_consecutive_counters(platform: Platform) ->
         assert sorted(recorded) == [first.code.atc + n for n in range(4)]
     # Each is usable once: the payload and the numeric form are the same code.
     codes = [first, *issued, bobs]
-    once = qr.submit_payments(platform=platform, requests=[
+    once = submit_payments(platform=platform, requests=[
         town.collect("Bus", c.qr_payload if n % 2 else c.numeric, 200)
         for n, c in enumerate(codes)
     ])  # fmt: skip
     assert [_short(x) for x in once] == [(Status.COMPLETED.value, None)] * 5
-    twice = qr.submit_payments(platform=platform, requests=[
+    twice = submit_payments(platform=platform, requests=[
         town.collect("Bus", c.numeric if n % 2 else c.qr_payload, 200)
         for n, c in enumerate(codes)
     ])  # fmt: skip
@@ -846,17 +862,17 @@ def test_create_orders_refuses_duplicate_bills_in_place(platform: Platform) -> N
         (canteen.id, "B1", 6_000), (wumart.id, "B4", 7_000),
     ])  # fmt: skip
     # The payloads pay their own orders.
-    paid = qr.submit_payments(platform=platform, requests=[
+    paid = submit_payments(platform=platform, requests=[
         town.scan("alice", payload) for _, payload in made.values()
     ])  # fmt: skip
-    assert [(x.status, x.amount) for x in paid if isinstance(x, qr.Payment)] == [
+    assert [(x.status, x.amount) for x in paid if isinstance(x, Payment)] == [
         (Status.COMPLETED, 2_000), (Status.COMPLETED, 4_000), (Status.COMPLETED, 6_000),
         (Status.COMPLETED, 7_000),
     ]  # fmt: skip
 
 
 # -- 8. concurrent batches (PostgreSQL) ---------------------------------------------------------
-def _race(platform: Platform, batches: list[list[qr.PaymentRequest]]) -> list[list[Answer]]:
+def _race(platform: Platform, batches: list[list[PaymentRequest]]) -> list[list[Answer]]:
     """Submit the batches at once, one thread each; their answers."""
     start = threading.Barrier(len(batches))
     results: list[list[Answer] | BaseException | None] = [None] * len(batches)
@@ -864,7 +880,7 @@ def _race(platform: Platform, batches: list[list[qr.PaymentRequest]]) -> list[li
     def run(n: int) -> None:
         try:
             start.wait(timeout=30)
-            results[n] = qr.submit_payments(platform=platform, requests=batches[n])
+            results[n] = submit_payments(platform=platform, requests=batches[n])
         except BaseException as exc:  # handed to the test below
             results[n] = exc
 
@@ -905,8 +921,8 @@ def test_concurrent_batches_pay_each_code_and_order_once(
         a, b = _race(platform, [first, second])
         b.reverse()
         for n, (x, y) in enumerate(zip(a, b, strict=True)):
-            assert isinstance(x, qr.Payment)
-            assert isinstance(y, qr.Payment)
+            assert isinstance(x, Payment)
+            assert isinstance(y, Payment)
             outcomes = sorted([_short(x), _short(y)], key=str)
             lost = Reason.ORDER_ALREADY_PAID if n < 10 else Reason.CODE_ALREADY_USED
             assert outcomes == sorted(
@@ -986,7 +1002,7 @@ def test_concurrent_batches_of_other_payers_pay_each_order_once(pg_platform: Pla
             [(Status.COMPLETED.value, None),
              (Status.DECLINED.value, Reason.ORDER_ALREADY_PAID.value)], key=str,
         )  # fmt: skip
-        winners.append(x if isinstance(x, qr.Payment) and x.status is Status.COMPLETED else y)
+        winners.append(x if isinstance(x, Payment) and x.status is Status.COMPLETED else y)
     with platform.engine.connect() as connection:
         stored = dict(
             connection.execute(sa.select(qr_orders.c.bill_number, qr_orders.c.payment_id)).all()
@@ -1005,28 +1021,28 @@ def test_concurrent_refunds_of_one_payment_each_move_their_money(pg_platform: Pl
     town = Town(platform)
     alice = town.add_member("alice", "BOC", 100_000)
     shop = town.add_shop("Wumart", Scene.SUPERMARKET, "5411")
-    [paid] = qr.submit_payments(
+    [paid] = submit_payments(
         platform=platform, requests=[town.scan("alice", town.static["Wumart"], 30_000, PIN)]
     )
-    assert isinstance(paid, qr.Payment)
+    assert isinstance(paid, Payment)
     start = threading.Barrier(4)
     answers: list[object] = [None] * 4
 
     def refund(n: int) -> None:
         start.wait(timeout=30)
-        request = qr.RefundRequest(shop.id, paid.id, 10_000)
-        answers[n] = qr.refund_many(platform=platform, requests=[request])[0]
+        request = RefundRequest(shop.id, paid.id, 10_000)
+        answers[n] = refund_many(platform=platform, requests=[request])[0]
 
     threads = [threading.Thread(target=refund, args=(n,)) for n in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    refunded = [a for a in answers if isinstance(a, qr.Payment)]
-    refused = [a for a in answers if isinstance(a, qr.PaymentError)]
+    refunded = [a for a in answers if isinstance(a, Payment)]
+    refused = [a for a in answers if isinstance(a, PaymentError)]
     assert len(refunded) == 3
     assert [e.code for e in refused] == ["refund_exceeds_payment"]
     assert available(platform, alice.card_id) == 100_000  # all 30,000 came back, once each
-    final = qr.get_payment(platform=platform, payment_id=paid.id, user_id=alice.user_id)
+    final = get_payment(platform=platform, payment_id=paid.id, user_id=alice.user_id)
     assert final is not None
     assert (final.status, final.refunded) == (Status.REFUNDED, 30_000)

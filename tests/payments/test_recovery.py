@@ -22,17 +22,16 @@ from flashpay.clock import FakeClock
 from flashpay.institutions.service import get_institution
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import limits
+from flashpay.payments.legs import first_posting_id
 from flashpay.payments.models import p2p_transfers
-from flashpay.payments.p2p import (
+from flashpay.payments.transfer_queries import get_transfer, recover_transfers
+from flashpay.payments.transfer_records import (
     DeclineReason,
     P2PRequest,
     P2PTransfer,
     TransferStatus,
-    create_transfer,
-    first_posting_id,
-    get_transfer,
-    recover_transfers,
 )
+from flashpay.payments.transfers import create_transfer
 from flashpay.platform import Platform
 from flashpay.wallet.service import confirm_binding, register, set_pin, start_binding
 

@@ -21,7 +21,12 @@ import typer
 from flashpay.cards.service import CardError
 from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
 from flashpay.money import Money, MoneyError
-from flashpay.payments import p2p, qr
+from flashpay.payments.attempts import Payment, PaymentStatus
+from flashpay.payments.codes import issue_code
+from flashpay.payments.errors import PaymentError
+from flashpay.payments.recovery import recover_payments
+from flashpay.payments.submit import collect_with_code, pay_scanned_code
+from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform
 from flashpay.wallet import service as wallet
 
@@ -54,7 +59,7 @@ def _fen(text: str) -> int:
         raise typer.Exit(2) from exc
 
 
-def _print(payment: qr.Payment) -> None:
+def _print(payment: Payment) -> None:
     typer.echo(
         json.dumps(
             {
@@ -71,7 +76,7 @@ def _print(payment: qr.Payment) -> None:
             indent=2,
         )
     )
-    if payment.status is qr.PaymentStatus.DECLINED:
+    if payment.status is PaymentStatus.DECLINED:
         raise typer.Exit(1)
 
 
@@ -84,8 +89,8 @@ def code(
     platform = _open(db, data_dir)
     try:
         user_id = _user(platform, phone, password)
-        issued = qr.issue_code(platform=platform, user_id=user_id, wallet_card_id=card)
-    except (qr.PaymentError, CardError) as exc:
+        issued = issue_code(platform=platform, user_id=user_id, wallet_card_id=card)
+    except (PaymentError, CardError) as exc:
         err_console.print(f"cannot issue a code: {exc}")
         raise typer.Exit(2) from exc
     finally:
@@ -106,9 +111,9 @@ def collect(
     """The merchant's terminal collects with a payment code the customer shows."""
     platform = _open(db, data_dir)
     try:
-        payment = qr.collect_with_code(platform=platform, merchant_id=merchant, code=code_text,
+        payment = collect_with_code(platform=platform, merchant_id=merchant, code=code_text,
                                        amount=_fen(amount), terminal_code=terminal)  # fmt: skip
-    except qr.PaymentError as exc:
+    except PaymentError as exc:
         err_console.print(f"cannot collect: {exc}")
         raise typer.Exit(2) from exc
     finally:
@@ -131,10 +136,10 @@ def scan(
     platform = _open(db, data_dir)
     try:
         user_id = _user(platform, phone, password)
-        payment = qr.pay_scanned_code(platform=platform, user_id=user_id, payload=payload,
+        payment = pay_scanned_code(platform=platform, user_id=user_id, payload=payload,
                                       wallet_card_id=card,
                                       amount=_fen(amount) if amount else None, pin=pin)  # fmt: skip
-    except qr.PaymentError as exc:
+    except PaymentError as exc:
         err_console.print(f"cannot pay: {exc}")
         raise typer.Exit(2) from exc
     finally:
@@ -154,8 +159,8 @@ def recover(
     holds); safe to run at any time. `flashpay serve` runs it when it starts."""
     platform = _open(db, data_dir)
     try:
-        transfers = p2p.recover_transfers(platform=platform, older_than_seconds=older_than)
-        settled = qr.recover_payments(platform=platform, older_than_seconds=older_than)
+        transfers = recover_transfers(platform=platform, older_than_seconds=older_than)
+        settled = recover_payments(platform=platform, older_than_seconds=older_than)
     finally:
         platform.close()
     typer.echo(json.dumps({"transfers_settled": transfers, "payments_settled": settled}))

@@ -1,19 +1,19 @@
-"""The paying card of a transfer or a payment, read in one query: the wallet card, the issuer's
-card record and the user's PIN state and QR limits (one round trip on the hot path)."""
+"""The paying card of a transfer or a payment: the wallet's bound card with its user's PIN
+state and QR limits (``flashpay.wallet.payers``) and the issuer's card record
+(``flashpay.cards.lookups``), read for a batch in one connection — one statement per owner,
+two in all (one more than the join it replaces, which read both domains' tables at once)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-
-from flashpay.cards.models import cards
-from flashpay.cards.service import Card, card_from_row
+from flashpay.cards.lookups import cards_by_id
+from flashpay.cards.service import Card
 from flashpay.db import autocommit
 from flashpay.platform import Platform
-from flashpay.wallet.models import wallet_cards, wallet_users
-from flashpay.wallet.service import PinState, WalletCardStatus, pin_state_columns
+from flashpay.wallet.payers import bound_cards
+from flashpay.wallet.service import PinState, WalletCardStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,47 +28,27 @@ class Payer:
     token: str  # the network token the card is bound under
 
 
-def _query() -> sa.Select[tuple[object, ...]]:
-    return (
-        sa.select(
-            cards,
-            wallet_cards.c.id.label("wallet_card_id"),
-            wallet_cards.c.user_id,
-            wallet_cards.c.status.label("wallet_status"),
-            wallet_cards.c.token,
-            wallet_users.c.free_per_payment,
-            wallet_users.c.qr_daily_limit,
-            *pin_state_columns(),
-        )
-        .join(wallet_cards, wallet_cards.c.card_id == cards.c.id)
-        .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
-        .where(wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
-    )
-
-
-def _payer(row: sa.Row[tuple[object, ...]]) -> Payer:
-    pin = PinState(int(row.user_id), row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns)
-    return Payer(
-        user_id=int(row.user_id),
-        wallet_card_id=int(row.wallet_card_id),
-        wallet_status=WalletCardStatus(row.wallet_status),
-        card=card_from_row(row),
-        pin=pin,
-        free_per_payment=int(row.free_per_payment),
-        qr_daily_limit=int(row.qr_daily_limit),
-        token=str(row.token),
-    )
-
-
 def payers(
     *, platform: Platform, wallet_card_ids: Collection[int] = (), tokens: Collection[str] = ()
 ) -> tuple[dict[int, Payer], dict[str, Payer]]:
-    """Bound cards by wallet card id and by network token, for a batch, in one query."""
+    """Bound cards by wallet card id and by network token, for a batch (two statements)."""
     if not wallet_card_ids and not tokens:
         return {}, {}
-    wanted = sa.or_(
-        wallet_cards.c.id.in_(sorted(wallet_card_ids)), wallet_cards.c.token.in_(sorted(tokens))
-    )
     with autocommit(platform.engine) as connection:
-        found = [_payer(row) for row in connection.execute(_query().where(wanted))]
+        bound = bound_cards(connection, wallet_card_ids=wallet_card_ids, tokens=tokens)
+        issued = cards_by_id(connection, {b.card_id for b in bound})
+    found = [
+        Payer(
+            user_id=b.user_id,
+            wallet_card_id=b.wallet_card_id,
+            wallet_status=b.status,
+            card=issued[b.card_id],
+            pin=b.pin,
+            free_per_payment=b.free_per_payment,
+            qr_daily_limit=b.qr_daily_limit,
+            token=b.token,
+        )
+        for b in bound
+        if b.card_id in issued
+    ]
     return {p.wallet_card_id: p for p in found}, {p.token: p for p in found}

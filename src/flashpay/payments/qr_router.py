@@ -17,8 +17,20 @@ from flashpay.api.types import IdPath, amount_minor
 from flashpay.chain.deps import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import NS_PER_SECOND, to_datetime
-from flashpay.payments import qr
+from flashpay.payments import holds, refunds
+from flashpay.payments.attempts import (
+    CollectRequest,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    ScanRequest,
+)
+from flashpay.payments.codes import issue_code
 from flashpay.payments.deps import SwitchDep
+from flashpay.payments.errors import PaymentError
+from flashpay.payments.legs import chain_id
+from flashpay.payments.queries import get_payment, list_payments
+from flashpay.payments.queries import history as payment_history
 from flashpay.payments.schemas import (
     AmountIn,
     CollectIn,
@@ -28,6 +40,7 @@ from flashpay.payments.schemas import (
     ReceiptOut,
     ScanIn,
 )
+from flashpay.payments.settings import set_payment_limits
 from flashpay.payments.switch import PaymentSwitch
 from flashpay.wallet import service as wallet
 
@@ -38,17 +51,17 @@ def _fen(text: str) -> int:
     return amount_minor(text)
 
 
-def _pay(switch: PaymentSwitch, request: qr.PaymentRequest) -> qr.Payment:
+def _pay(switch: PaymentSwitch, request: PaymentRequest) -> Payment:
     """The payment through the worker's switch: requests that meet there go to
-    ``qr.submit_payments`` together (group commit, ``flashpay.payments.switch``)."""
+    ``submit_payments`` together (group commit, ``flashpay.payments.switch``)."""
     answer = switch.submit(request)
-    if isinstance(answer, qr.PaymentError):
+    if isinstance(answer, PaymentError):
         raise answer
     return answer
 
 
-def _out(platform: ServicesDep, p: qr.Payment, *, with_history: bool = False) -> PaymentOut:
-    history = qr.history(platform=platform, payment_id=p.id) if with_history else None
+def _out(platform: ServicesDep, p: Payment, *, with_history: bool = False) -> PaymentOut:
+    history = payment_history(platform=platform, payment_id=p.id) if with_history else None
     return PaymentOut.of(p, history)
 
 
@@ -64,7 +77,7 @@ def pay_scanned(
     """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
     is needed above your password-free threshold. Send an ``Idempotency-Key``."""
     amount = _fen(body.amount) if body.amount is not None else None
-    request = qr.ScanRequest(user.id, body.payload, body.card_id, amount, body.pin, idempotency)
+    request = ScanRequest(user.id, body.payload, body.card_id, amount, body.pin, idempotency)
     return _out(platform, _pay(switch, request))
 
 
@@ -73,7 +86,7 @@ def payment_code(
     card_id: IdPath, user: CurrentUser, platform: ServicesDep, response: Response
 ) -> PaymentCodeOut:
     """A one-time payment code for the merchant to scan (valid 60 s). Not stored for replay."""
-    issued = qr.issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    issued = issue_code(platform=platform, user_id=user.id, wallet_card_id=card_id)
     response.headers["Cache-Control"] = "no-store"
     return PaymentCodeOut(
         qr_payload=issued.qr_payload,
@@ -86,7 +99,7 @@ def payment_code(
 def set_limits(body: LimitsIn, user: CurrentUser, platform: ServicesDep) -> Response:
     """Your password-free threshold per payment (≤ ¥1,000) and daily QR limit (≤ ¥50,000)."""
     wallet.check_password(platform=platform, user_id=user.id, password=body.password)
-    qr.set_payment_limits(
+    set_payment_limits(
         platform=platform,
         user_id=user.id,
         free_per_payment=_fen(body.free_per_payment),
@@ -95,7 +108,7 @@ def set_limits(body: LimitsIn, user: CurrentUser, platform: ServicesDep) -> Resp
     return Response(status_code=204)
 
 
-def _page(items: list[qr.Payment], limit: int, platform: ServicesDep) -> Page[PaymentOut]:
+def _page(items: list[Payment], limit: int, platform: ServicesDep) -> Page[PaymentOut]:
     page = items[:limit]
     return Page[PaymentOut](
         items=[_out(platform, p) for p in page],
@@ -107,7 +120,7 @@ def _page(items: list[qr.Payment], limit: int, platform: ServicesDep) -> Page[Pa
 def my_payments(
     user: CurrentUser, platform: ServicesDep, limit: LimitQuery = 20, cursor: CursorQuery = None
 ) -> Page[PaymentOut]:
-    rows = qr.list_payments(
+    rows = list_payments(
         platform=platform, user_id=user.id, before_id=before_id(cursor), limit=limit + 1
     )
     return _page(rows, limit, platform)
@@ -115,16 +128,16 @@ def my_payments(
 
 @router.get("/v1/payments/{payment_id}", response_model=PaymentOut)
 def my_payment(payment_id: IdPath, user: CurrentUser, platform: ServicesDep) -> PaymentOut:
-    found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
+    found = get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
     if found is None:
         raise not_found("payment")
     return _out(platform, found, with_history=True)
 
 
-def _receipt(platform: ServicesDep, log: ChainLogDep, p: qr.Payment) -> ReceiptOut:
-    if p.voucher is None or p.status in (qr.PaymentStatus.DECLINED, qr.PaymentStatus.VOIDED):
+def _receipt(platform: ServicesDep, log: ChainLogDep, p: Payment) -> ReceiptOut:
+    if p.voucher is None or p.status in (PaymentStatus.DECLINED, PaymentStatus.VOIDED):
         raise ApiError(status_code=409, code="no_receipt", message=f"the payment is {p.status}")
-    chain = qr.chain_id(platform, p)
+    chain = chain_id(platform, p)
     audit = build_receipt(log, chain) if chain is not None else None
     return ReceiptOut(
         voucher=p.voucher,
@@ -144,7 +157,7 @@ def my_receipt(
     payment_id: IdPath, user: CurrentUser, platform: ServicesDep, log: ChainLogDep
 ) -> ReceiptOut:
     """The receipt (voucher number; the audit log's proof once a final checkpoint covers it)."""
-    found = qr.get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
+    found = get_payment(platform=platform, payment_id=payment_id, user_id=user.id)
     if found is None:
         raise not_found("payment")
     return _receipt(platform, log, found)
@@ -160,7 +173,7 @@ def collect(
     idempotency: IdempotencyDep,
 ) -> PaymentOut:
     """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
-    request = qr.CollectRequest(merchant.id, body.code, _fen(body.amount), body.terminal,
+    request = CollectRequest(merchant.id, body.code, _fen(body.amount), body.terminal,
                                 body.capture, body.hold_seconds, idempotency)  # fmt: skip
     return _out(platform, _pay(switch, request))
 
@@ -175,7 +188,7 @@ def merchant_payments(
     cursor: CursorQuery = None,
 ) -> Page[PaymentOut]:
     """The merchant's payments, newest first; ``day`` (YYYY-MM-DD, Beijing) and ``terminal``."""
-    rows = qr.list_payments(
+    rows = list_payments(
         platform=platform,
         merchant_id=merchant.id,
         day=day,
@@ -186,8 +199,8 @@ def merchant_payments(
     return _page(rows, limit, platform)
 
 
-def _merchant_payment(platform: ServicesDep, merchant_id: int, payment_id: int) -> qr.Payment:
-    found = qr.get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
+def _merchant_payment(platform: ServicesDep, merchant_id: int, payment_id: int) -> Payment:
+    found = get_payment(platform=platform, payment_id=payment_id, merchant_id=merchant_id)
     if found is None:
         raise not_found("payment")
     return found
@@ -216,7 +229,7 @@ def capture(
     idempotency: IdempotencyDep,
 ) -> PaymentOut:
     amount = _fen(body.amount)
-    p = qr.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+    p = holds.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                    amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)
 
@@ -228,7 +241,7 @@ def void(
     platform: ServicesDep,
     idempotency: IdempotencyDep,
 ) -> PaymentOut:
-    p = qr.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+    p = holds.void(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                 idempotency=idempotency)  # fmt: skip
     return _out(platform, p)
 
@@ -246,6 +259,6 @@ def refund(
     """Refund all or part of a payment to the card it came from. Send an ``Idempotency-Key``:
     each accepted request is one refund."""
     amount = _fen(body.amount)
-    p = qr.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
+    p = refunds.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                   amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)

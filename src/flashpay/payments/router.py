@@ -13,9 +13,12 @@ from flashpay.api.types import IdPath, money
 from flashpay.chain.deps import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
-from flashpay.payments import p2p
+from flashpay.payments import transfer_queries
 from flashpay.payments.deps import TransferSwitchDep
+from flashpay.payments.legs import ledger_chain_id
 from flashpay.payments.schemas import ReceiptOut, TransferIn, TransferOut
+from flashpay.payments.transfer_queries import get_transfer
+from flashpay.payments.transfer_records import P2PRequest, P2PTransfer, TransferStatus
 from flashpay.wallet.service import WalletError
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
@@ -28,7 +31,7 @@ def create(
     """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
     (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
     amount = money(body.amount, body.currency)
-    request = p2p.P2PRequest(
+    request = P2PRequest(
         from_wallet_card_id=body.from_card_id,
         amount=amount.amount_minor,
         pin=body.pin,
@@ -51,7 +54,9 @@ def list_transfers(
 ) -> Page[TransferOut]:
     """Your transfers, newest first."""
     before = before_id(cursor)
-    rows = p2p.list_transfers(platform=platform, user_id=user.id, before_id=before, limit=limit + 1)
+    rows = transfer_queries.list_transfers(
+        platform=platform, user_id=user.id, before_id=before, limit=limit + 1
+    )
     page = rows[:limit]
     return Page[TransferOut](
         items=[TransferOut.of(t) for t in page],
@@ -59,8 +64,8 @@ def list_transfers(
     )
 
 
-def _own(platform: ServicesDep, user_id: int, transfer_id: int) -> p2p.P2PTransfer:
-    found = p2p.get_transfer(platform=platform, user_id=user_id, transfer_id=transfer_id)
+def _own(platform: ServicesDep, user_id: int, transfer_id: int) -> P2PTransfer:
+    found = get_transfer(platform=platform, user_id=user_id, transfer_id=transfer_id)
     if found is None:
         raise not_found("transfer")
     return found
@@ -80,12 +85,12 @@ def receipt(
     checkpoint (``audit``; verify it offline with ``flashpay chain verify-receipt``). 409 if the
     transfer did not complete."""
     t = _own(platform, user.id, transfer_id)
-    if t.status is not p2p.TransferStatus.COMPLETED or t.voucher is None:
+    if t.status is not TransferStatus.COMPLETED or t.voucher is None:
         raise ApiError(
             status_code=409, code="no_receipt", message=f"the transfer is {t.status.value}"
         )
     assert t.completed_at_ns is not None
-    chain = p2p.ledger_chain_id(platform=platform, transfer_id=t.id)
+    chain = ledger_chain_id(platform=platform, transfer_id=t.id)
     return ReceiptOut(
         voucher=t.voucher,
         transfer_id=str(t.id),

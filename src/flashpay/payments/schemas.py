@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from flashpay.api.schemas import Strict, money_text
 from flashpay.api.types import IdField
 from flashpay.clock import to_datetime
-from flashpay.payments.p2p import P2PTransfer
-from flashpay.payments.qr import Payment, PaymentEvent
+from flashpay.payments.attempts import Payment, PaymentEvent
+from flashpay.payments.transfer_records import P2PTransfer
 
 
 # -- transfers ----------------------------------------------------------------------------------

@@ -15,13 +15,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flashpay.batching import GroupCommit
-from flashpay.payments.p2p import P2PRequest, P2PTransfer, create_transfers
-from flashpay.payments.qr import (
-    Payment,
-    PaymentError,
-    PaymentRequest,
-    submit_payments,
-)
+from flashpay.payments.attempts import Payment, PaymentRequest
+from flashpay.payments.errors import PaymentError
+from flashpay.payments.submit import submit_payments
+from flashpay.payments.transfer_records import P2PRequest, P2PTransfer
+from flashpay.payments.transfers import create_transfers
 from flashpay.platform import Platform
 from flashpay.wallet.service import WalletError
 

@@ -3,7 +3,7 @@ traffic, all made with the platform's public service functions (those the HTTP A
 the issuers' batch functions) — no back-door writes. The day (``flashpay.sim.traffic``) is cut
 into windows whose requests reach the switch together and go through the batch entry points
 (``submit_payments``, ``issue_codes``, ``create_orders``, ``settle_holds``,
-``p2p.create_transfers``, ``refund_many``; decision 0010): 5,100 users make 100,000+ payments
+``create_transfers``, ``refund_many``; decision 0010): 5,100 users make 100,000+ payments
 in about a minute.
 
 What happens, seeded and deterministic in its outcomes (ids and salts are random, counts and
@@ -80,7 +80,23 @@ from flashpay.merchants.service import static_payload as merchant_static_payload
 from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
-from flashpay.payments import p2p, qr
+from flashpay.payments.attempts import (
+    CollectRequest,
+    HoldSettlement,
+    Payment,
+    PaymentRequest,
+    PaymentStatus,
+    RefundRequest,
+    ScanRequest,
+)
+from flashpay.payments.codes import issue_codes
+from flashpay.payments.errors import PaymentError
+from flashpay.payments.holds import settle_holds
+from flashpay.payments.queries import get_payment
+from flashpay.payments.refunds import refund_many
+from flashpay.payments.submit import submit_payments
+from flashpay.payments.transfer_records import P2PRequest
+from flashpay.payments.transfers import create_transfers
 from flashpay.platform import Platform
 from flashpay.sim.audit import AuditSummary, Witnesses
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
@@ -378,7 +394,7 @@ class _Run:
     issuer_of: dict[int, str] = field(default_factory=dict)  # sim card index -> issuer code
     bills: int = 0  # dynamic orders made so far (their bill numbers)
     http_planned: int = 0
-    stale: list[tuple[int, Event, qr.CollectRequest]] = field(default_factory=list)
+    stale: list[tuple[int, Event, CollectRequest]] = field(default_factory=list)
 
     def paid(self, event: Event, amount: int) -> None:
         scene = self.world.merchants[event.merchant].scene.value
@@ -386,13 +402,13 @@ class _Run:
         self.volume_by_scene[scene] += amount
         self.volume_by_issuer[self.issuer_of[event.card]] += amount
 
-    def record(self, event: Event, mode: str, payment: qr.Payment, anomaly: str | None) -> None:
+    def record(self, event: Event, mode: str, payment: Payment, anomaly: str | None) -> None:
         status = payment.status.value
         self.outcomes[status] += 1
         self.by_mode[mode] += 1
         if payment.decline_reason is not None:
             self.reasons[payment.decline_reason.value] += 1
-        if payment.status is qr.PaymentStatus.COMPLETED:  # a hold counts once captured
+        if payment.status is PaymentStatus.COMPLETED:  # a hold counts once captured
             self.paid(event, payment.amount)
         self.truth.append(
             {
@@ -447,9 +463,9 @@ def _late_codes(run: _Run) -> None:
         return
     run.world.clock.advance(61)
     requests = [request for _, _, request in run.stale]
-    answers = qr.submit_payments(platform=run.world.platform, requests=requests)
+    answers = submit_payments(platform=run.world.platform, requests=requests)
     for (_, event, _), payment in zip(run.stale, answers, strict=True):
-        if isinstance(payment, qr.PaymentError):
+        if isinstance(payment, PaymentError):
             raise InvariantError("a simulated payment request was refused") from payment
         run.record(event, "cpm", payment, "expired_code")
     run.stale.clear()
@@ -487,13 +503,13 @@ def _window(run: _Run, events: list[Event]) -> None:
     plans = [_plan(run, e) for e in events if e.kind == "purchase"]
     entries = [e for e in events if e.kind == "parking_entry"]
     shown = [p for p in plans if p.mode == "cpm"]
-    issued = qr.issue_codes(
+    issued = issue_codes(
         platform=platform,
         requests=[_actors(run, x)[:2] for x in [p.event for p in shown] + entries],
     )
     code_of: dict[int, str] = {}
     for n, (plan, code) in enumerate(zip(shown, issued, strict=False)):
-        if isinstance(code, qr.PaymentError):
+        if isinstance(code, PaymentError):
             raise InvariantError("a simulated payment code was refused") from code
         code_of[n] = code.numeric if plan.numeric else code.qr_payload
     dynamic = [p for p in plans if p.mode == "mpm_dynamic"]
@@ -516,23 +532,23 @@ def _window(run: _Run, events: list[Event]) -> None:
             raise InvariantError("a simulated order was refused") from made
         payload_of[id(plan)] = made[1]
     now_s = (w.clock.now_ns() - DAY_START_NS) // NS_PER_SECOND
-    requests: list[qr.PaymentRequest] = []
+    requests: list[PaymentRequest] = []
     asked: list[tuple[Event, str, str | None]] = []
     shown_index = 0
     for plan in plans:
         user_id, wallet_card, merchant = _actors(run, plan.event)
         amount = plan.event.amount_fen
-        request: qr.PaymentRequest
+        request: PaymentRequest
         if plan.mode == "cpm":
-            request = qr.CollectRequest(merchant.id, code_of[shown_index], amount)
+            request = CollectRequest(merchant.id, code_of[shown_index], amount)
             shown_index += 1
             if plan.anomaly == "expired_code":  # shown now, scanned after its 60 seconds
                 run.stale.append((now_s + 61, plan.event, request))
                 continue
         elif plan.mode == "mpm_dynamic":
-            request = qr.ScanRequest(user_id, payload_of[id(plan)], wallet_card, pin=plan.pin)
+            request = ScanRequest(user_id, payload_of[id(plan)], wallet_card, pin=plan.pin)
         elif plan.mode == "mpm_static":
-            request = qr.ScanRequest(user_id, w.static_codes[plan.event.merchant], wallet_card,
+            request = ScanRequest(user_id, w.static_codes[plan.event.merchant], wallet_card,
                                      amount, plan.pin)  # fmt: skip
         else:
             continue  # through the HTTP API, below
@@ -540,25 +556,25 @@ def _window(run: _Run, events: list[Event]) -> None:
         asked.append((plan.event, plan.mode, plan.anomaly))
     for n, entry in enumerate(entries):
         code = issued[len(shown) + n]
-        if isinstance(code, qr.PaymentError):
+        if isinstance(code, PaymentError):
             raise InvariantError("a simulated payment code was refused") from code
         merchant = w.merchants[entry.merchant]
-        requests.append(qr.CollectRequest(merchant.id, code.qr_payload, PARKING_HOLD_FEN,
+        requests.append(CollectRequest(merchant.id, code.qr_payload, PARKING_HOLD_FEN,
                                           capture=False, hold_seconds=4 * 3600))  # fmt: skip
         asked.append((entry, "parking_hold", None))
     while run.stale and run.stale[0][0] <= now_s:
         _, event, request = run.stale.pop(0)
         requests.append(request)
         asked.append((event, "cpm", "expired_code"))
-    answers = qr.submit_payments(platform=platform, requests=requests)
+    answers = submit_payments(platform=platform, requests=requests)
     for (event, mode, anomaly), payment in zip(asked, answers, strict=True):
-        if isinstance(payment, qr.PaymentError):
+        if isinstance(payment, PaymentError):
             raise InvariantError("a simulated payment request was refused") from payment
         run.record(event, mode, payment, anomaly)
         if mode == "parking_hold":
-            if payment.status is qr.PaymentStatus.AUTHORIZED:
+            if payment.status is PaymentStatus.AUTHORIZED:
                 run.holds[(event.card, event.merchant)] = payment.id
-        elif payment.status is qr.PaymentStatus.COMPLETED:
+        elif payment.status is PaymentStatus.COMPLETED:
             run.completed.append((payment.id, w.merchants[event.merchant].id, payment.amount))
     for plan in plans:
         if plan.mode == "mpm_static_http":
@@ -587,11 +603,11 @@ def _pay_over_http(run: _Run, plan: _Plan) -> None:
         key=f"demo-{len(run.truth)}",
         retry=run.rng.randrange(100) < RETRY_PERCENT,
     )
-    payment = qr.get_payment(platform=w.platform, payment_id=int(payment_id), user_id=user_id)
+    payment = get_payment(platform=w.platform, payment_id=int(payment_id), user_id=user_id)
     if payment is None:
         raise InvariantError(f"payment {payment_id} the API answered is not recorded")
     run.record(event, plan.mode, payment, plan.anomaly)
-    if payment.status is qr.PaymentStatus.COMPLETED:
+    if payment.status is PaymentStatus.COMPLETED:
         run.completed.append((payment.id, merchant.id, payment.amount))
 
 
@@ -604,11 +620,11 @@ def _parking_exits(run: _Run, exits: list[Event]) -> None:
         if held is not None:
             merchant = run.world.merchants[event.merchant]
             amount = min(event.amount_fen, PARKING_HOLD_FEN)
-            settlements.append(qr.HoldSettlement(merchant.id, held, amount))
+            settlements.append(HoldSettlement(merchant.id, held, amount))
             leaving.append(event)
-    answers = qr.settle_holds(platform=run.world.platform, requests=settlements)
+    answers = settle_holds(platform=run.world.platform, requests=settlements)
     for event, answer in zip(leaving, answers, strict=True):
-        if isinstance(answer, qr.PaymentError):
+        if isinstance(answer, PaymentError):
             continue  # the hold expired first
         run.outcomes["parking_captured"] += 1
         run.paid(event, answer.captured)
@@ -621,7 +637,7 @@ def _transfers(run: _Run, events: list[Event]) -> None:
     requests = [
         (
             w.user_ids[w.card_users[e.card]],
-            p2p.P2PRequest(
+            P2PRequest(
                 from_wallet_card_id=w.wallet_cards[e.card],
                 amount=e.amount_fen,
                 pin=PIN,
@@ -630,7 +646,7 @@ def _transfers(run: _Run, events: list[Event]) -> None:
         )
         for e in sent
     ]
-    answers = p2p.create_transfers(platform=w.platform, requests=requests)
+    answers = create_transfers(platform=w.platform, requests=requests)
     for event, transfer in zip(sent, answers, strict=True):
         if isinstance(transfer, WalletError):
             raise InvariantError("a simulated transfer was refused") from transfer
@@ -659,13 +675,13 @@ def _refunds(run: _Run) -> None:
         if run.rng.randrange(100) >= REFUND_PERCENT:
             continue
         refund = amount if run.rng.randrange(2) else max(1, amount // 2)
-        requests.append(qr.RefundRequest(merchant_id, payment_id, refund))
+        requests.append(RefundRequest(merchant_id, payment_id, refund))
     for start in range(0, len(requests), WINDOW_EVENTS):
         batch = requests[start : start + WINDOW_EVENTS]
         for request, answer in zip(
-            batch, qr.refund_many(platform=run.world.platform, requests=batch), strict=True
+            batch, refund_many(platform=run.world.platform, requests=batch), strict=True
         ):
-            if isinstance(answer, qr.PaymentError):
+            if isinstance(answer, PaymentError):
                 raise InvariantError("a simulated refund was refused") from answer
             run.refunds += 1
             run.refunded_fen += request.amount

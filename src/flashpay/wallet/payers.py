@@ -1,0 +1,117 @@
+"""The wallet's view of a payer, for payments: bound cards with their user's PIN state and QR
+limits, the default card behind a phone number, and the user's own QR limits.
+
+Every function takes the caller's ``connection`` (one statement each), so payments reads a
+batch's payers in its own connection without touching the wallet's tables. The card itself is
+the cards domain's (``flashpay.cards.lookups``): a ``BoundCard`` names it by ``card_id``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from flashpay.wallet.models import wallet_cards, wallet_users
+from flashpay.wallet.service import PinState, WalletCardStatus, pin_state_columns
+
+
+@dataclass(frozen=True, slots=True)
+class BoundCard:
+    """A card bound in a wallet (not unbound), with what a payment checks of its user."""
+
+    wallet_card_id: int
+    user_id: int
+    card_id: int
+    status: WalletCardStatus
+    token: str  # the network token the card is bound under
+    pin: PinState
+    free_per_payment: int  # minor units: the password-free threshold
+    qr_daily_limit: int  # minor units: the user's daily total of QR payments
+
+
+def bound_cards(
+    connection: sa.Connection,
+    *,
+    wallet_card_ids: Collection[int] = (),
+    tokens: Collection[str] = (),
+) -> list[BoundCard]:
+    """The bound cards with one of ``wallet_card_ids`` or ``tokens``, in one query."""
+    if not wallet_card_ids and not tokens:
+        return []
+    wanted = sa.or_(
+        wallet_cards.c.id.in_(sorted(wallet_card_ids)), wallet_cards.c.token.in_(sorted(tokens))
+    )
+    rows = connection.execute(
+        sa.select(
+            wallet_cards.c.id,
+            wallet_cards.c.user_id,
+            wallet_cards.c.card_id,
+            wallet_cards.c.status,
+            wallet_cards.c.token,
+            wallet_users.c.free_per_payment,
+            wallet_users.c.qr_daily_limit,
+            *pin_state_columns(),
+        )
+        .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+        .where(wanted, wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
+    )
+    return [
+        BoundCard(
+            wallet_card_id=int(row.id),
+            user_id=int(row.user_id),
+            card_id=int(row.card_id),
+            status=WalletCardStatus(row.status),
+            token=str(row.token),
+            pin=PinState(
+                int(row.user_id), row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns
+            ),
+            free_per_payment=int(row.free_per_payment),
+            qr_daily_limit=int(row.qr_daily_limit),
+        )
+        for row in rows
+    ]
+
+
+def default_card_ids_by_phone(connection: sa.Connection, phones: Collection[str]) -> dict[str, int]:
+    """The card id of each wallet user's default bound card, by the user's phone, in one
+    query (a phone without one is left out)."""
+    if not phones:
+        return {}
+    rows = connection.execute(
+        sa.select(wallet_users.c.phone, wallet_cards.c.card_id)
+        .join(wallet_cards, wallet_cards.c.user_id == wallet_users.c.id)
+        .where(
+            wallet_users.c.phone.in_(sorted(set(phones))),
+            wallet_cards.c.is_default.is_(True),
+            wallet_cards.c.status != WalletCardStatus.UNBOUND.value,
+        )
+    )
+    found: dict[str, int] = {}
+    for phone, card_id in rows:
+        found.setdefault(str(phone), int(card_id))
+    return found
+
+
+def card_ids_by_token(connection: sa.Connection, tokens: Collection[str]) -> dict[str, int]:
+    """The card bound under each network token (bound or since unbound), in one query."""
+    if not tokens:
+        return {}
+    rows = connection.execute(
+        sa.select(wallet_cards.c.token, wallet_cards.c.card_id).where(
+            wallet_cards.c.token.in_(sorted(set(tokens)))
+        )
+    )
+    return {str(token): int(card_id) for token, card_id in rows}
+
+
+def set_qr_limits(
+    connection: sa.Connection, *, user_id: int, free_per_payment: int, qr_daily_limit: int
+) -> None:
+    """Write the user's own QR limits (validated by the caller) in the caller's transaction."""
+    connection.execute(
+        wallet_users.update()
+        .where(wallet_users.c.id == user_id)
+        .values(free_per_payment=free_per_payment, qr_daily_limit=qr_daily_limit)
+    )
