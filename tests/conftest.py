@@ -22,9 +22,10 @@ import psycopg
 import pytest
 
 from flashpay import db
+from flashpay.books import check_books
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import check_books, load_network
+from flashpay.institutions.service import load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger.check import check
 from flashpay.notify import RecordingNotifier

@@ -12,6 +12,7 @@ from api_testkit import LeakGuard
 
 from flashpay.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
+from flashpay.books import check_books
 from flashpay.cards.numbers import generate_card_number
 from flashpay.chain import note
 from flashpay.chain.publisher import Publisher
@@ -19,7 +20,7 @@ from flashpay.chain.receipt import TrustPolicy
 from flashpay.chain.service import ChainLog
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger.check import check
 from flashpay.notify import RecordingNotifier

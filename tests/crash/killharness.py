@@ -67,6 +67,7 @@ import sqlalchemy as sa
 
 from flashpay import db
 from flashpay.auth import PrincipalKind, create_api_key
+from flashpay.books import check_books
 from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import issue_card
 from flashpay.chain.audit import audit
@@ -74,7 +75,7 @@ from flashpay.chain.service import ChainLog
 from flashpay.clock import SystemClock
 from flashpay.institutions.chart import TransferCode
 from flashpay.institutions.definition import CardType, default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger.check import check as ledger_check
 from flashpay.ledger.service import Ledger

@@ -24,11 +24,12 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 
+from flashpay.books import check_books
 from flashpay.cards.numbers import CardNumber, generate_card_number
 from flashpay.cards.service import CardStatus, card_balance, get_card, issue_card, set_card_status
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger import Transfer
 from flashpay.ledger.check import check

@@ -26,9 +26,10 @@ import pytest
 import sqlalchemy as sa
 
 from flashpay.api.errors import refusal_status
+from flashpay.books import check_books
 from flashpay.clock import FakeClock
 from flashpay.institutions.definition import default_definition
-from flashpay.institutions.service import check_books, get_institution, load_network
+from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger import Transfer, TransferFlags
 from flashpay.ledger import service as ledger_service

@@ -7,7 +7,7 @@ Payments reads the paying and the receiving cards of a batch here instead of joi
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 
 import sqlalchemy as sa
 
@@ -34,3 +34,10 @@ def cards_by_fingerprint(
         sa.select(cards).where(cards.c.pan_fingerprint.in_(sorted(set(fingerprints))))
     )
     return {bytes(row.pan_fingerprint): card_from_row(row) for row in rows}
+
+
+def card_accounts(connection: sa.Connection) -> Iterator[tuple[int, int]]:
+    """Every card's ``(issuer_id, ledger_account_id)``: the issuers' customer accounts, for the
+    network's books (``flashpay.books``)."""
+    for row in connection.execute(sa.select(cards.c.issuer_id, cards.c.ledger_account_id)):
+        yield int(row.issuer_id), int(row.ledger_account_id)

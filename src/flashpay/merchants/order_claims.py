@@ -9,7 +9,7 @@ statement was a write, so the database's write lock is held).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -99,3 +99,12 @@ def terminal_ids_with_code(
     if merchant_id is not None:
         query = query.where(terminals.c.merchant_id == merchant_id)
     return [int(i) for i in connection.execute(query).scalars()]
+
+
+def merchant_accounts(connection: sa.Connection) -> Iterator[tuple[int, int]]:
+    """Every merchant's ``(acquirer_id, ledger_account_id)``: the acquirers' merchant payables,
+    for the network's books (``flashpay.books``)."""
+    for row in connection.execute(
+        sa.select(merchants.c.acquirer_id, merchants.c.ledger_account_id)
+    ):
+        yield int(row.acquirer_id), int(row.ledger_account_id)

@@ -51,6 +51,7 @@ import httpx
 
 from flashpay import db
 from flashpay.app import create_platform_app
+from flashpay.books import check_books
 from flashpay.cards.numbers import CardNumber, luhn_check_digit
 from flashpay.cards.service import ISSUE_BATCH_MAX, CardIssue, IssuedCard, issue_cards
 from flashpay.chain.service import ChainLog
@@ -59,7 +60,6 @@ from flashpay.errors import InvariantError, invariant
 from flashpay.institutions.definition import CardType, default_definition
 from flashpay.institutions.service import (
     Institution,
-    check_books,
     get_institution,
     load_network,
     net_positions,
