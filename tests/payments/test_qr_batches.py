@@ -51,8 +51,8 @@ from flashpay.payments import limits, qr
 from flashpay.payments.models import limit_usage, payment_codes, payments
 from flashpay.platform import Platform
 from flashpay.qr.payment_codes import IssuedCode
+from flashpay.wallet.cards import set_card_frozen
 from flashpay.wallet.models import wallet_users
-from flashpay.wallet.service import set_card_frozen
 
 from .test_recovery import PIN, Member, available, member
 

@@ -44,8 +44,8 @@ from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.platform import Platform
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
-from flashpay.wallet import service as wallet
-from flashpay.wallet.service import WalletError
+from flashpay.wallet.errors import WalletError
+from flashpay.wallet.sessions import authenticate
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -174,7 +174,7 @@ def create_platform_app(
     given; its owner closes it)."""
 
     def verify(token: str) -> int | None:
-        return wallet.authenticate(platform=platform, token=token)
+        return authenticate(platform=platform, token=token)
 
     app = create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
     app.state.payment_switch = payment_switch(platform)

@@ -20,7 +20,10 @@ from flashpay.merchants.service import Merchant, Order
 from flashpay.money import Money
 from flashpay.payments.p2p import P2PTransfer
 from flashpay.payments.qr import Payment, PaymentEvent
-from flashpay.wallet.service import Binding, Session, User, WalletCard
+from flashpay.wallet.binding import Binding
+from flashpay.wallet.cards import WalletCard
+from flashpay.wallet.registration import User
+from flashpay.wallet.sessions import Session
 
 
 class Strict(BaseModel):

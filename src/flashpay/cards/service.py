@@ -171,6 +171,7 @@ def id_fingerprint(platform: Platform, id_number: str) -> bytes:
 
 ISSUE_BATCH_MAX = BATCH_EVENTS_MAX  # one ledger batch holds a whole card file's accounts
 FINGERPRINTS_PER_QUERY_MAX = 500  # card look-ups by fingerprint per IN (...) query
+IDS_PER_QUERY_MAX = 500  # card look-ups by id per IN (...) query
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,19 +454,43 @@ def _card_row(platform: Platform, card: Card, plan: _Planned, now_ns: int) -> di
     }
 
 
-def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
-    """The issued card with this number, found by its fingerprint (nothing is decrypted)."""
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(cards).where(cards.c.pan_fingerprint == pan_fingerprint(platform, card))
-        ).first()
+def find_card(
+    *, platform: Platform, card: CardNumber, connection: sa.Connection | None = None
+) -> Card | None:
+    """The issued card with this number, found by its fingerprint (nothing is decrypted).
+    With ``connection``, read in the caller's transaction (the wallet's binding checks)."""
+    query = sa.select(cards).where(cards.c.pan_fingerprint == pan_fingerprint(platform, card))
+    if connection is not None:
+        row = connection.execute(query).first()
+    else:
+        with autocommit(platform.engine) as own:
+            row = own.execute(query).first()
     return None if row is None else card_from_row(row)
 
 
-def get_card(*, platform: Platform, card_id: int) -> Card | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(sa.select(cards).where(cards.c.id == card_id)).first()
-    return None if row is None else card_from_row(row)
+def get_card(
+    *, platform: Platform, card_id: int, connection: sa.Connection | None = None
+) -> Card | None:
+    """The card with this id; with ``connection``, read in the caller's transaction."""
+    if connection is not None:
+        return cards_by_id(connection=connection, card_ids=[card_id]).get(card_id)
+    with autocommit(platform.engine) as own:
+        return cards_by_id(connection=own, card_ids=[card_id]).get(card_id)
+
+
+_CARDS_BY_ID = sa.select(cards).where(cards.c.id.in_(sa.bindparam("b_card_ids", expanding=True)))
+
+
+def cards_by_id(*, connection: sa.Connection, card_ids: Sequence[int]) -> dict[int, Card]:
+    """The cards with these ids, by id (unknown ids are left out), read in the caller's
+    transaction: one query per ``IDS_PER_QUERY_MAX`` distinct ids."""
+    ids = sorted(set(card_ids))
+    found: dict[int, Card] = {}
+    for start in range(0, len(ids), IDS_PER_QUERY_MAX):
+        chunk = ids[start : start + IDS_PER_QUERY_MAX]
+        for row in connection.execute(_CARDS_BY_ID, {"b_card_ids": chunk}):
+            found[int(row.id)] = card_from_row(row)
+    return found
 
 
 def reveal_card_number(*, platform: Platform, card_id: int) -> CardNumber:

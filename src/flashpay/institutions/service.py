@@ -431,3 +431,41 @@ def net_positions(*, platform: Platform) -> list[NetPosition]:
                     credit(accounts[inst.code][2]))
         for inst in members
     ]  # fmt: skip
+
+
+# -- reads in another domain's transaction ------------------------------------------------------
+# The wallet binds cards inside its own transactions; these are the institution facts it needs,
+# read on the caller's connection (so they see what that transaction sees) instead of joining
+# this domain's tables.
+_ROUTED = sa.select(
+    sa.exists().where(institution_bins.c.prefix.in_(sa.bindparam("b_prefixes", expanding=True)))
+)
+_NETWORK_TOKEN_BIN = (
+    sa.select(institutions.c.token_bin)
+    .where(institutions.c.kind == InstitutionKind.NETWORK.value)
+    .limit(1)
+)
+_BY_IDS = sa.select(institutions).where(
+    institutions.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
+def bin_is_routed(*, connection: sa.Connection, card: CardNumber) -> bool:
+    """Whether any issuer's BIN range (6, 7 or 8 digits) owns ``card``, without routing it."""
+    return bool(connection.execute(_ROUTED, {"b_prefixes": card.prefixes()}).scalar())
+
+
+def network_token_bin(*, connection: sa.Connection) -> str | None:
+    """The network's token BIN (``None`` when no network is loaded or it names none)."""
+    token_bin = connection.execute(_NETWORK_TOKEN_BIN).scalar()
+    return None if token_bin is None else str(token_bin)
+
+
+def institutions_by_id(
+    *, connection: sa.Connection, institution_ids: Sequence[int]
+) -> dict[int, Institution]:
+    """The institutions with these ids, by id (one query; unknown ids are left out)."""
+    if not institution_ids:
+        return {}
+    rows = connection.execute(_BY_IDS, {"b_ids": sorted(set(institution_ids))})
+    return {int(row.id): _institution(row) for row in rows}

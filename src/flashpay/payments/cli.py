@@ -23,7 +23,8 @@ from flashpay.cli.common import DataDirOption, DbOption, err_console, resolve_db
 from flashpay.money import Money, MoneyError
 from flashpay.payments import p2p, qr
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.errors import WalletError
+from flashpay.wallet.sessions import login
 
 app = typer.Typer(help="Try QR payments from the terminal.", no_args_is_help=True)
 
@@ -39,8 +40,8 @@ def _open(db: str | None, data_dir: Any) -> Platform:
 
 def _user(platform: Platform, phone: str, password: str) -> int:
     try:
-        session = wallet.login(platform=platform, phone=phone, password=password)
-    except wallet.WalletError as exc:
+        session = login(platform=platform, phone=phone, password=password)
+    except WalletError as exc:
         err_console.print(f"cannot log in: {exc}")
         raise typer.Exit(2) from exc
     return session.user_id

@@ -87,17 +87,11 @@ from flashpay.payments.fence import fence
 from flashpay.payments.models import p2p_transfers
 from flashpay.payments.payer import Payer, payers
 from flashpay.platform import Platform
+from flashpay.wallet.cards import WalletCardStatus
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.models import wallet_cards, wallet_users
-from flashpay.wallet.service import (
-    PHONE,
-    PinCheck,
-    PinState,
-    WalletCardStatus,
-    WalletError,
-    check_pin,
-    pin_state_after,
-    record_pin_check,
-)
+from flashpay.wallet.pin import PinCheck, PinState, check_pin, pin_state_after, record_pin_check
+from flashpay.wallet.policy import PHONE
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from flashpay.cards.models import cards
 from flashpay.cards.service import Card, card_from_row
 from flashpay.db import autocommit
 from flashpay.platform import Platform
+from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.models import wallet_cards, wallet_users
-from flashpay.wallet.service import PinState, WalletCardStatus, pin_state_columns
+from flashpay.wallet.pin import PinState, pin_state_columns
 
 
 @dataclass(frozen=True, slots=True)

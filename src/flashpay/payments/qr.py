@@ -86,18 +86,11 @@ from flashpay.platform import Platform
 from flashpay.qr import payment_codes as codes
 from flashpay.qr.merchant_codes import FlashpayCode, read_flashpay_code
 from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
+from flashpay.wallet.cards import WalletCardStatus
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.models import wallet_cards, wallet_users
-from flashpay.wallet.service import (
-    FREE_DAILY_MAX,
-    STATIC_DAILY_MAX,
-    PinCheck,
-    PinState,
-    WalletCardStatus,
-    WalletError,
-    check_pin,
-    pin_state_after,
-    record_pin_check,
-)
+from flashpay.wallet.pin import PinCheck, PinState, check_pin, pin_state_after, record_pin_check
+from flashpay.wallet.policy import FREE_DAILY_MAX, STATIC_DAILY_MAX
 
 logger = logging.getLogger(__name__)
 
@@ -1805,7 +1798,7 @@ def set_payment_limits(
 ) -> None:
     """The user's own limits: the password-free threshold (≤ ¥1,000) and the daily total of QR
     payments (≤ ¥50,000, the limit the user agrees to)."""
-    from flashpay.wallet.service import QR_DAILY_MAX
+    from flashpay.wallet.policy import QR_DAILY_MAX
 
     if not 0 <= free_per_payment <= FREE_DAILY_MAX:
         raise WalletError("invalid_limit", "the password-free threshold is ¥0–1,000")

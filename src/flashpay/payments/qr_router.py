@@ -34,7 +34,7 @@ from flashpay.chain.receipt import build_receipt
 from flashpay.clock import NS_PER_SECOND, to_datetime
 from flashpay.payments import qr
 from flashpay.payments.switch import PaymentSwitch
-from flashpay.wallet import service as wallet
+from flashpay.wallet.pin import check_password
 
 router = APIRouter(tags=["payments"])
 
@@ -90,7 +90,7 @@ def payment_code(
 @router.put("/v1/me/limits", status_code=204)
 def set_limits(body: LimitsIn, user: CurrentUser, platform: ServicesDep) -> Response:
     """Your password-free threshold per payment (≤ ¥1,000) and daily QR limit (≤ ¥50,000)."""
-    wallet.check_password(platform=platform, user_id=user.id, password=body.password)
+    check_password(platform=platform, user_id=user.id, password=body.password)
     qr.set_payment_limits(
         platform=platform,
         user_id=user.id,

@@ -14,7 +14,7 @@ from flashpay.chain.api import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
 from flashpay.payments import p2p
-from flashpay.wallet.service import WalletError
+from flashpay.wallet.errors import WalletError
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 

@@ -23,7 +23,7 @@ from flashpay.payments.qr import (
     submit_payments,
 )
 from flashpay.platform import Platform
-from flashpay.wallet.service import WalletError
+from flashpay.wallet.errors import WalletError
 
 Request = TypeVar("Request")
 Answer = TypeVar("Answer")

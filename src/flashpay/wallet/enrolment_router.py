@@ -1,7 +1,7 @@
 """``POST /v1/issuer/enrolments``: an issuer puts its cardholders' cards into their wallets.
 
-Thin over ``wallet.service.enrol_cards`` (decision 0012): only an issuer's own institution key may
-call it, and only for cards it recorded — another issuer's card is refused as ``not_found``
+Thin over ``wallet.enrolment.enrol_cards`` (decision 0012): only an issuer's own institution key
+may call it, and only for cards it recorded — another issuer's card is refused as ``not_found``
 (404), like every other resource of someone else. All or nothing: the first refused card answers
 the service's error with ``details.index`` (its position in ``card_ids``), and nothing is
 written. A card already in its holder's wallet comes back as it is, so a bank may
@@ -16,7 +16,8 @@ from flashpay.api.deps import CurrentInstitution, ServicesDep
 from flashpay.api.errors import ApiError
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import get_institution
-from flashpay.wallet import service as wallet
+from flashpay.wallet.enrolment import enrol_cards
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.schemas import EnrolledCardOut, EnrolmentIn, EnrolmentOut
 
 router = APIRouter(prefix="/v1/issuer/enrolments", tags=["issuer"])
@@ -30,8 +31,8 @@ def enrol(body: EnrolmentIn, caller: CurrentInstitution, platform: ServicesDep) 
     if issuer is None or issuer.kind is not InstitutionKind.ISSUER:
         raise ApiError(status_code=403, code="forbidden", message="this endpoint is for issuers")
     try:
-        enrolled = wallet.enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
-    except wallet.WalletError as exc:
+        enrolled = enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
+    except WalletError as exc:
         # The index only: the request's values are never echoed (one may be a card number).
         details = {} if exc.index is None else {"index": exc.index}
         raise ApiError(

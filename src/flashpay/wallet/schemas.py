@@ -14,7 +14,8 @@ from pydantic import BaseModel, Field
 
 from flashpay.api.schemas import Strict
 from flashpay.clock import to_datetime
-from flashpay.wallet.service import ENROL_BATCH_MAX, WalletCard
+from flashpay.wallet.cards import WalletCard
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX
 
 CARD_ID_MAX = 2**63 - 1  # a BIGINT
 
