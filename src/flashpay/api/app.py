@@ -143,17 +143,39 @@ def _declare_idempotency_key(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+# Bridge until the API layer's one code -> status table lands (the errors work, issue 13):
+# WalletError names its reason and no HTTP status. The wallet's refusals answered with another
+# status than 422, as they were answered before.
+_WALLET_STATUS: dict[str, int] = {
+    "phone_already_registered": 409,
+    "invalid_login": 401,
+    "wrong_password": 403,
+    "account_locked": 429,
+    "too_many_attempts": 429,
+    "binding_limit_reached": 429,
+    "card_already_bound": 409,
+    "binding_closed": 409,
+    "not_found": 404,
+    "wallet_not_found": 404,
+}
+
+
 async def _domain_error(_request: Request, exc: Exception) -> JSONResponse:
-    """A domain's refusal (its ``code`` and ``status``) as the one error object."""
+    """A domain's refusal (its ``code`` and status) as the one error object."""
     assert isinstance(exc, WalletError | PaymentError | MerchantError)
     details: dict[str, object] = {}
     headers: dict[str, str] = {}
+    if isinstance(exc, WalletError):
+        status = _WALLET_STATUS.get(exc.code, 422)
+        details.update(exc.details)  # an enrolment's refused card: its index
+    else:
+        status = exc.status
     retry_after = getattr(exc, "retry_after_seconds", None)
     if retry_after is not None:  # a throttled request (429): when to try again
         details["retry_after_seconds"] = retry_after
         headers["Retry-After"] = str(retry_after)
     body = {"error": {"code": exc.code, "message": str(exc), "details": details}}
-    return JSONResponse(body, status_code=exc.status, headers=headers)
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _delivery_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -88,7 +88,7 @@ from flashpay.payments.models import p2p_transfers
 from flashpay.payments.payer import Payer, payers
 from flashpay.platform import Platform
 from flashpay.wallet.cards import WalletCardStatus
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.pin import PinCheck, PinState, check_pin, pin_state_after, record_pin_check
 from flashpay.wallet.policy import PHONE
@@ -180,20 +180,26 @@ def _transfer(row: sa.Row[tuple[object, ...]], from_display: str) -> P2PTransfer
 
 def _validate(request: P2PRequest) -> CardNumber | None:
     if request.currency != "CNY":
-        raise WalletError("unsupported_currency", "transfers are in CNY")
+        raise WalletError(WalletRefusal.UNSUPPORTED_CURRENCY, "transfers are in CNY")
     if not 0 < request.amount <= AMOUNT_MAX:
-        raise WalletError("invalid_amount", "the amount is a positive number of fen")
+        raise WalletError(WalletRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     if (request.to_phone is None) == (request.to_card_number is None):
-        raise WalletError("invalid_recipient", "give exactly one of to_phone and to_card_number")
+        raise WalletError(
+            WalletRefusal.INVALID_RECIPIENT, "give exactly one of to_phone and to_card_number"
+        )
     if request.memo is not None and len(request.memo) > MEMO_CHARS_MAX:
-        raise WalletError("invalid_memo", f"a memo is at most {MEMO_CHARS_MAX} characters")
+        raise WalletError(
+            WalletRefusal.INVALID_MEMO, f"a memo is at most {MEMO_CHARS_MAX} characters"
+        )
     if request.to_phone is not None and not PHONE.match(request.to_phone):
-        raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
+        raise WalletError(
+            WalletRefusal.INVALID_PHONE, "a mobile number is 11 digits starting with 1"
+        )
     if request.to_card_number is not None:
         try:
             return CardNumber.parse(request.to_card_number)
         except CardNumberError as exc:
-            raise WalletError("invalid_card_number", str(exc)) from exc
+            raise WalletError(WalletRefusal.INVALID_CARD_NUMBER, str(exc)) from exc
     return None
 
 
@@ -505,7 +511,7 @@ def _attempts(
         user_id, request = requests[index]
         payer = found.get(request.from_wallet_card_id)
         if payer is None or payer.user_id != user_id:
-            answers[index] = WalletError("not_found", "no such card in this wallet", status=404)
+            answers[index] = WalletError(WalletRefusal.NOT_FOUND, "no such card in this wallet")
         else:
             owned.append((index, payer))
     verdicts = _pin_verdicts(platform, now_ns, [(p.pin, requests[i][1].pin) for i, p in owned])

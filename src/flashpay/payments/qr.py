@@ -87,7 +87,7 @@ from flashpay.qr import payment_codes as codes
 from flashpay.qr.merchant_codes import FlashpayCode, read_flashpay_code
 from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
 from flashpay.wallet.cards import WalletCardStatus
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.pin import PinCheck, PinState, check_pin, pin_state_after, record_pin_check
 from flashpay.wallet.policy import FREE_DAILY_MAX, STATIC_DAILY_MAX
@@ -1801,9 +1801,9 @@ def set_payment_limits(
     from flashpay.wallet.policy import QR_DAILY_MAX
 
     if not 0 <= free_per_payment <= FREE_DAILY_MAX:
-        raise WalletError("invalid_limit", "the password-free threshold is ¥0–1,000")
+        raise WalletError(WalletRefusal.INVALID_LIMIT, "the password-free threshold is ¥0–1,000")
     if not 0 < qr_daily_limit <= QR_DAILY_MAX:
-        raise WalletError("invalid_limit", "the daily QR limit is up to ¥50,000")
+        raise WalletError(WalletRefusal.INVALID_LIMIT, "the daily QR limit is up to ¥50,000")
     with platform.engine.begin() as connection:
         connection.execute(
             wallet_users.update()

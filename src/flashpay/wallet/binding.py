@@ -57,7 +57,7 @@ from flashpay.wallet.cards import (
     read_wallet_card,
     room_columns,
 )
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_users
 from flashpay.wallet.policy import OTP_SECONDS, OTP_TRIES_MAX
 from flashpay.wallet.registration import mark_real_name_verified
@@ -109,23 +109,29 @@ def _card_to_bind(
     """The issuer's card ``start_binding`` may bind, from its reads; else the refusal, in the
     order of the reference's table (wallet.md §3)."""
     if not routed:
-        raise WalletError("unknown_bin", "no issuer in the network owns this card's BIN")
+        raise WalletError(
+            WalletRefusal.UNKNOWN_BIN, "no issuer in the network owns this card's BIN"
+        )
     if card is None or card.expiry != expiry_yymm:
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+        raise WalletError(
+            WalletRefusal.CARD_NOT_RECOGNISED, "the issuer has no card with these details"
+        )
     if is_expired(card.expiry, platform.clock.now_ns()):
-        raise WalletError("card_expired", "the card has expired")
+        raise WalletError(WalletRefusal.CARD_EXPIRED, "the card has expired")
     if card.status is CardStatus.CLOSED:
-        raise WalletError("card_closed", "the issuer has closed this card")
+        raise WalletError(WalletRefusal.CARD_CLOSED, "the issuer has closed this card")
     if card.card_type is CardType.CREDIT and not cvv:
-        raise WalletError("cvv_required", "a credit card is bound with its CVV")
+        raise WalletError(WalletRefusal.CVV_REQUIRED, "a credit card is bound with its CVV")
     if cvv is not None and not cvv_matches(platform, number, card.expiry, cvv):
-        raise WalletError("card_not_recognised", "the issuer has no card with these details")
+        raise WalletError(
+            WalletRefusal.CARD_NOT_RECOGNISED, "the issuer has no card with these details"
+        )
     if (card.holder_name, card.holder_id_fingerprint) != (
         row.user_name,
         bytes(row.user_id_fingerprint),
     ):
         raise WalletError(
-            "real_name_mismatch", "the card holder is not the account holder", status=422
+            WalletRefusal.REAL_NAME_MISMATCH, "the card holder is not the account holder"
         )
     check_room(row)
     return card
@@ -152,8 +158,8 @@ def start_binding(
     card number (``invalid_card_number``)."""
     try:
         expiry_yymm = parse_expiry(expiry)
-    except CardError as exc:
-        raise WalletError(exc.code, str(exc)) from exc
+    except CardError as exc:  # the one refusal parse_expiry has: invalid_expiry
+        raise WalletError(WalletRefusal.INVALID_EXPIRY, str(exc)) from exc
     otp = f"{secrets.randbelow(10**6):06d}"
     now = platform.clock.now_ns()
     expires = now + OTP_SECONDS * NS_PER_SECOND
@@ -275,9 +281,8 @@ def _count_start(
     if over is not None:
         kind = over.partition(":")[0]
         raise WalletError(
-            throttle.BINDING_LIMIT_REACHED,
+            WalletRefusal.BINDING_LIMIT_REACHED,
             f"too many card bindings started today for this {kind}; try again tomorrow",
-            status=429,
             retry_after_seconds=throttle.seconds_to_next_beijing_day(now),
         )
 
@@ -332,26 +337,32 @@ def confirm_binding(
         if idempotency is not None and (found := find_effects(connection, [idempotency])):
             bound = read_wallet_card(connection, user_id, found[idempotency].effect_id)
             if bound is None:
-                raise WalletError("not_found", "the card is no longer bound", status=404)
+                raise WalletError(WalletRefusal.NOT_FOUND, "the card is no longer bound")
             return bound
         verified = connection.execute(_BUMP_USER, keys).scalar()
         row = connection.execute(_BINDING_TO_CONFIRM, keys).first()
         if row is None:
-            raise WalletError("not_found", "no such card binding", status=404)
+            raise WalletError(WalletRefusal.NOT_FOUND, "no such card binding")
         if row.binding_status != "pending":
-            raise WalletError("binding_closed", f"this binding is {row.binding_status}", status=409)
+            raise WalletError(WalletRefusal.BINDING_CLOSED, f"this binding is {row.binding_status}")
         if row.binding_expires_at_ns <= now:
             # Recorded, then refused: the refusal is raised after this transaction commits.
             connection.execute(
                 _SET_BINDING, {**keys, "b_status": "expired", "b_attempts": row.attempts}
             )
-            refusal = WalletError("otp_expired", "the one-time code has expired; start again")
+            refusal = WalletError(
+                WalletRefusal.OTP_EXPIRED, "the one-time code has expired; start again"
+            )
         elif not hmac.compare_digest(_otp_hash(platform, binding_id, otp.strip()), row.otp_hash):
             attempts = row.attempts + 1
             status = "failed" if attempts >= OTP_TRIES_MAX else "pending"
             connection.execute(_SET_BINDING, {**keys, "b_status": status, "b_attempts": attempts})
-            code = "otp_attempts_exceeded" if status == "failed" else "wrong_otp"
-            refusal = WalletError(code, "the one-time code is wrong")
+            reason = (
+                WalletRefusal.OTP_ATTEMPTS_EXCEEDED
+                if status == "failed"
+                else WalletRefusal.WRONG_OTP
+            )
+            refusal = WalletError(reason, "the one-time code is wrong")
         else:
             # The code is right: the binding, the token and the wallet card commit together.
             # Checked again here, under the user's row lock: two bindings of one card started

@@ -24,7 +24,7 @@ from flashpay.db import autocommit
 from flashpay.errors import InvariantError
 from flashpay.institutions.service import Institution, institutions_by_id
 from flashpay.platform import Platform
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_cards
 from flashpay.wallet.policy import CARDS_MAX
 
@@ -80,9 +80,9 @@ def room_columns(card_id: sa.ColumnElement[int]) -> list[sa.ColumnElement[Any]]:
 def check_room(row: Row[tuple[object, ...]]) -> None:
     """Refuse a card already in this wallet, or a sixteenth card (from ``room_columns``)."""
     if row.card_bound:
-        raise WalletError("card_already_bound", "this card is bound already", status=409)
+        raise WalletError(WalletRefusal.CARD_ALREADY_BOUND, "this card is bound already")
     if int(row.cards_held) >= CARDS_MAX:
-        raise WalletError("too_many_cards", f"a wallet holds at most {CARDS_MAX} cards")
+        raise WalletError(WalletRefusal.TOO_MANY_CARDS, f"a wallet holds at most {CARDS_MAX} cards")
 
 
 def wallet_card_from(row: Row[Any], card: Card, issuer: Institution) -> WalletCard:
@@ -149,7 +149,7 @@ def get_wallet_card(*, platform: Platform, user_id: int, wallet_card_id: int) ->
 def _require(platform: Platform, user_id: int, wallet_card_id: int) -> WalletCard:
     found = get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=wallet_card_id)
     if found is None:
-        raise WalletError("not_found", "no such card in this wallet", status=404)
+        raise WalletError(WalletRefusal.NOT_FOUND, "no such card in this wallet")
     return found
 
 

@@ -26,7 +26,7 @@ from flashpay.wallet.cards import (
     bound_card_rows,
     wallet_card_from,
 )
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_users
 from flashpay.wallet.policy import CARDS_MAX
 from flashpay.wallet.registration import mark_real_name_verified
@@ -80,7 +80,9 @@ def enrol_cards(
     lock ``confirm_binding`` takes, so the two cannot both add a sixteenth card.
     """
     if len(card_ids) > ENROL_BATCH_MAX:
-        raise WalletError("batch_too_large", f"at most {ENROL_BATCH_MAX} cards per batch")
+        raise WalletError(
+            WalletRefusal.BATCH_TOO_LARGE, f"at most {ENROL_BATCH_MAX} cards per batch"
+        )
     if not card_ids:
         return []
     attempt = 1
@@ -119,21 +121,21 @@ def _enrol(platform: Platform, issuer: Institution, card_ids: Sequence[int]) -> 
         for index, card_id in enumerate(card_ids):
             card = found.get(card_id)
             if card is None or card.issuer_id != issuer.id:
-                raise WalletError("not_found", "no such card of yours", status=404, index=index)
+                raise WalletError(WalletRefusal.NOT_FOUND, "no such card of yours", index=index)
             if is_expired(card.expiry, now):
-                raise WalletError("card_expired", "the card has expired", index=index)
+                raise WalletError(WalletRefusal.CARD_EXPIRED, "the card has expired", index=index)
             if card.status is CardStatus.CLOSED:
-                raise WalletError("card_closed", "the card is closed", index=index)
+                raise WalletError(WalletRefusal.CARD_CLOSED, "the card is closed", index=index)
             holder = holders.get(card.phone)
             if holder is None:
                 message = "no wallet has this card's phone"
-                raise WalletError("wallet_not_found", message, status=404, index=index)
+                raise WalletError(WalletRefusal.WALLET_NOT_FOUND, message, index=index)
             if (card.holder_name, card.holder_id_fingerprint) != (
                 holder.name,
                 bytes(holder.id_fingerprint),
             ):
                 message = "the card holder is not the account holder"
-                raise WalletError("real_name_mismatch", message, index=index)
+                raise WalletError(WalletRefusal.REAL_NAME_MISMATCH, message, index=index)
             key = (int(holder.id), card.id)
             wanted.append(key)
             if key in in_wallet:  # in the wallet already
@@ -144,7 +146,7 @@ def _enrol(platform: Platform, issuer: Institution, card_ids: Sequence[int]) -> 
             held[key[0]] += 1
             if held[key[0]] > CARDS_MAX:
                 message = f"a wallet holds at most {CARDS_MAX} cards"
-                raise WalletError("too_many_cards", message, index=index)
+                raise WalletError(WalletRefusal.TOO_MANY_CARDS, message, index=index)
             new[key] = card
         # The checks are done: from here on the batch is written.
         if new:

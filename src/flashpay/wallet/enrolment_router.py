@@ -17,7 +17,6 @@ from flashpay.api.errors import ApiError
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import get_institution
 from flashpay.wallet.enrolment import enrol_cards
-from flashpay.wallet.errors import WalletError
 from flashpay.wallet.schemas import EnrolledCardOut, EnrolmentIn, EnrolmentOut
 
 router = APIRouter(prefix="/v1/issuer/enrolments", tags=["issuer"])
@@ -30,13 +29,9 @@ def enrol(body: EnrolmentIn, caller: CurrentInstitution, platform: ServicesDep) 
     issuer = get_institution(platform=platform, institution_id=caller.id)
     if issuer is None or issuer.kind is not InstitutionKind.ISSUER:
         raise ApiError(status_code=403, code="forbidden", message="this endpoint is for issuers")
-    try:
-        enrolled = enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
-    except WalletError as exc:
-        # The index only: the request's values are never echoed (one may be a card number).
-        details = {} if exc.index is None else {"index": exc.index}
-        raise ApiError(
-            status_code=exc.status, code=exc.code, message=str(exc), details=details
-        ) from exc
+    # A refusal is the WalletError itself: the API's error handler answers it, with only the
+    # refused card's index in ``details`` (the request's values are never echoed: one may be a
+    # card number).
+    enrolled = enrol_cards(platform=platform, issuer=issuer, card_ids=body.card_ids)
     results = [EnrolledCardOut.of(index, card) for index, card in enumerate(enrolled)]
     return EnrolmentOut(cards=len({card.id for card in enrolled}), results=results)

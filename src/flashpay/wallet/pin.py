@@ -26,7 +26,7 @@ from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.platform import Platform
 from flashpay.wallet import throttle
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_users
 from flashpay.wallet.policy import PIN, PIN_LOCK_SECONDS, PIN_TRIES_MAX
 from flashpay.wallet.sessions import charge_password_check
@@ -81,7 +81,7 @@ def check_password(*, platform: Platform, user_id: int, password: str) -> None:
     try:
         platform.password_policy.hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
-        raise WalletError("wrong_password", "the password is wrong", status=403) from exc
+        raise WalletError(WalletRefusal.WRONG_PASSWORD, "the password is wrong") from exc
     with autocommit(platform.engine) as connection:
         throttle.cleared(connection, account=account)
 
@@ -89,9 +89,11 @@ def check_password(*, platform: Platform, user_id: int, password: str) -> None:
 def set_pin(*, platform: Platform, user_id: int, pin: str, password: str) -> None:
     """Set or change the payment PIN; the login password authorizes it. Clears a lock."""
     if not PIN.match(pin):
-        raise WalletError("invalid_pin", "a payment PIN is six digits")
+        raise WalletError(WalletRefusal.INVALID_PIN, "a payment PIN is six digits")
     if len(set(pin)) == 1 or pin in ("123456", "654321"):
-        raise WalletError("weak_pin", "choose a PIN that is not all one digit or a sequence")
+        raise WalletError(
+            WalletRefusal.WEAK_PIN, "choose a PIN that is not all one digit or a sequence"
+        )
     check_password(platform=platform, user_id=user_id, password=password)
     pin_hash = _pins.hash(_peppered(platform, user_id, pin))
     with autocommit(platform.engine) as connection:  # one statement: atomic on its own

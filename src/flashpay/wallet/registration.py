@@ -19,7 +19,7 @@ from flashpay.db import autocommit
 from flashpay.errors import InvariantError
 from flashpay.idempotency import Effect, IdempotencyTag, bind_effects, find_effects
 from flashpay.platform import Platform
-from flashpay.wallet.errors import WalletError
+from flashpay.wallet.errors import WalletError, WalletRefusal
 from flashpay.wallet.models import wallet_users
 from flashpay.wallet.policy import (
     FREE_PER_PAYMENT_DEFAULT,
@@ -60,14 +60,19 @@ def register(
     """A wallet user; the phone is the login. A retry whose Idempotency-Key is bound answers the
     user it registered (not ``phone_already_registered``)."""
     if not PHONE.match(phone):
-        raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
+        raise WalletError(
+            WalletRefusal.INVALID_PHONE, "a mobile number is 11 digits starting with 1"
+        )
     if not ID_NUMBER.match(id_number.strip().upper()):
-        raise WalletError("invalid_id_number", "an ID number is 17 digits and a digit or X")
+        raise WalletError(
+            WalletRefusal.INVALID_ID_NUMBER, "an ID number is 17 digits and a digit or X"
+        )
     if not 1 <= len(name.strip()) <= 64:
-        raise WalletError("invalid_name", "the real name is 1–64 characters")
+        raise WalletError(WalletRefusal.INVALID_NAME, "the real name is 1–64 characters")
     if not PASSWORD_CHARS_MIN <= len(password) <= PASSWORD_CHARS_MAX:
         raise WalletError(
-            "weak_password", f"a password is {PASSWORD_CHARS_MIN}–{PASSWORD_CHARS_MAX} characters"
+            WalletRefusal.WEAK_PASSWORD,
+            f"a password is {PASSWORD_CHARS_MIN}–{PASSWORD_CHARS_MAX} characters",
         )
     clean_name = name.strip()
     values = {
@@ -101,7 +106,7 @@ def register(
                              now_ns=platform.clock.now_ns())  # fmt: skip
     except sa.exc.IntegrityError as exc:
         raise WalletError(
-            "phone_already_registered", "this phone number has an account", status=409
+            WalletRefusal.PHONE_ALREADY_REGISTERED, "this phone number has an account"
         ) from exc
     return User(int(user_id), phone, clean_name, False, False)
 

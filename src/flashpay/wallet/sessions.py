@@ -21,7 +21,7 @@ from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.platform import Platform
 from flashpay.wallet import throttle
-from flashpay.wallet.errors import WalletError, throttled
+from flashpay.wallet.errors import WalletError, WalletRefusal, throttled
 from flashpay.wallet.models import wallet_sessions, wallet_users
 from flashpay.wallet.policy import SESSION_SECONDS, TOKEN_PREFIX
 
@@ -85,7 +85,8 @@ def login(*, platform: Platform, phone: str, password: str, source: str | None =
             raise VerificationError
         hasher.verify(row.password_hash, password)
     except (VerificationError, InvalidHashError) as exc:
-        raise WalletError("invalid_login", "wrong phone number or password", status=401) from exc
+        message = "wrong phone number or password"
+        raise WalletError(WalletRefusal.INVALID_LOGIN, message) from exc
     rehashed = hasher.hash(password) if platform.password_policy.raises(row.password_hash) else None
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = platform.clock.now_ns()
