@@ -1,7 +1,9 @@
 """``/v1/users``, ``/v1/sessions``, ``/v1/me`` and ``/v1/cards``: the wallet over HTTP.
 
-Thin: parse, call one wallet function, render. ``WalletError`` becomes the error object with its
-own code and status (see ``flashpay.api.app``). Another user's card is a 404, never a 403.
+Thin: parse, call one wallet function, render. A ``WalletError`` becomes the error object with
+its code, at the status the API layer gives that code (see ``flashpay.api.app``); a card number
+that does not parse is refused here, before the wallet is asked (``invalid_card_number``, 422,
+as the cards router does). Another user's card is a 404, never a 403.
 """
 
 from __future__ import annotations
