@@ -364,57 +364,81 @@ def confirm_binding(
             )
             refusal = WalletError(reason, "the one-time code is wrong")
         else:
-            # The code is right: the binding, the token and the wallet card commit together.
-            # Checked again here, under the user's row lock: two bindings of one card started
-            # before either was confirmed would otherwise both bind it.
-            check_room(row)
-            connection.execute(
-                _SET_BINDING, {**keys, "b_status": "confirmed", "b_attempts": row.attempts}
-            )
-            card = get_card(platform=platform, card_id=int(row.card_id), connection=connection)
-            issuer = (
-                None
-                if card is None
-                else institutions_by_id(connection=connection, institution_ids=[card.issuer_id])
-                .get(card.issuer_id)
-            )  # fmt: skip
-            if card is None or issuer is None:
-                raise InvariantError("a binding's card and its issuer are recorded")
-            token = record_token(
-                platform=platform,
-                connection=connection,
-                card_id=card.id,
-                token_bin=network_token_bin(connection=connection),
-            )
-            is_default = not row.has_default
-            wallet_card_id = connection.execute(
-                _INSERT_WALLET_CARD,
-                {
-                    "user_id": user_id,
-                    "card_id": card.id,
-                    "token": token,
-                    "status": WalletCardStatus.ACTIVE.value,
-                    "is_default": is_default,
-                    "bound_at_ns": now,
-                    "unbound_at_ns": None,
-                },
-            ).scalar_one()
-            if not verified:
-                mark_real_name_verified(connection, [user_id])
-            if idempotency is not None:
-                bind_effects(connection, {idempotency: Effect("wallet_card", int(wallet_card_id))},
-                             now_ns=now)  # fmt: skip
-            bound_card = WalletCard(
-                id=int(wallet_card_id),
+            bound_card = _bind(
+                platform,
+                connection,
+                row,
                 user_id=user_id,
-                card=card,
-                token=token,
-                issuer_code=issuer.code,
-                issuer_name=issuer.name,
-                status=WalletCardStatus.ACTIVE,
-                is_default=is_default,
-                bound_at_ns=now,
+                binding_id=binding_id,
+                verified=bool(verified),
+                idempotency=idempotency,
+                now=now,
             )
     if refusal is not None:
         raise refusal
     return bound_card
+
+
+def _bind(
+    platform: Platform,
+    connection: sa.Connection,
+    row: Row[tuple[object, ...]],
+    *,
+    user_id: int,
+    binding_id: int,
+    verified: bool,
+    idempotency: IdempotencyTag | None,
+    now: int,
+) -> WalletCard:
+    """The code is right: confirm the binding, draw the card's network token and write the
+    wallet card, in the caller's transaction, and build the wallet card from what was written.
+    The room is checked again here, under the user's row lock: two bindings of one card started
+    before either was confirmed would otherwise both bind it."""
+    check_room(row)
+    connection.execute(
+        _SET_BINDING,
+        {"b_binding_id": binding_id, "b_status": "confirmed", "b_attempts": row.attempts},
+    )
+    card = get_card(platform=platform, card_id=int(row.card_id), connection=connection)
+    if card is None:
+        raise InvariantError("a binding's card is recorded")
+    issuer = institutions_by_id(connection=connection, institution_ids=[card.issuer_id]).get(
+        card.issuer_id
+    )
+    if issuer is None:
+        raise InvariantError("a recorded card's issuer exists")
+    token = record_token(
+        platform=platform,
+        connection=connection,
+        card_id=card.id,
+        token_bin=network_token_bin(connection=connection),
+    )
+    is_default = not row.has_default
+    wallet_card_id = connection.execute(
+        _INSERT_WALLET_CARD,
+        {
+            "user_id": user_id,
+            "card_id": card.id,
+            "token": token,
+            "status": WalletCardStatus.ACTIVE.value,
+            "is_default": is_default,
+            "bound_at_ns": now,
+            "unbound_at_ns": None,
+        },
+    ).scalar_one()
+    if not verified:
+        mark_real_name_verified(connection, [user_id])
+    if idempotency is not None:
+        bind_effects(connection, {idempotency: Effect("wallet_card", int(wallet_card_id))},
+                     now_ns=now)  # fmt: skip
+    return WalletCard(
+        id=int(wallet_card_id),
+        user_id=user_id,
+        card=card,
+        token=token,
+        issuer_code=issuer.code,
+        issuer_name=issuer.name,
+        status=WalletCardStatus.ACTIVE,
+        is_default=is_default,
+        bound_at_ns=now,
+    )
