@@ -55,7 +55,10 @@ from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import get_institution, load_network
 from flashpay.notify import RecordingNotifier
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
+from flashpay.wallet.sessions import login
 
 ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET_PER_SECOND = 1_000
@@ -89,19 +92,19 @@ def _p2p_members(url: str, data_dir: Path, count: int) -> list[Member]:
             issuer = get_institution(platform=platform, code=bank)
             assert issuer is not None
             phone, id_number = f"1390000{n:04d}", f"1101011990010{n:04d}X"
-            user = wallet.register(platform=platform, phone=phone, name=f"User {n}",
+            user = register(platform=platform, phone=phone, name=f"User {n}",
                                    id_number=id_number, password=P2P_PASSWORD)  # fmt: skip
-            wallet.set_pin(platform=platform, user_id=user.id, pin=P2P_PIN, password=P2P_PASSWORD)
+            set_pin(platform=platform, user_id=user.id, pin=P2P_PIN, password=P2P_PASSWORD)
             pan = generate_card_number(prefix, 16)
             issue_card(platform=platform, issuer=issuer, card=pan, expiry="3012",
                        holder_name=f"User {n}", holder_id_number=id_number, phone=phone,
                        opening_balance=10_000_000)  # fmt: skip
-            binding = wallet.start_binding(platform=platform, user_id=user.id,
-                                           card_number=pan.reveal(), expiry="12/30")  # fmt: skip
+            binding = start_binding(platform=platform, user_id=user.id,
+                                           card_number=pan, expiry="12/30")  # fmt: skip
             otp = notifier.last_code("card_binding", str(binding.id))
-            card = wallet.confirm_binding(platform=platform, user_id=user.id,
+            card = confirm_binding(platform=platform, user_id=user.id,
                                           binding_id=binding.id, otp=otp)  # fmt: skip
-            session = wallet.login(platform=platform, phone=phone, password=P2P_PASSWORD)
+            session = login(platform=platform, phone=phone, password=P2P_PASSWORD)
             members.append(Member(session.token, card.id, phone))
         return members
     finally:

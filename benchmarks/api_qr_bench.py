@@ -45,7 +45,7 @@ from flashpay.institutions.service import get_institution
 from flashpay.merchants.service import Scene, onboard_merchant, static_payload, terminal_by_code
 from flashpay.payments.codes import issue_code
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.sessions import authenticate
 
 MERCHANTS = 50
 HOT_SHARE = 5  # every 5th request goes to merchant 0: 20 %
@@ -130,7 +130,7 @@ def _codes(platform: Platform, members: list[Member], count: int) -> list[str]:
     for n in range(count):
         member = members[n % len(members)]
         if member.phone not in user_ids:
-            user_ids[member.phone] = wallet.authenticate(platform=platform, token=member.token)
+            user_ids[member.phone] = authenticate(platform=platform, token=member.token)
         issued = issue_code(platform=platform, user_id=user_ids[member.phone],
                                wallet_card_id=member.card_id)  # fmt: skip
         codes.append(issued.qr_payload)

@@ -42,7 +42,9 @@ from flashpay.notify import RecordingNotifier
 from flashpay.payments.transfer_records import P2PRequest, P2PTransfer
 from flashpay.payments.transfers import create_transfer, create_transfers
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
 
 ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 PASSWORD = "bench password 1"
@@ -81,9 +83,9 @@ def _members(platform: Platform, count: int) -> list[Member]:
     id_numbers = [f"{110101_19900101_000 + n:017d}X" for n in range(count)]
 
     def signup(n: int) -> int:
-        user = wallet.register(platform=platform, phone=phones[n], name=f"User {n}",
+        user = register(platform=platform, phone=phones[n], name=f"User {n}",
                                id_number=id_numbers[n], password=PASSWORD)  # fmt: skip
-        wallet.set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
+        set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
         return user.id
 
     with ThreadPoolExecutor(max_workers=SIGNUP_THREADS) as pool:
@@ -97,10 +99,10 @@ def _members(platform: Platform, count: int) -> list[Member]:
         issue_card(platform=platform, issuer=issuer, card=number, expiry="3012",
                    holder_name=f"User {n}", holder_id_number=id_numbers[n], phone=phones[n],
                    opening_balance=OPENING_BALANCE)  # fmt: skip
-        binding = wallet.start_binding(platform=platform, user_id=user_id,
-                                       card_number=number.reveal(), expiry="12/30")  # fmt: skip
+        binding = start_binding(platform=platform, user_id=user_id,
+                                       card_number=number, expiry="12/30")  # fmt: skip
         otp = notifier.last_code("card_binding", str(binding.id))
-        card = wallet.confirm_binding(platform=platform, user_id=user_id,
+        card = confirm_binding(platform=platform, user_id=user_id,
                                       binding_id=binding.id, otp=otp)  # fmt: skip
         members.append(Member(user_id, card.id, phones[n], number))
     notifier.messages.clear()

@@ -49,7 +49,7 @@ from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform, Runtime
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
-from flashpay.wallet import service as wallet
+from flashpay.wallet.sessions import authenticate
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -153,7 +153,7 @@ def create_platform_app(
     given; its owner closes it)."""
 
     def verify(token: str) -> int | None:
-        return wallet.authenticate(platform=platform, token=token)
+        return authenticate(platform=platform, token=token)
 
     app = create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
     app.state.payment_switch = payment_switch(platform)

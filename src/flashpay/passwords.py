@@ -7,12 +7,12 @@ of 19 MiB, 2 passes, 1 lane), and the demo's thousands of generated users, whose
 printed in the source and whose set-up would otherwise spend minutes in Argon2 (decision 0011).
 
 An Argon2 hash names its own parameters (``$argon2id$v=19$m=19456,t=2,p=1$…``), so any policy
-verifies any hash; ``wallet.login`` re-hashes a password whose stored hash is cheaper than the
-platform's current policy (``PasswordPolicy.raises``), so raising the policy reaches every
+verifies any hash; ``wallet.sessions.login`` re-hashes a password whose stored hash is cheaper
+than the platform's current policy (``PasswordPolicy.raises``), so raising the policy reaches every
 account at its next login — and never the other way: a login on a platform with a cheaper
 policy (only the demo opens one) leaves a stronger hash as it is. The payment PIN's hash is not
 a policy: its cost is fixed by decision 0008 and lives with the PIN code in
-``flashpay.wallet.service``.
+``flashpay.wallet.pin``.
 """
 
 from __future__ import annotations

@@ -68,15 +68,6 @@ class _Refusal(StrEnum):
     CONFLICT = "card_exists"
 
 
-class _CodedError(ValueError):
-    """A WalletError/PaymentError/CardError before its branch: ``code`` but no reason enum."""
-
-    def __init__(self, code: str, *, index: int | None = None) -> None:
-        super().__init__(f"refused {code}")
-        self.code = code
-        self.index = index
-
-
 def _app() -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
@@ -88,10 +79,6 @@ def _app() -> FastAPI:
     @app.get("/conflict")
     def conflict() -> None:
         raise RefusedError(_Refusal.CONFLICT, "exists")
-
-    @app.get("/bridged")
-    def bridged() -> None:
-        raise _CodedError("wallet_not_found", index=2)
 
     @app.get("/plain-value-error")
     def plain_value_error() -> None:
@@ -130,14 +117,7 @@ async def test_a_refusal_takes_its_status_from_the_table_and_says_when_to_retry(
     assert "Retry-After" not in response.headers
 
 
-async def test_the_bridge_answers_a_coded_error_by_its_code_and_nothing_else() -> None:
-    response = await _get("/bridged")
-    assert response.status_code == 404
-    assert response.json()["error"] == {
-        "code": "wallet_not_found",
-        "message": "refused wallet_not_found",
-        "details": {"index": 2},
-    }
+async def test_a_plain_value_error_is_a_bug_not_a_refusal() -> None:
     response = await _get("/plain-value-error")
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
@@ -155,6 +135,8 @@ async def test_other_branches_are_mapped_by_type_without_internals(
     assert response.json()["error"]["code"] == code
     assert "secret" not in response.text
     assert "10.0.0.1" not in response.text
+    if status == 503:
+        assert response.headers["Retry-After"] == "5"
 
 
 def test_invariant_error_is_a_flashpay_error() -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from world import code_of
 
-from flashpay.wallet.service import ENROL_BATCH_MAX
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX
 
 pytestmark = pytest.mark.anyio
 

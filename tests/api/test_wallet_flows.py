@@ -8,7 +8,7 @@ from world import PASSWORD, PIN, code_of
 
 from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import reveal_card_number
-from flashpay.wallet.service import CARDS_MAX, OTP_SECONDS
+from flashpay.wallet.policy import CARDS_MAX, OTP_SECONDS
 
 pytestmark = pytest.mark.anyio
 

@@ -87,8 +87,11 @@ from flashpay.payments.models import p2p_transfers, payments
 from flashpay.payments.recovery import recover_payments
 from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.binding import confirm_binding, start_binding
 from flashpay.wallet.models import wallet_cards
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
+from flashpay.wallet.sessions import login
 
 POSTGRES_ADMIN_URL_DEFAULT = "postgresql://postgres@127.0.0.1:5432/postgres"
 LEASE_ENV = "FLASHPAY_IDEMPOTENCY_LEASE_SECONDS"
@@ -277,19 +280,19 @@ def build_network(url: str, data_dir: Path, *, users: int) -> Network:
             issuer = get_institution(platform=platform, code=ISSUER_CODES[n % len(ISSUER_CODES)])
             assert issuer is not None
             phone, id_number = f"137{n:08d}", f"{110101_19800101_000 + n:017d}X"
-            user = wallet.register(platform=platform, phone=phone, name=f"User {n}",
+            user = register(platform=platform, phone=phone, name=f"User {n}",
                                    id_number=id_number, password=PASSWORD)  # fmt: skip
-            wallet.set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
+            set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
             pan = generate_card_number(_debit_prefix(issuer.code), 16)
             issued = issue_card(platform=platform, issuer=issuer, card=pan, expiry="3012",
                                 holder_name=f"User {n}", holder_id_number=id_number, phone=phone,
                                 opening_balance=OPENING_FEN)  # fmt: skip
-            binding = wallet.start_binding(platform=platform, user_id=user.id,
-                                           card_number=pan.reveal(), expiry="12/30")  # fmt: skip
+            binding = start_binding(platform=platform, user_id=user.id,
+                                           card_number=pan, expiry="12/30")  # fmt: skip
             otp = notifier.last_code("card_binding", str(binding.id))
-            card = wallet.confirm_binding(platform=platform, user_id=user.id,
+            card = confirm_binding(platform=platform, user_id=user.id,
                                           binding_id=binding.id, otp=otp)  # fmt: skip
-            session = wallet.login(platform=platform, phone=phone, password=PASSWORD)
+            session = login(platform=platform, phone=phone, password=PASSWORD)
             members.append(Member(n, user.id, phone, session.token, card.id,
                                   issued.card.ledger_account_id))  # fmt: skip
         return Network(tuple(members), tuple(shops))

@@ -15,7 +15,9 @@ from flashpay.institutions.service import get_institution, load_network
 from flashpay.merchants.service import Scene, onboard_merchant, static_payload, terminal_by_code
 from flashpay.notify import RecordingNotifier
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
 
 PASSWORD = "terminal password"
 
@@ -37,19 +39,17 @@ def test_show_a_code_collect_it_and_scan_a_static_code(tmp_path, sqlite_url):
     load_network(platform=platform, definition=default_definition())
     boc = get_institution(platform=platform, code="BOC")
     ums = get_institution(platform=platform, code="UMS")
-    user = wallet.register(platform=platform, phone="13800001234", name="Li Lei",
+    user = register(platform=platform, phone="13800001234", name="Li Lei",
                            id_number="110101199001011234", password=PASSWORD)  # fmt: skip
-    wallet.set_pin(platform=platform, user_id=user.id, pin="135790", password=PASSWORD)
+    set_pin(platform=platform, user_id=user.id, pin="135790", password=PASSWORD)
     pan = generate_card_number("621661", 16)
     issue_card(platform=platform, issuer=boc, card=pan, expiry="3012", holder_name="Li Lei",
                holder_id_number="110101199001011234", phone="13800001234",
                opening_balance=10_000)  # fmt: skip
-    binding = wallet.start_binding(platform=platform, user_id=user.id,
-                                   card_number=pan.reveal(), expiry="12/30")  # fmt: skip
+    binding = start_binding(platform=platform, user_id=user.id,
+                                   card_number=pan, expiry="12/30")  # fmt: skip
     otp = notifier.last_code("card_binding", str(binding.id))
-    card = wallet.confirm_binding(
-        platform=platform, user_id=user.id, binding_id=binding.id, otp=otp
-    )
+    card = confirm_binding(platform=platform, user_id=user.id, binding_id=binding.id, otp=otp)
     shop = onboard_merchant(platform=platform, acquirer=ums, legal_name="Lawson Co",
                             display_name="Lawson", city="Shanghai", mcc="5499",
                             scene=Scene.CONVENIENCE_STORE)  # fmt: skip

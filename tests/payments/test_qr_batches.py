@@ -71,8 +71,8 @@ from flashpay.payments.settings import set_payment_limits
 from flashpay.payments.submit import submit_payments
 from flashpay.platform import Platform
 from flashpay.qr.payment_codes import IssuedCode
+from flashpay.wallet.cards import set_card_frozen
 from flashpay.wallet.models import wallet_users
-from flashpay.wallet.service import set_card_frozen
 
 from .test_recovery import PIN, Member, available, member
 

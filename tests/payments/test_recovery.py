@@ -33,7 +33,9 @@ from flashpay.payments.transfer_records import (
 )
 from flashpay.payments.transfers import create_transfer
 from flashpay.platform import Platform
-from flashpay.wallet.service import confirm_binding, register, set_pin, start_binding
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
 
 from .crashing import CrashError, CrashingLedger
 
@@ -71,9 +73,7 @@ def member(platform: Platform, n: int, *, bank: str, prefix: str, balance: int) 
         phone=phone,
         opening_balance=balance,
     )
-    binding = start_binding(
-        platform=platform, user_id=user.id, card_number=number.reveal(), expiry="12/30"
-    )
+    binding = start_binding(platform=platform, user_id=user.id, card_number=number, expiry="12/30")
     notifier = platform.notifier
     assert isinstance(notifier, RecordingNotifier)
     otp = notifier.last_code("card_binding", str(binding.id))

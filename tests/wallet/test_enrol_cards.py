@@ -19,8 +19,13 @@ from flashpay.cards.service import CardIssue, CardStatus, issue_cards, set_card_
 from flashpay.institutions.service import Institution, get_institution
 from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.cards import WalletCard, get_wallet_card, list_wallet_cards
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX, enrol_cards
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.models import wallet_bindings, wallet_cards, wallet_users
+from flashpay.wallet.policy import CARDS_MAX
+from flashpay.wallet.registration import get_user, register
 
 PASSWORD = "correct horse battery"
 
@@ -45,7 +50,7 @@ def demo(platform: Platform) -> Platform:
 
 def holder(platform: Platform, n: int, name: str = "Li Wei") -> Holder:
     phone, id_number = f"1380000{n:04d}", f"1101011990010{n:04d}X"
-    user = wallet.register(
+    user = register(
         platform=demo(platform), phone=phone, name=name, id_number=id_number, password=PASSWORD
     )
     return Holder(user.id, phone, name, id_number)
@@ -93,12 +98,15 @@ def statements(platform: Platform) -> Iterator[list[str]]:
         sa.event.remove(platform.engine, "before_cursor_execute", record)
 
 
-def bind_in_app(platform: Platform, person: Holder, card_number: str) -> wallet.WalletCard:
-    binding = wallet.start_binding(
-        platform=platform, user_id=person.user_id, card_number=card_number, expiry="12/30"
+def bind_in_app(platform: Platform, person: Holder, card_number: str) -> WalletCard:
+    binding = start_binding(
+        platform=platform,
+        user_id=person.user_id,
+        card_number=CardNumber.parse(card_number),
+        expiry="12/30",
     )
     otp = platform.notifier.last_code("card_binding", str(binding.id))  # type: ignore[attr-defined]
-    return wallet.confirm_binding(
+    return confirm_binding(
         platform=platform, user_id=person.user_id, binding_id=binding.id, otp=otp
     )
 
@@ -125,22 +133,20 @@ def test_a_bank_enrols_its_cardholders_cards(service_platform):
     in_app = bind_in_app(platform, zhao, icbc_number)
     card_ids = cards_of(platform, li, 2) + cards_of(platform, wang) + cards_of(platform, zhao)
     with statements(platform) as sent:
-        enrolled = wallet.enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
+        enrolled = enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
     assert [w.card.id for w in enrolled] == card_ids
     assert [w.user_id for w in enrolled] == [li.user_id, li.user_id, wang.user_id, zhao.user_id]
     assert [w.is_default for w in enrolled] == [True, False, True, False]
     assert {w.issuer_code for w in enrolled} == {"BOC"}
     assert len({w.token for w in enrolled} | {in_app.token}) == 5
     for one in enrolled:  # built from what was written: the same as a read
-        assert one == wallet.get_wallet_card(
-            platform=platform, user_id=one.user_id, wallet_card_id=one.id
-        )
-    assert wallet.list_wallet_cards(platform=platform, user_id=zhao.user_id) == [
+        assert one == get_wallet_card(platform=platform, user_id=one.user_id, wallet_card_id=one.id)
+    assert list_wallet_cards(platform=platform, user_id=zhao.user_id) == [
         in_app,
         enrolled[3],
     ]
     for person in (li, wang, zhao):
-        user = wallet.get_user(platform=platform, user_id=person.user_id)
+        user = get_user(platform=platform, user_id=person.user_id)
         assert user is not None
         assert user.real_name_verified
     bindings = rows(platform, wallet_bindings)
@@ -150,7 +156,7 @@ def test_a_bank_enrols_its_cardholders_cards(service_platform):
     # One statement per step, however many cards: reads, the holders' lock, the writes.
     more = [cards_of(platform, holder(platform, 10 + n))[0] for n in range(12)]
     with statements(platform) as many:
-        wallet.enrol_cards(platform=platform, issuer=boc, card_ids=more)
+        enrol_cards(platform=platform, issuer=boc, card_ids=more)
     assert len(many) == len(sent) <= 10, many
 
 
@@ -159,9 +165,9 @@ def test_enrolling_again_changes_nothing(service_platform):
     boc = institution(platform, "BOC")
     li = holder(platform, 1)
     card_ids = cards_of(platform, li, 2)
-    first = wallet.enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
+    first = enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
     # The same file again, and a card twice in one batch: the wallet cards they are.
-    again = wallet.enrol_cards(
+    again = enrol_cards(
         platform=platform, issuer=boc, card_ids=[card_ids[1], card_ids[0], card_ids[1]]
     )
     assert again == [first[1], first[0], first[1]]
@@ -183,7 +189,7 @@ def test_enrolling_again_changes_nothing(service_platform):
         ],
     )
     in_app = bind_in_app(platform, li, number)
-    assert wallet.enrol_cards(platform=platform, issuer=boc, card_ids=[issued.card.id]) == [in_app]
+    assert enrol_cards(platform=platform, issuer=boc, card_ids=[issued.card.id]) == [in_app]
 
 
 def refusal_cases(platform: Platform) -> list[tuple[str, list[int], str]]:
@@ -194,8 +200,8 @@ def refusal_cases(platform: Platform) -> list[tuple[str, list[int], str]]:
     closed = cards_of(platform, li)[0]
     set_card_status(platform=platform, card_id=closed, status=CardStatus.CLOSED)
     crowded = holder(platform, 2, "Wang Fang")
-    full = cards_of(platform, crowded, wallet.CARDS_MAX - 1)
-    wallet.enrol_cards(platform=platform, issuer=institution(platform, "BOC"), card_ids=full)
+    full = cards_of(platform, crowded, CARDS_MAX - 1)
+    enrol_cards(platform=platform, issuer=institution(platform, "BOC"), card_ids=full)
     return [
         ("no_such_card", [*good, 999_999], "not_found"),
         ("another_issuers_card", [*good, *cards_of(platform, li, bank="ICBC", prefix="622202")],
@@ -215,8 +221,8 @@ def test_a_refused_card_refuses_the_batch_and_writes_nothing(service_platform):
     for name, card_ids, code in refusal_cases(platform):
         before = (rows(platform, wallet_cards), rows(platform, wallet_bindings))
         versions = rows(platform, wallet_users)
-        with pytest.raises(wallet.WalletError) as refused:
-            wallet.enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
+        with pytest.raises(WalletError) as refused:
+            enrol_cards(platform=platform, issuer=boc, card_ids=card_ids)
         index = 1 if name == "sixteenth_card" else 2
         assert (refused.value.code, refused.value.index) == (code, index), name
         assert str(refused.value).startswith(f"card_ids[{index}]: "), name
@@ -226,24 +232,21 @@ def test_a_refused_card_refuses_the_batch_and_writes_nothing(service_platform):
 
 def test_a_batch_has_a_limit(service_platform):
     platform = service_platform
-    with pytest.raises(wallet.WalletError) as refused:
-        wallet.enrol_cards(
+    with pytest.raises(WalletError) as refused:
+        enrol_cards(
             platform=platform,
             issuer=institution(platform, "BOC"),
-            card_ids=[1] * (wallet.ENROL_BATCH_MAX + 1),
+            card_ids=[1] * (ENROL_BATCH_MAX + 1),
         )
     assert refused.value.code == "batch_too_large"
-    assert (
-        wallet.enrol_cards(platform=platform, issuer=institution(platform, "BOC"), card_ids=[])
-        == []
-    )
+    assert enrol_cards(platform=platform, issuer=institution(platform, "BOC"), card_ids=[]) == []
 
 
 def test_an_enrolment_and_a_binding_cannot_both_take_the_fifteenth_place(service_platform):
     platform = service_platform
     boc = institution(platform, "BOC")
     li = holder(platform, 1)
-    wallet.enrol_cards(platform=platform, issuer=boc, card_ids=cards_of(platform, li, 14))
+    enrol_cards(platform=platform, issuer=boc, card_ids=cards_of(platform, li, 14))
     number = generate_card_number("621661").reveal()
     issue_cards(
         platform=platform,
@@ -258,8 +261,11 @@ def test_an_enrolment_and_a_binding_cannot_both_take_the_fifteenth_place(service
             )
         ],
     )
-    binding = wallet.start_binding(
-        platform=platform, user_id=li.user_id, card_number=number, expiry="12/30"
+    binding = start_binding(
+        platform=platform,
+        user_id=li.user_id,
+        card_number=CardNumber.parse(number),
+        expiry="12/30",
     )
     otp = platform.notifier.last_code("card_binding", str(binding.id))
     pushed = cards_of(platform, li)
@@ -269,19 +275,17 @@ def test_an_enrolment_and_a_binding_cannot_both_take_the_fifteenth_place(service
     def confirm() -> None:
         start.wait()
         try:
-            wallet.confirm_binding(
-                platform=platform, user_id=li.user_id, binding_id=binding.id, otp=otp
-            )
+            confirm_binding(platform=platform, user_id=li.user_id, binding_id=binding.id, otp=otp)
             outcomes["app"] = "bound"
-        except wallet.WalletError as exc:
+        except WalletError as exc:
             outcomes["app"] = exc.code
 
     def enrol() -> None:
         start.wait()
         try:
-            wallet.enrol_cards(platform=platform, issuer=boc, card_ids=pushed)
+            enrol_cards(platform=platform, issuer=boc, card_ids=pushed)
             outcomes["issuer"] = "bound"
-        except wallet.WalletError as exc:
+        except WalletError as exc:
             outcomes["issuer"] = exc.code
 
     threads = [threading.Thread(target=confirm), threading.Thread(target=enrol)]
@@ -290,4 +294,4 @@ def test_an_enrolment_and_a_binding_cannot_both_take_the_fifteenth_place(service
     for thread in threads:
         thread.join()
     assert sorted(outcomes.values()) == ["bound", "too_many_cards"], outcomes
-    assert len(wallet.list_wallet_cards(platform=platform, user_id=li.user_id)) == wallet.CARDS_MAX
+    assert len(list_wallet_cards(platform=platform, user_id=li.user_id)) == CARDS_MAX

@@ -17,8 +17,10 @@ from flashpay.institutions.service import Institution, get_institution, load_net
 from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.cards import list_wallet_cards
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX
 from flashpay.wallet.issuer_cli import CardFileError, parse_card_file
+from flashpay.wallet.registration import register
 
 PASSWORD = "correct horse battery"
 
@@ -48,7 +50,7 @@ def bank(database_url, tmp_path):
     load_network(platform=platform, definition=default_definition())
     holder = {"holder_name": "Li Wei", "holder_id_number": "110101199001011234",
               "phone": "13800001234", "expiry": "3012", "opening_balance": 5_00}  # fmt: skip
-    user = wallet.register(platform=platform, phone="13800001234", name="Li Wei",
+    user = register(platform=platform, phone="13800001234", name="Li Wei",
                            id_number="110101199001011234", password=PASSWORD)  # fmt: skip
     boc = issue_cards(platform=platform, issuer=_institution(platform, "BOC"), requests=[
         CardIssue(card=generate_card_number("621661"), **holder) for _ in range(2)
@@ -71,11 +73,11 @@ def test_a_bank_enrols_its_card_file(bank, database_url):
     assert done.returncode == 0, done.stderr
     assert "2 cards of BOC are in their holders' wallets" in done.stdout
     assert "621661******" in done.stdout
-    in_wallet = wallet.list_wallet_cards(platform=platform, user_id=user_id)
+    in_wallet = list_wallet_cards(platform=platform, user_id=user_id)
     assert sorted(c.card.id for c in in_wallet) == [first, second]
     again = _cli(database_url, data_dir, str(card_file), "--institution", str(boc.id))
     assert again.returncode == 0, again.stderr  # sending the file again is harmless
-    assert len(wallet.list_wallet_cards(platform=platform, user_id=user_id)) == 2
+    assert len(list_wallet_cards(platform=platform, user_id=user_id)) == 2
 
 
 def test_a_refused_card_is_reported_by_line_and_nothing_is_enrolled(bank, database_url):
@@ -89,7 +91,7 @@ def test_a_refused_card_is_reported_by_line_and_nothing_is_enrolled(bank, databa
     assert refused.returncode == 1
     assert "refused (not_found): line 3, card_ids[1]: no such card of yours" in refused.stderr
     assert "nothing was enrolled" in refused.stderr
-    assert wallet.list_wallet_cards(platform=platform, user_id=user_id) == []
+    assert list_wallet_cards(platform=platform, user_id=user_id) == []
 
 
 def test_only_an_issuer_enrols(bank, database_url):
@@ -137,8 +139,8 @@ def test_card_file_format(text, card_ids, lines):
         pytest.param("1\ncard_id\n", "line 2: 'card_id' is not a card id", id="a late header"),
         pytest.param(f"{2**63}\n", "line 1", id="beyond BIGINT"),
         pytest.param(
-            "1\n" * (wallet.ENROL_BATCH_MAX + 1),
-            f"at most {wallet.ENROL_BATCH_MAX}",
+            "1\n" * (ENROL_BATCH_MAX + 1),
+            f"at most {ENROL_BATCH_MAX}",
             id="one card too many",
         ),
     ],

@@ -18,8 +18,11 @@ from flashpay.passwords import (
     PasswordPolicy,
 )
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.models import wallet_users
+from flashpay.wallet.pin import check_password, set_pin
+from flashpay.wallet.registration import register
+from flashpay.wallet.sessions import authenticate, login
 
 PASSWORD = "correct horse battery"
 PHONE = "13800000001"
@@ -39,7 +42,7 @@ def stored_hash(platform: Platform, user_id: int) -> str:
 def demo_user(platform: Platform) -> tuple[Platform, int]:
     """A user registered on the demo's cheap policy: (that platform, the user's id)."""
     demo = dataclasses.replace(platform, password_policy=DEMO_PASSWORD_POLICY)
-    user = wallet.register(
+    user = register(
         platform=demo, phone=PHONE, name="Li Wei", id_number="11010119900101001X", password=PASSWORD
     )
     return demo, user.id
@@ -68,28 +71,28 @@ def test_a_login_under_a_stronger_policy_rehashes(service_platform):
     cheap = stored_hash(platform, user_id)
     assert cheap.startswith(DEMO_PREFIX)
     # Setting a PIN checks the password: any policy verifies any hash, and nothing is re-hashed.
-    wallet.set_pin(platform=platform, user_id=user_id, pin="135790", password=PASSWORD)
+    set_pin(platform=platform, user_id=user_id, pin="135790", password=PASSWORD)
     assert stored_hash(platform, user_id) == cheap
-    session = wallet.login(platform=platform, phone=PHONE, password=PASSWORD)
-    assert wallet.authenticate(platform=platform, token=session.token) == user_id
+    session = login(platform=platform, phone=PHONE, password=PASSWORD)
+    assert authenticate(platform=platform, token=session.token) == user_id
     strong = stored_hash(platform, user_id)
     assert strong.startswith(OWASP_PREFIX)
     PasswordHasher().verify(strong, PASSWORD)  # a plain argon2 hash of the same password
     assert not platform.password_policy.hasher.check_needs_rehash(strong)
     # At the policy now: the next login leaves it alone, and the password still works.
-    wallet.login(platform=platform, phone=PHONE, password=PASSWORD)
+    login(platform=platform, phone=PHONE, password=PASSWORD)
     assert stored_hash(platform, user_id) == strong
-    wallet.check_password(platform=demo, user_id=user_id, password=PASSWORD)
+    check_password(platform=demo, user_id=user_id, password=PASSWORD)
 
 
 def test_a_login_never_lowers_the_cost(service_platform):
     """A login on a cheaper policy (only the demo opens one) leaves a stronger hash alone: a
     misconfigured or demo platform must not weaken real accounts."""
     demo, user_id = demo_user(service_platform)
-    wallet.login(platform=service_platform, phone=PHONE, password=PASSWORD)
+    login(platform=service_platform, phone=PHONE, password=PASSWORD)
     strong = stored_hash(service_platform, user_id)
     assert strong.startswith(OWASP_PREFIX)
-    wallet.login(platform=demo, phone=PHONE, password=PASSWORD)
+    login(platform=demo, phone=PHONE, password=PASSWORD)
     assert stored_hash(service_platform, user_id) == strong
     assert not DEMO_PASSWORD_POLICY.raises(strong)
     assert OWASP_PASSWORD_POLICY.raises(DEMO_PASSWORD_POLICY.dummy_hash())
@@ -100,12 +103,12 @@ def test_a_failed_login_changes_nothing(service_platform):
     _, user_id = demo_user(platform)
     cheap = stored_hash(platform, user_id)
     for phone, password in ((PHONE, "not the password"), ("13999999999", PASSWORD)):
-        with pytest.raises(wallet.WalletError) as refused:
-            wallet.login(platform=platform, phone=phone, password=password)
-        assert (refused.value.code, refused.value.status) == ("invalid_login", 401)
+        with pytest.raises(WalletError) as refused:
+            login(platform=platform, phone=phone, password=password)
+        assert refused.value.code == "invalid_login"  # a 401 at the API (test_wallet_flows)
     assert stored_hash(platform, user_id) == cheap
-    with pytest.raises(wallet.WalletError) as wrong:
-        wallet.check_password(platform=platform, user_id=user_id, password="not the password")
+    with pytest.raises(WalletError) as wrong:
+        check_password(platform=platform, user_id=user_id, password="not the password")
     assert wrong.value.code == "wrong_password"
 
 

@@ -179,7 +179,7 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     domain's details, and for a throttled request (429) when to try again, both as
     ``details.retry_after_seconds`` and as the ``Retry-After`` header."""
     if not isinstance(exc, RefusedError):
-        return _bridged(exc)
+        raise exc
     return _refusal(exc.code, exc.message, exc.details, exc.retry_after_seconds)
 
 
@@ -192,23 +192,6 @@ def _refusal(
         details["retry_after_seconds"] = retry_after_seconds
         headers["Retry-After"] = str(retry_after_seconds)
     return _response(refusal_status(code), code, message, details, headers)
-
-
-# -- bridge: remove once the wallet, cards and payments errors are RefusedError ------------------
-# WalletError, CardError and PaymentError still carry ``code`` (and ``status``) and descend from
-# ValueError only. Until their branches land, a ValueError whose ``code`` the table names is
-# answered as the refusal it is; its ``status`` is ignored (the table holds the same values). Any
-# other ValueError is re-raised, to end as a 500 as before.
-def _bridged(exc: Exception) -> JSONResponse:
-    code = getattr(exc, "code", None)
-    if not isinstance(code, str) or code not in REFUSAL_STATUS:
-        raise exc
-    index = getattr(exc, "index", None)  # a refused card's position in an enrolment batch
-    details = {} if index is None else {"index": index}
-    return _refusal(code, str(exc), details, getattr(exc, "retry_after_seconds", None))
-
-
-# -- end of bridge ------------------------------------------------------------------------------
 
 
 async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
@@ -273,7 +256,6 @@ async def _unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RefusedError, _refused)
-    app.add_exception_handler(ValueError, _refused)  # the bridge (above); goes with it
     app.add_exception_handler(UnavailableError, _unavailable)
     app.add_exception_handler(InvariantError, _invariant_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

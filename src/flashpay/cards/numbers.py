@@ -10,17 +10,28 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
+from enum import StrEnum
+
+from flashpay.errors import RefusedError
 
 PAN_DIGITS_MIN = 13
 PAN_DIGITS_MAX = 19
 
 
-class CardNumberError(ValueError):
-    """Not a card number: ``reason`` is ``not_digits``, ``bad_length`` or ``luhn``."""
+class CardNumberRefusal(StrEnum):
+    """Why a text is not a card number, in the order ``CardNumber.parse`` checks."""
 
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+    NOT_DIGITS = "not_digits"
+    BAD_LENGTH = "bad_length"
+    LUHN = "luhn"
+
+
+class CardNumberError(RefusedError):
+    """Not a card number: ``reason`` says which check failed. The API answers every one as
+    ``invalid_card_number`` (a 422) with this message: the reason is for the caller's logs and
+    tests, the API code names the field."""
+
+    reason: CardNumberRefusal
 
 
 def luhn_check_digit(payload: str) -> str:
@@ -49,13 +60,14 @@ class CardNumber:
         """Digits with optional spaces or dashes between groups; 13–19 digits; Luhn-valid."""
         digits = text.replace(" ", "").replace("-", "")
         if not (digits.isascii() and digits.isdigit()):
-            raise CardNumberError("not_digits", "a card number is digits only")
+            raise CardNumberError(CardNumberRefusal.NOT_DIGITS, "a card number is digits only")
         if not PAN_DIGITS_MIN <= len(digits) <= PAN_DIGITS_MAX:
             raise CardNumberError(
-                "bad_length", f"a card number has {PAN_DIGITS_MIN}–{PAN_DIGITS_MAX} digits"
+                CardNumberRefusal.BAD_LENGTH,
+                f"a card number has {PAN_DIGITS_MIN}–{PAN_DIGITS_MAX} digits",
             )
         if not luhn_ok(digits):
-            raise CardNumberError("luhn", "the card number fails the Luhn check")
+            raise CardNumberError(CardNumberRefusal.LUHN, "the card number fails the Luhn check")
         return cls(digits)
 
     def reveal(self) -> str:

@@ -25,7 +25,9 @@ import sqlalchemy as sa
 
 from flashpay.cards.models import card_tokens, cards
 from flashpay.cards.numbers import CardNumber, generate_card_number
+from flashpay.cards.routing import route_cards
 from flashpay.db import autocommit
+from flashpay.errors import RefusedError
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -33,7 +35,7 @@ from flashpay.institutions.chart import (
     institution_account_id,
 )
 from flashpay.institutions.definition import CardType
-from flashpay.institutions.service import Institution, network_institution, route_cards
+from flashpay.institutions.service import Institution, network_institution
 from flashpay.ledger import (
     BATCH_EVENTS_MAX,
     Account,
@@ -56,16 +58,36 @@ class CardStatus(StrEnum):
     CLOSED = "closed"
 
 
-class CardError(ValueError):
+class CardRefusal(StrEnum):
+    """Why a request about cards was refused, in the order the checks run (the expiry's form,
+    then ``issue_cards``: the batch, each request's BIN, issuer, limit and amounts, then what is
+    already recorded). The values are the API's error codes."""
+
+    INVALID_EXPIRY = "invalid_expiry"
+    BATCH_TOO_LARGE = "batch_too_large"
+    UNKNOWN_BIN = "unknown_bin"
+    BIN_NOT_YOURS = "bin_not_yours"
+    INVALID_CREDIT_LIMIT = "invalid_credit_limit"
+    INVALID_AMOUNT = "invalid_amount"
+    CARD_EXISTS = "card_exists"
+
+
+class CardError(RefusedError):
     """A request about a card that cannot be carried out; ``code`` is the API error code.
     ``index`` is the refused request's position in an ``issue_cards`` batch (``None`` for a
-    single card), and ``reason`` the message without that position."""
+    single card; also in ``details``), and ``unindexed_message`` the message without that
+    position."""
 
-    def __init__(self, code: str, message: str, *, index: int | None = None) -> None:
-        super().__init__(message if index is None else f"requests[{index}]: {message}")
-        self.code = code
+    reason: CardRefusal
+
+    def __init__(self, reason: CardRefusal, message: str, *, index: int | None = None) -> None:
+        super().__init__(
+            reason,
+            message if index is None else f"requests[{index}]: {message}",
+            details=None if index is None else {"index": index},
+        )
         self.index = index
-        self.reason = message
+        self.unindexed_message = message
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +148,9 @@ def parse_expiry(text: str) -> str:
     ``MM/YY`` (as printed on the card) and we store ``YYMM``."""
     month, sep, year = text.partition("/")
     if not (sep and len(month) == 2 and len(year) == 2 and (month + year).isdigit()):
-        raise CardError("invalid_expiry", "the expiry date is MM/YY")
+        raise CardError(CardRefusal.INVALID_EXPIRY, "the expiry date is MM/YY")
     if not 1 <= int(month) <= 12:
-        raise CardError("invalid_expiry", "the expiry month is 01–12")
+        raise CardError(CardRefusal.INVALID_EXPIRY, "the expiry month is 01–12")
     return year + month
 
 
@@ -171,6 +193,7 @@ def id_fingerprint(platform: Platform, id_number: str) -> bytes:
 
 ISSUE_BATCH_MAX = BATCH_EVENTS_MAX  # one ledger batch holds a whole card file's accounts
 FINGERPRINTS_PER_QUERY_MAX = 500  # card look-ups by fingerprint per IN (...) query
+IDS_PER_QUERY_MAX = 500  # card look-ups by id per IN (...) query
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +260,7 @@ def issue_card(
     try:
         [issued] = issue_cards(platform=platform, issuer=issuer, requests=[request])
     except CardError as exc:
-        raise CardError(exc.code, exc.reason) from None
+        raise CardError(exc.reason, exc.unindexed_message) from None
     return issued
 
 
@@ -265,13 +288,13 @@ def issue_cards(
     one batch is recorded once; twice with other details is ``card_exists`` at the second.
     """
     if len(requests) > ISSUE_BATCH_MAX:
-        raise CardError("batch_too_large", f"at most {ISSUE_BATCH_MAX} cards per batch")
+        raise CardError(CardRefusal.BATCH_TOO_LARGE, f"at most {ISSUE_BATCH_MAX} cards per batch")
     planned = _plan(platform, issuer, requests)
     firsts: dict[bytes, _Planned] = {}
     for plan in planned:
         first = firsts.setdefault(plan.fingerprint, plan)
         if first is not plan and _terms(first.request) != _terms(plan.request):
-            raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+            raise CardError(CardRefusal.CARD_EXISTS, _OTHER_TERMS, index=plan.index)
     unique = list(firsts.values())
     recorded = _recorded(platform, [p.fingerprint for p in unique])
     accounts = {a.id: a for a in platform.ledger.lookup_accounts([p.account.id for p in unique])}
@@ -285,7 +308,7 @@ def issue_cards(
     )
     for plan, result in zip(new_accounts, opened, strict=True):
         if result not in (CreateAccountResult.OK, CreateAccountResult.EXISTS):
-            raise CardError("card_exists", f"{_OTHER_TERMS} ({result})", index=plan.index)
+            raise CardError(CardRefusal.CARD_EXISTS, f"{_OTHER_TERMS} ({result})", index=plan.index)
     new_deposits = [p for p in unique if p.request.opening_balance and p.deposit.id not in deposits]
     posted = (
         platform.ledger.create_transfers([p.deposit for p in new_deposits]) if new_deposits else []
@@ -293,7 +316,7 @@ def issue_cards(
     for plan, outcome in zip(new_deposits, posted, strict=True):
         if outcome not in (CreateTransferResult.OK, CreateTransferResult.EXISTS):
             message = f"the opening deposit was refused ({outcome})"
-            raise CardError("card_exists", message, index=plan.index)
+            raise CardError(CardRefusal.CARD_EXISTS, message, index=plan.index)
     new_cards = [p for p in unique if p.fingerprint not in recorded]
     if new_cards:
         now = platform.clock.now_ns()
@@ -306,7 +329,9 @@ def issue_cards(
                     for row in connection.execute(_INSERT_CARDS, rows)
                 }
         except sa.exc.IntegrityError as exc:
-            raise CardError("card_exists", "this card number is already recorded") from exc
+            raise CardError(
+                CardRefusal.CARD_EXISTS, "this card number is already recorded"
+            ) from exc
         for plan, card in zip(new_cards, made, strict=True):
             recorded[plan.fingerprint] = replace(card, id=ids[plan.fingerprint])
     return [
@@ -330,18 +355,26 @@ def _plan(platform: Platform, issuer: Institution, requests: Sequence[CardIssue]
     planned: list[_Planned] = []
     for index, (request, route) in enumerate(zip(requests, routes, strict=True)):
         if route is None:
-            raise CardError("unknown_bin", "no issuer owns this card number's BIN", index=index)
+            raise CardError(
+                CardRefusal.UNKNOWN_BIN, "no issuer owns this card number's BIN", index=index
+            )
         if route.institution.id != issuer.id:
-            raise CardError("bin_not_yours", "this BIN belongs to another issuer", index=index)
+            raise CardError(
+                CardRefusal.BIN_NOT_YOURS, "this BIN belongs to another issuer", index=index
+            )
         credit = route.card_type is CardType.CREDIT
         limit, balance = request.credit_limit, request.opening_balance
         if credit and limit <= 0:
             raise CardError(
-                "invalid_credit_limit", "a credit card needs a positive credit limit", index=index
+                CardRefusal.INVALID_CREDIT_LIMIT,
+                "a credit card needs a positive credit limit",
+                index=index,
             )
         if (not credit and limit) or balance < 0 or (credit and balance):
             raise CardError(
-                "invalid_amount", "debit cards take an opening balance, credit a limit", index=index
+                CardRefusal.INVALID_AMOUNT,
+                "debit cards take an opening balance, credit a limit",
+                index=index,
             )
         fingerprint = pan_fingerprint(platform, request.card)
         account_id = derive_id("flashpay.card-account", fingerprint.hex())
@@ -390,19 +423,19 @@ def _check_known(
         request.phone,
         request.credit_limit,
     ):
-        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+        raise CardError(CardRefusal.CARD_EXISTS, _OTHER_TERMS, index=plan.index)
     account = accounts.get(plan.account.id)
     if account is not None and (account.code, account.credit_limit, account.user_data_64) != (
         plan.account.code,
         plan.account.credit_limit,
         plan.account.user_data_64,
     ):
-        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+        raise CardError(CardRefusal.CARD_EXISTS, _OTHER_TERMS, index=plan.index)
     deposit = deposits.get(plan.deposit.id)
     deposited = 0 if deposit is None else deposit.amount
     # A recorded card's deposit is complete; a half-recorded one's may still be missing.
     if (card is not None or deposit is not None) and deposited != request.opening_balance:
-        raise CardError("card_exists", _OTHER_TERMS, index=plan.index)
+        raise CardError(CardRefusal.CARD_EXISTS, _OTHER_TERMS, index=plan.index)
 
 
 def _new_card(platform: Platform, issuer: Institution, plan: _Planned) -> Card:
@@ -453,19 +486,43 @@ def _card_row(platform: Platform, card: Card, plan: _Planned, now_ns: int) -> di
     }
 
 
-def find_card(*, platform: Platform, card: CardNumber) -> Card | None:
-    """The issued card with this number, found by its fingerprint (nothing is decrypted)."""
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(cards).where(cards.c.pan_fingerprint == pan_fingerprint(platform, card))
-        ).first()
+def find_card(
+    *, platform: Platform, card: CardNumber, connection: sa.Connection | None = None
+) -> Card | None:
+    """The issued card with this number, found by its fingerprint (nothing is decrypted).
+    With ``connection``, read in the caller's transaction (the wallet's binding checks)."""
+    query = sa.select(cards).where(cards.c.pan_fingerprint == pan_fingerprint(platform, card))
+    if connection is not None:
+        row = connection.execute(query).first()
+    else:
+        with autocommit(platform.engine) as own:
+            row = own.execute(query).first()
     return None if row is None else card_from_row(row)
 
 
-def get_card(*, platform: Platform, card_id: int) -> Card | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(sa.select(cards).where(cards.c.id == card_id)).first()
-    return None if row is None else card_from_row(row)
+def get_card(
+    *, platform: Platform, card_id: int, connection: sa.Connection | None = None
+) -> Card | None:
+    """The card with this id; with ``connection``, read in the caller's transaction."""
+    if connection is not None:
+        return cards_by_id(connection=connection, card_ids=[card_id]).get(card_id)
+    with autocommit(platform.engine) as own:
+        return cards_by_id(connection=own, card_ids=[card_id]).get(card_id)
+
+
+_CARDS_BY_ID = sa.select(cards).where(cards.c.id.in_(sa.bindparam("b_card_ids", expanding=True)))
+
+
+def cards_by_id(*, connection: sa.Connection, card_ids: Sequence[int]) -> dict[int, Card]:
+    """The cards with these ids, by id (unknown ids are left out), read in the caller's
+    transaction: one query per ``IDS_PER_QUERY_MAX`` distinct ids."""
+    ids = sorted(set(card_ids))
+    found: dict[int, Card] = {}
+    for start in range(0, len(ids), IDS_PER_QUERY_MAX):
+        chunk = ids[start : start + IDS_PER_QUERY_MAX]
+        for row in connection.execute(_CARDS_BY_ID, {"b_card_ids": chunk}):
+            found[int(row.id)] = card_from_row(row)
+    return found
 
 
 def reveal_card_number(*, platform: Platform, card_id: int) -> CardNumber:

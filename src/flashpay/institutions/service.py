@@ -1,4 +1,4 @@
-"""Load a network definition; look institutions up; route a card number to its issuer.
+"""Load a network definition; look institutions up and the BIN ranges that route card numbers.
 
 ``load_network`` is idempotent: institutions are matched by code (new ones inserted, existing ones
 renamed in place), the BIN table is replaced by the definition's in the same transaction, and
@@ -9,12 +9,11 @@ still exist); only its BIN ranges go, so no new card routes to it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from flashpay.cards.numbers import CardNumber
 from flashpay.db import autocommit
 from flashpay.errors import RefusedError
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode, institution_account_id
@@ -246,23 +245,18 @@ def network_institution(*, platform: Platform) -> Institution:
     return _institution(row)
 
 
-def route_card(*, platform: Platform, card: CardNumber) -> BinRoute | None:
-    """The issuer of ``card`` by the longest matching BIN prefix (8, 7, then 6 digits)."""
-    [route] = route_cards(platform=platform, cards=[card])
-    return route
-
-
 BIN_GROUPS_PER_QUERY_MAX = 200  # distinct 6-digit BINs read per query by route_cards
 
 
-def route_cards(*, platform: Platform, cards: Sequence[CardNumber]) -> list[BinRoute | None]:
-    """``route_card`` for many numbers at once (an issuer's card file): one query per up to
-    ``BIN_GROUPS_PER_QUERY_MAX`` distinct 6-digit BINs, not one per card.
+def bin_ranges(*, platform: Platform, first6s: Collection[str]) -> dict[str, BinRoute]:
+    """Every BIN range that can match a card number starting with one of ``first6s``, by
+    prefix: one query per up to ``BIN_GROUPS_PER_QUERY_MAX`` distinct 6-digit BINs.
 
     Every BIN range is 6–8 digits, so the ranges that can match a number are those between its
     first six digits and those six followed by ``99``: one index range per distinct 6-digit BIN
-    reads them all, and the longest prefix is picked here."""
-    first6s = sorted({card.first6 for card in cards})
+    reads them all. The longest match for a number is the cards' business
+    (``cards.routing.route_cards``), which knows what a card number is."""
+    first6s = sorted(set(first6s))
     bins: dict[str, BinRoute] = {}
     with autocommit(platform.engine) as connection:
         for start in range(0, len(first6s), BIN_GROUPS_PER_QUERY_MAX):
@@ -293,8 +287,7 @@ def route_cards(*, platform: Platform, cards: Sequence[CardNumber]) -> list[BinR
                     prefix=str(m["prefix"]),
                     card_type=CardType(m["card_type"]),
                 )
-    # prefixes() is longest first, so the first known prefix is the longest match.
-    return [next((bins[p] for p in card.prefixes() if p in bins), None) for card in cards]
+    return bins
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,3 +344,42 @@ def net_positions(*, platform: Platform) -> list[NetPosition]:
                     credit(accounts[inst.code][2]))
         for inst in members
     ]  # fmt: skip
+
+
+# -- reads in another domain's transaction ------------------------------------------------------
+# The wallet binds cards inside its own transactions; these are the institution facts it needs,
+# read on the caller's connection (so they see what that transaction sees) instead of joining
+# this domain's tables.
+_ROUTED = sa.select(
+    sa.exists().where(institution_bins.c.prefix.in_(sa.bindparam("b_prefixes", expanding=True)))
+)
+_NETWORK_TOKEN_BIN = (
+    sa.select(institutions.c.token_bin)
+    .where(institutions.c.kind == InstitutionKind.NETWORK.value)
+    .limit(1)
+)
+_BY_IDS = sa.select(institutions).where(
+    institutions.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+
+
+def bin_is_routed(*, connection: sa.Connection, prefixes: Sequence[str]) -> bool:
+    """Whether any issuer's BIN range is one of ``prefixes`` (a card number's 8-, 7- and
+    6-digit prefixes, ``CardNumber.prefixes()``), without routing it."""
+    return bool(connection.execute(_ROUTED, {"b_prefixes": list(prefixes)}).scalar())
+
+
+def network_token_bin(*, connection: sa.Connection) -> str | None:
+    """The network's token BIN (``None`` when no network is loaded or it names none)."""
+    token_bin = connection.execute(_NETWORK_TOKEN_BIN).scalar()
+    return None if token_bin is None else str(token_bin)
+
+
+def institutions_by_id(
+    *, connection: sa.Connection, institution_ids: Sequence[int]
+) -> dict[int, Institution]:
+    """The institutions with these ids, by id (one query; unknown ids are left out)."""
+    if not institution_ids:
+        return {}
+    rows = connection.execute(_BY_IDS, {"b_ids": sorted(set(institution_ids))})
+    return {int(row.id): _institution(row) for row in rows}

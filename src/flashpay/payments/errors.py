@@ -16,6 +16,15 @@ from flashpay.errors import RefusedError
 class PaymentRefusal(StrEnum):
     """Why a payment request was refused; closed, in check order (values = API error codes)."""
 
+    # a transfer's own fields (checked before anything is read)
+    UNSUPPORTED_CURRENCY = "unsupported_currency"
+    INVALID_RECIPIENT = "invalid_recipient"  # exactly one of a phone and a card number
+    INVALID_MEMO = "invalid_memo"
+    INVALID_PHONE = "invalid_phone"
+    INVALID_CARD_NUMBER = "invalid_card_number"
+    # the user's own QR limits
+    INVALID_LIMIT = "invalid_limit"
+    # a payment, hold or refund
     NOT_FOUND = "not_found"  # the card, merchant or payment is not the caller's
     UNKNOWN_TERMINAL = "unknown_terminal"
     INVALID_AMOUNT = "invalid_amount"
@@ -29,25 +38,8 @@ class PaymentRefusal(StrEnum):
     REFUND_FAILED = "refund_failed"  # the ledger refused the reversing chain
 
 
-# Transitional: the HTTP status of each refusal as the API answers it today. The API's one
-# status table (the errors helper's) replaces this; until it lands, ``PaymentError.status``
-# keeps the exception handler in flashpay.api.app answering exactly what it answers today.
-_STATUS_TODAY = {
-    PaymentRefusal.NOT_FOUND: 404,
-    PaymentRefusal.NOT_AUTHORIZED: 409,
-    PaymentRefusal.NOT_REFUNDABLE: 409,
-    PaymentRefusal.HOLD_NOT_SETTLED: 409,
-    PaymentRefusal.REFUND_FAILED: 409,
-}
-
-
 class PaymentError(RefusedError):
     """A payment request refused for ``reason``; nothing recorded."""
 
     def __init__(self, reason: PaymentRefusal, message: str) -> None:
         super().__init__(reason, message)
-
-    @property
-    def status(self) -> int:
-        """Transitional (see ``_STATUS_TODAY``): delete with the API's status table."""
-        return _STATUS_TODAY.get(PaymentRefusal(self.reason), 422)

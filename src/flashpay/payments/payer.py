@@ -12,8 +12,9 @@ from flashpay.cards.lookups import cards_by_id
 from flashpay.cards.service import Card
 from flashpay.db import autocommit
 from flashpay.platform import Platform
+from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.payers import bound_cards
-from flashpay.wallet.service import PinState, WalletCardStatus
+from flashpay.wallet.pin import PinState
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from flashpay.platform import Platform
-from flashpay.wallet.service import PinCheck, PinState, check_pin, pin_state_after
+from flashpay.wallet.pin import PinCheck, PinState, check_pin, pin_state_after
 
 PIN_THREADS = 2  # Argon2id releases the GIL: one thread per core of the 2-core target machine
 PIN_POOL_REQUESTS_MIN = 4  # below this, handing the checks to threads costs more than it saves

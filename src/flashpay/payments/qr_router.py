@@ -42,7 +42,7 @@ from flashpay.payments.schemas import (
 )
 from flashpay.payments.settings import set_payment_limits
 from flashpay.payments.switch import PaymentSwitch
-from flashpay.wallet import service as wallet
+from flashpay.wallet.pin import check_password
 
 router = APIRouter(tags=["payments"])
 
@@ -98,7 +98,7 @@ def payment_code(
 @router.put("/v1/me/limits", status_code=204)
 def set_limits(body: LimitsIn, user: CurrentUser, platform: ServicesDep) -> Response:
     """Your password-free threshold per payment (≤ ¥1,000) and daily QR limit (≤ ¥50,000)."""
-    wallet.check_password(platform=platform, user_id=user.id, password=body.password)
+    check_password(platform=platform, user_id=user.id, password=body.password)
     set_payment_limits(
         platform=platform,
         user_id=user.id,

@@ -15,11 +15,11 @@ from flashpay.chain.receipt import build_receipt
 from flashpay.clock import to_datetime
 from flashpay.payments import transfer_queries
 from flashpay.payments.deps import TransferSwitchDep
+from flashpay.payments.errors import PaymentError
 from flashpay.payments.legs import ledger_chain_id
 from flashpay.payments.schemas import ReceiptOut, TransferIn, TransferOut
 from flashpay.payments.transfer_queries import get_transfer
 from flashpay.payments.transfer_records import P2PRequest, P2PTransfer, TransferStatus
-from flashpay.wallet.service import WalletError
 
 router = APIRouter(prefix="/v1/transfers", tags=["transfers"])
 
@@ -43,7 +43,7 @@ def create(
     )
     # Through the worker's switch: transfers that meet there are posted together.
     answer = switch.submit((user.id, request))
-    if isinstance(answer, WalletError):
+    if isinstance(answer, PaymentError):
         raise answer
     return TransferOut.of(answer)
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from flashpay.payments.errors import PaymentError, PaymentRefusal
 from flashpay.platform import Platform
 from flashpay.wallet.payers import set_qr_limits
-from flashpay.wallet.service import FREE_DAILY_MAX, QR_DAILY_MAX, WalletError
+from flashpay.wallet.policy import FREE_DAILY_MAX, QR_DAILY_MAX
 
 
 def set_payment_limits(
@@ -13,9 +14,9 @@ def set_payment_limits(
     """The user's own limits: the password-free threshold (≤ ¥1,000) and the daily total of QR
     payments (≤ ¥50,000, the limit the user agrees to)."""
     if not 0 <= free_per_payment <= FREE_DAILY_MAX:
-        raise WalletError("invalid_limit", "the password-free threshold is ¥0–1,000")
+        raise PaymentError(PaymentRefusal.INVALID_LIMIT, "the password-free threshold is ¥0–1,000")
     if not 0 < qr_daily_limit <= QR_DAILY_MAX:
-        raise WalletError("invalid_limit", "the daily QR limit is up to ¥50,000")
+        raise PaymentError(PaymentRefusal.INVALID_LIMIT, "the daily QR limit is up to ¥50,000")
     with platform.engine.begin() as connection:
         set_qr_limits(
             connection,

@@ -6,7 +6,7 @@ A web worker answers each HTTP request on its own thread. Through a switch (a
 all of them (decision 0010) — instead of one each. No request waits for a timer: a request that
 finds no batch running runs at once (alone, if it is alone), and the ones that come meanwhile
 form the next batch. Each caller gets its own answer (a refusal such as ``PaymentError`` or
-``WalletError`` is an answer, returned to its own caller only), as if the requests had been
+``PaymentError`` is an answer, returned to its own caller only), as if the requests had been
 made one after another in their order of arrival; a database error fails its batch's callers.
 """
 
@@ -21,7 +21,6 @@ from flashpay.payments.submit import submit_payments
 from flashpay.payments.transfer_records import P2PRequest, P2PTransfer
 from flashpay.payments.transfers import create_transfers
 from flashpay.platform import Platform
-from flashpay.wallet.service import WalletError
 
 BATCH_MAX = 512
 IN_FLIGHT_MAX = 2  # batches processed at once: one in the database while the next is prepared
@@ -38,13 +37,13 @@ def payment_switch(platform: Platform) -> PaymentSwitch:
     return GroupCommit(process, batch_max=BATCH_MAX, in_flight_max=IN_FLIGHT_MAX)
 
 
-TransferSwitch = GroupCommit["tuple[int, P2PRequest]", "P2PTransfer | WalletError"]
+TransferSwitch = GroupCommit["tuple[int, P2PRequest]", "P2PTransfer | PaymentError"]
 
 
 def transfer_switch(platform: Platform) -> TransferSwitch:
     """A switch that posts its batches of (user id, request) with ``p2p.create_transfers``."""
 
-    def process(requests: Sequence[tuple[int, P2PRequest]]) -> list[P2PTransfer | WalletError]:
+    def process(requests: Sequence[tuple[int, P2PRequest]]) -> list[P2PTransfer | PaymentError]:
         return create_transfers(platform=platform, requests=requests)
 
     return GroupCommit(process, batch_max=BATCH_MAX, in_flight_max=IN_FLIGHT_MAX)

@@ -30,10 +30,7 @@ from flashpay.payments.models import (
     p2p_transfers,
 )
 from flashpay.payments.payer import Payer
-from flashpay.wallet.service import (
-    PinCheck,
-    PinState,
-)
+from flashpay.wallet.pin import PinCheck, PinState
 
 MEMO_CHARS_MAX = 64
 REQUESTS_PER_BATCH_MAX = 4096  # 3 ledger events each at most: up to two ledger calls per round

@@ -55,6 +55,7 @@ from flashpay.ledger import CreateTransferResult
 from flashpay.ledger.ids import new_id
 from flashpay.payments import limits
 from flashpay.payments.attempts import RERUNS_MAX
+from flashpay.payments.errors import PaymentError, PaymentRefusal
 from flashpay.payments.legs import (
     chain_refusal,
     post_chains,
@@ -95,34 +96,36 @@ from flashpay.payments.transfer_records import (
     transfer_row,
 )
 from flashpay.platform import Platform
+from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.payers import default_card_ids_by_phone
-from flashpay.wallet.service import (
-    PHONE,
-    PinCheck,
-    WalletCardStatus,
-    WalletError,
-    record_pin_check,
-)
+from flashpay.wallet.pin import PinCheck, record_pin_check
+from flashpay.wallet.policy import PHONE
 
 logger = logging.getLogger(__name__)
 
 
 def _validate(request: P2PRequest) -> CardNumber | None:
     if request.currency != "CNY":
-        raise WalletError("unsupported_currency", "transfers are in CNY")
+        raise PaymentError(PaymentRefusal.UNSUPPORTED_CURRENCY, "transfers are in CNY")
     if not 0 < request.amount <= AMOUNT_MAX:
-        raise WalletError("invalid_amount", "the amount is a positive number of fen")
+        raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     if (request.to_phone is None) == (request.to_card_number is None):
-        raise WalletError("invalid_recipient", "give exactly one of to_phone and to_card_number")
+        raise PaymentError(
+            PaymentRefusal.INVALID_RECIPIENT, "give exactly one of to_phone and to_card_number"
+        )
     if request.memo is not None and len(request.memo) > MEMO_CHARS_MAX:
-        raise WalletError("invalid_memo", f"a memo is at most {MEMO_CHARS_MAX} characters")
+        raise PaymentError(
+            PaymentRefusal.INVALID_MEMO, f"a memo is at most {MEMO_CHARS_MAX} characters"
+        )
     if request.to_phone is not None and not PHONE.match(request.to_phone):
-        raise WalletError("invalid_phone", "a mobile number is 11 digits starting with 1")
+        raise PaymentError(
+            PaymentRefusal.INVALID_PHONE, "a mobile number is 11 digits starting with 1"
+        )
     if request.to_card_number is not None:
         try:
             return CardNumber.parse(request.to_card_number)
         except CardNumberError as exc:
-            raise WalletError("invalid_card_number", str(exc)) from exc
+            raise PaymentError(PaymentRefusal.INVALID_CARD_NUMBER, str(exc)) from exc
     return None
 
 
@@ -166,11 +169,11 @@ def _early_decline(
 
 def create_transfers(
     *, platform: Platform, requests: Sequence[tuple[int, P2PRequest]]
-) -> list[P2PTransfer | WalletError]:
+) -> list[P2PTransfer | PaymentError]:
     """Run a batch of P2P transfers, each (user id, request), to their end; answered in order,
     each exactly what ``create_transfer`` would have answered had they come one after another.
     A refused money movement is a declined transfer; a malformed request (or a card that is not
-    the user's) is its ``WalletError`` in the list, with nothing recorded, and the others go on.
+    the user's) is its ``PaymentError`` in the list, with nothing recorded, and the others go on.
     Each transfer is all or nothing (its limits and its whole ledger chain).
 
     Statements: one read of the payers, at most two of the recipients, then per round (one,
@@ -191,8 +194,8 @@ def create_transfers(
 
 def _create_transfers(
     platform: Platform, requests: Sequence[tuple[int, P2PRequest]]
-) -> list[P2PTransfer | WalletError]:
-    answers: list[P2PTransfer | WalletError | None] = [None] * len(requests)
+) -> list[P2PTransfer | PaymentError]:
+    answers: list[P2PTransfer | PaymentError | None] = [None] * len(requests)
     _answer_bound(platform, requests, answers)
     now = platform.clock.now_ns()
     attempts = _attempts(platform, requests, answers, now)
@@ -207,7 +210,7 @@ def _create_transfers(
 def _answer_bound(
     platform: Platform,
     requests: Sequence[tuple[int, P2PRequest]],
-    answers: list[P2PTransfer | WalletError | None],
+    answers: list[P2PTransfer | PaymentError | None],
 ) -> None:
     """Answer the requests whose Idempotency-Key is bound already with their transfer (one
     read, and nothing more when no request has a key)."""
@@ -234,7 +237,7 @@ def _answer_bound(
 def _attempts(
     platform: Platform,
     requests: Sequence[tuple[int, P2PRequest]],
-    answers: list[P2PTransfer | WalletError | None],
+    answers: list[P2PTransfer | PaymentError | None],
     now_ns: int,
 ) -> list[TransferAttempt]:
     """The reads and the checks that need no write, for the whole batch: the well-formed
@@ -246,7 +249,7 @@ def _attempts(
             continue  # answered from its bound transfer
         try:
             numbers[index] = _validate(request)
-        except WalletError as error:
+        except PaymentError as error:
             answers[index] = error
     found, _ = payers(
         platform=platform, wallet_card_ids={requests[i][1].from_wallet_card_id for i in numbers}
@@ -256,7 +259,7 @@ def _attempts(
         user_id, request = requests[index]
         payer = found.get(request.from_wallet_card_id)
         if payer is None or payer.user_id != user_id:
-            answers[index] = WalletError("not_found", "no such card in this wallet", status=404)
+            answers[index] = PaymentError(PaymentRefusal.NOT_FOUND, "no such card in this wallet")
         else:
             owned.append((index, payer))
     verdicts = pin_verdicts(platform, now_ns, [(p.pin, requests[i][1].pin) for i, p in owned])
@@ -291,9 +294,9 @@ def _attempts(
 
 def create_transfer(*, platform: Platform, user_id: int, request: P2PRequest) -> P2PTransfer:
     """Run one P2P transfer to its end (a batch of one): a refused money movement is a declined
-    transfer, a malformed request a ``WalletError`` (nothing recorded)."""
+    transfer, a malformed request a ``PaymentError`` (nothing recorded)."""
     [answer] = create_transfers(platform=platform, requests=[(user_id, request)])
-    if isinstance(answer, WalletError):
+    if isinstance(answer, PaymentError):
         raise answer
     return answer
 

@@ -80,14 +80,9 @@ from flashpay.payments.stages import (
     run_stages,
 )
 from flashpay.platform import Platform
-from flashpay.wallet.service import (
-    FREE_DAILY_MAX,
-    STATIC_DAILY_MAX,
-    PinCheck,
-    PinState,
-    WalletCardStatus,
-    record_pin_check,
-)
+from flashpay.wallet.cards import WalletCardStatus
+from flashpay.wallet.pin import PinCheck, PinState, record_pin_check
+from flashpay.wallet.policy import FREE_DAILY_MAX, STATIC_DAILY_MAX
 
 logger = logging.getLogger(__name__)
 

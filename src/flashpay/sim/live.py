@@ -101,8 +101,10 @@ from flashpay.platform import Platform
 from flashpay.sim.audit import AuditSummary, Witnesses
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
 from flashpay.sim.traffic import DAY_START_NS, PARKING_HOLD_FEN, Event, day_of_traffic
-from flashpay.wallet import service as wallet
-from flashpay.wallet.service import WalletError
+from flashpay.wallet.binding import confirm_binding, start_binding
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX, enrol_cards
+from flashpay.wallet.pin import set_pin
+from flashpay.wallet.registration import register
 
 PASSWORD = "demo-password-1"
 PIN = "135790"
@@ -304,14 +306,14 @@ def _build(
     id_numbers = [f"{110101_19900101_000 + n:017d}X" for n in range(network.users)]
 
     def signup(n: int) -> int:
-        user = wallet.register(
+        user = register(
             platform=platform,
             phone=phones[n],
             name=f"User {n}",
             id_number=id_numbers[n],
             password=PASSWORD,
         )
-        wallet.set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
+        set_pin(platform=platform, user_id=user.id, pin=PIN, password=PASSWORD)
         return user.id
 
     # The slow part of a sign-up is Argon2 (the PIN's hash above all), which releases the GIL:
@@ -327,15 +329,15 @@ def _build(
                 continue  # enrolled by the bank below
             user_id = signed_up[card.user].result()
             credit = issued[card.index].card.card_type is CardType.CREDIT
-            binding = wallet.start_binding(
+            binding = start_binding(
                 platform=platform,
                 user_id=user_id,
-                card_number=numbers[card.index].reveal(),
+                card_number=numbers[card.index],
                 expiry="12/28",
                 cvv=issued[card.index].cvv if credit else None,
             )
             otp = notifier.last_code("card_binding", str(binding.id))
-            bound = wallet.confirm_binding(
+            bound = confirm_binding(
                 platform=platform, user_id=user_id, binding_id=binding.id, otp=otp
             )
             wallet_cards[card.index] = bound.id
@@ -350,9 +352,9 @@ def _build(
         issuer = issuers[issuer_index]
         if issuer is None:
             raise InvariantError("the default network has every issuer the simulator uses")
-        for start in range(0, len(indices), wallet.ENROL_BATCH_MAX):
-            batch = indices[start : start + wallet.ENROL_BATCH_MAX]
-            enrolled = wallet.enrol_cards(
+        for start in range(0, len(indices), ENROL_BATCH_MAX):
+            batch = indices[start : start + ENROL_BATCH_MAX]
+            enrolled = enrol_cards(
                 platform=platform,
                 issuer=issuer,
                 card_ids=[issued[index].card.id for index in batch],
@@ -648,7 +650,7 @@ def _transfers(run: _Run, events: list[Event]) -> None:
     ]
     answers = create_transfers(platform=w.platform, requests=requests)
     for event, transfer in zip(sent, answers, strict=True):
-        if isinstance(transfer, WalletError):
+        if isinstance(transfer, PaymentError):
             raise InvariantError("a simulated transfer was refused") from transfer
         reason = transfer.decline_reason
         run.transfers[reason.value if reason else "completed"] += 1

@@ -5,7 +5,7 @@
 The file names the cards by the ids the network gave them when the issuer recorded them (``POST
 /v1/issuer/cards`` answers them as ``id``): one card id per line, or the first column of a CSV
 file whose header may be ``card_id``; blank lines and lines starting with ``#`` are skipped. At
-most ``ENROL_BATCH_MAX`` cards per file, enrolled all or nothing (``wallet.enrol_cards``,
+most ``ENROL_BATCH_MAX`` cards per file, enrolled all or nothing (``enrol_cards``,
 decision 0012): a refused card is reported with its line and nothing is written. Sending the file
 again is harmless. Exit status: 0 enrolled, 1 refused by the network, 2 a bad file or option.
 """
@@ -13,6 +13,7 @@ again is harmless. Exit status: 0 enrolled, 1 refused by the network, 2 a bad fi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +21,12 @@ import typer
 from rich.table import Table
 
 from flashpay.cli.common import DataDirOption, DbOption, console, err_console, resolve_db
+from flashpay.errors import RefusedError
 from flashpay.institutions.definition import InstitutionKind
 from flashpay.institutions.service import get_institution
 from flashpay.platform import Platform
-from flashpay.wallet import service as wallet
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX, enrol_cards
+from flashpay.wallet.errors import WalletError
 
 app = typer.Typer(help="What an issuer does: enrol its cardholders' cards.", no_args_is_help=True)
 
@@ -31,8 +34,18 @@ CARD_FILE_BYTES_MAX = 1024 * 1024
 CARD_ID_MAX = 2**63 - 1
 
 
-class CardFileError(ValueError):
+class CardFileRefusal(StrEnum):
+    """Why a card file was refused, in the order ``parse_card_file`` checks."""
+
+    NOT_A_CARD_ID = "not_a_card_id"
+    TOO_MANY_CARDS = "too_many_cards"
+    NO_CARD_IDS = "no_card_ids"
+
+
+class CardFileError(RefusedError):
     """The card file cannot be read; the message names the line."""
+
+    reason: CardFileRefusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,15 +65,15 @@ def parse_card_file(text: str) -> CardFile:
         if field.lower() == "card_id" and not card_ids:
             continue  # a CSV header
         if not field.isdigit() or not 1 <= int(field) <= CARD_ID_MAX:
-            raise CardFileError(f"line {number}: {field[:30]!r} is not a card id")
-        if len(card_ids) == wallet.ENROL_BATCH_MAX:
-            raise CardFileError(
-                f"line {number}: at most {wallet.ENROL_BATCH_MAX} cards per file; split it"
-            )
+            message = f"line {number}: {field[:30]!r} is not a card id"
+            raise CardFileError(CardFileRefusal.NOT_A_CARD_ID, message)
+        if len(card_ids) == ENROL_BATCH_MAX:
+            message = f"line {number}: at most {ENROL_BATCH_MAX} cards per file; split it"
+            raise CardFileError(CardFileRefusal.TOO_MANY_CARDS, message)
         card_ids.append(int(field))
         line_numbers.append(number)
     if not card_ids:
-        raise CardFileError("the file lists no card ids")
+        raise CardFileError(CardFileRefusal.NO_CARD_IDS, "the file lists no card ids")
     return CardFile(tuple(card_ids), tuple(line_numbers))
 
 
@@ -90,10 +103,8 @@ def enrol(
             err_console.print(f"institution {institution} is not an issuer", highlight=False)
             raise typer.Exit(2)
         try:
-            enrolled = wallet.enrol_cards(
-                platform=platform, issuer=issuer, card_ids=parsed.card_ids
-            )
-        except wallet.WalletError as exc:
+            enrolled = enrol_cards(platform=platform, issuer=issuer, card_ids=parsed.card_ids)
+        except WalletError as exc:
             where = "" if exc.index is None else f"line {parsed.line_numbers[exc.index]}, "
             err_console.print(
                 f"refused ({exc.code}): {where}{exc}; nothing was enrolled", highlight=False

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.models import wallet_cards, wallet_users
-from flashpay.wallet.service import PinState, WalletCardStatus, pin_state_columns
+from flashpay.wallet.pin import PinState, pin_state_columns
 
 
 @dataclass(frozen=True, slots=True)

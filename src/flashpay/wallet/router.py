@@ -1,7 +1,9 @@
 """``/v1/users``, ``/v1/sessions``, ``/v1/me`` and ``/v1/cards``: the wallet over HTTP.
 
-Thin: parse, call one wallet function, render. ``WalletError`` becomes the error object with its
-own code and status (see ``flashpay.app``). Another user's card is a 404, never a 403.
+Thin: parse, call one wallet function, render. A ``WalletError`` becomes the error object with
+its code, at the status the API layer gives that code (``flashpay.api.errors``); a card number
+that does not parse is refused here, before the wallet is asked (``invalid_card_number``, 422,
+as the cards router does). Another user's card is a 404, never a 403.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from fastapi import APIRouter, Request, Response
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError
 from flashpay.api.types import IdPath
-from flashpay.wallet import service as wallet
+from flashpay.cards.numbers import CardNumber, CardNumberError
+from flashpay.wallet import binding, cards, pin, registration, sessions
 from flashpay.wallet.schemas import (
     BalanceOut,
     BindingIn,
@@ -32,7 +35,7 @@ router = APIRouter(tags=["wallet"])
 @router.post("/v1/users", status_code=201, response_model=UserOut)
 def register(body: RegisterIn, platform: ServicesDep, idempotency: IdempotencyDep) -> UserOut:
     """Open a wallet with a phone number, the real name and ID number, and a password."""
-    user = wallet.register(
+    user = registration.register(
         platform=platform,
         phone=body.phone,
         name=body.name,
@@ -49,7 +52,7 @@ def login(body: LoginIn, platform: ServicesDep, request: Request, response: Resp
     Throttled per account and per client address (429 ``account_locked``/``too_many_attempts``
     with ``Retry-After``)."""
     source = request.client.host if request.client is not None else None
-    session = wallet.login(
+    session = sessions.login(
         platform=platform, phone=body.phone, password=body.password, source=source
     )
     response.headers["Cache-Control"] = "no-store"
@@ -61,13 +64,13 @@ def logout(user: CurrentUser, platform: ServicesDep, request: Request) -> Respon
     """Log out: the bearer token of this request stops working."""
     del user  # authenticated by the dependency; the token itself is what we revoke
     _scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    wallet.logout(platform=platform, token=token.strip())
+    sessions.logout(platform=platform, token=token.strip())
     return Response(status_code=204)
 
 
 @router.get("/v1/me", response_model=UserOut)
 def me(user: CurrentUser, platform: ServicesDep) -> UserOut:
-    found = wallet.get_user(platform=platform, user_id=user.id)
+    found = registration.get_user(platform=platform, user_id=user.id)
     if found is None:
         raise ApiError(status_code=404, code="not_found", message="user not found")
     return UserOut.of(found)
@@ -76,7 +79,7 @@ def me(user: CurrentUser, platform: ServicesDep) -> UserOut:
 @router.put("/v1/me/pin", status_code=204)
 def set_pin(body: PinIn, user: CurrentUser, platform: ServicesDep) -> Response:
     """Set or change the six-digit payment PIN (the login password authorizes it)."""
-    wallet.set_pin(platform=platform, user_id=user.id, pin=body.pin, password=body.password)
+    pin.set_pin(platform=platform, user_id=user.id, pin=body.pin, password=body.password)
     return Response(status_code=204)
 
 
@@ -85,15 +88,19 @@ def start_binding(
     body: BindingIn, user: CurrentUser, platform: ServicesDep, idempotency: IdempotencyDep
 ) -> BindingOut:
     """Step 1 of binding a card: the issuer checks it and texts a code to its phone on file."""
-    binding = wallet.start_binding(
+    try:
+        number = CardNumber.parse(body.card_number)
+    except CardNumberError as exc:
+        raise ApiError(status_code=422, code="invalid_card_number", message=str(exc)) from exc
+    started = binding.start_binding(
         platform=platform,
         user_id=user.id,
-        card_number=body.card_number,
+        card_number=number,
         expiry=body.expiry,
         cvv=body.cvv,
         idempotency=idempotency,
     )
-    return BindingOut.of(binding)
+    return BindingOut.of(started)
 
 
 @router.post(
@@ -107,7 +114,7 @@ def confirm_binding(
     idempotency: IdempotencyDep,
 ) -> WalletCardOut:
     """Step 2: the one-time code binds the card under a network token."""
-    card = wallet.confirm_binding(
+    card = binding.confirm_binding(
         platform=platform,
         user_id=user.id,
         binding_id=binding_id,
@@ -120,12 +127,12 @@ def confirm_binding(
 @router.get("/v1/cards", response_model=WalletCardList)
 def list_cards(user: CurrentUser, platform: ServicesDep) -> WalletCardList:
     """The wallet's cards (at most 15, so one page)."""
-    cards = wallet.list_wallet_cards(platform=platform, user_id=user.id)
-    return WalletCardList(items=[WalletCardOut.of(c) for c in cards])
+    listed = cards.list_wallet_cards(platform=platform, user_id=user.id)
+    return WalletCardList(items=[WalletCardOut.of(c) for c in listed])
 
 
-def _card(platform: ServicesDep, user_id: int, card_id: int) -> wallet.WalletCard:
-    found = wallet.get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=card_id)
+def _card(platform: ServicesDep, user_id: int, card_id: int) -> cards.WalletCard:
+    found = cards.get_wallet_card(platform=platform, user_id=user_id, wallet_card_id=card_id)
     if found is None:
         raise ApiError(status_code=404, code="not_found", message="card not found")
     return found
@@ -139,19 +146,19 @@ def get_card(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> Walle
 @router.delete("/v1/cards/{card_id}", status_code=204)
 def unbind(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> Response:
     """Unbind a card (the next card becomes the default if this one was)."""
-    wallet.unbind_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    cards.unbind_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return Response(status_code=204)
 
 
 @router.post("/v1/cards/{card_id}/default", response_model=WalletCardOut)
 def make_default(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
-    card = wallet.set_default_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    card = cards.set_default_card(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return WalletCardOut.of(card)
 
 
 @router.post("/v1/cards/{card_id}/freeze", response_model=WalletCardOut)
 def freeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
-    card = wallet.set_card_frozen(
+    card = cards.set_card_frozen(
         platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=True
     )
     return WalletCardOut.of(card)
@@ -159,7 +166,7 @@ def freeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletC
 
 @router.post("/v1/cards/{card_id}/unfreeze", response_model=WalletCardOut)
 def unfreeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> WalletCardOut:
-    card = wallet.set_card_frozen(
+    card = cards.set_card_frozen(
         platform=platform, user_id=user.id, wallet_card_id=card_id, frozen=False
     )
     return WalletCardOut.of(card)
@@ -168,5 +175,5 @@ def unfreeze(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> Walle
 @router.get("/v1/cards/{card_id}/balance", response_model=BalanceOut)
 def balance(card_id: IdPath, user: CurrentUser, platform: ServicesDep) -> BalanceOut:
     """Debit: available and ledger balance. Credit: limit, available, outstanding, pending."""
-    found = wallet.wallet_card_balance(platform=platform, user_id=user.id, wallet_card_id=card_id)
+    found = cards.wallet_card_balance(platform=platform, user_id=user.id, wallet_card_id=card_id)
     return BalanceOut.of(found)

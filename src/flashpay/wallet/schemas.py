@@ -16,7 +16,11 @@ from pydantic import BaseModel, Field
 from flashpay.api.schemas import Strict, money_text
 from flashpay.cards.service import CardBalance
 from flashpay.clock import to_datetime
-from flashpay.wallet.service import ENROL_BATCH_MAX, Binding, Session, User, WalletCard
+from flashpay.wallet.binding import Binding
+from flashpay.wallet.cards import WalletCard
+from flashpay.wallet.enrolment import ENROL_BATCH_MAX
+from flashpay.wallet.registration import User
+from flashpay.wallet.sessions import Session
 
 
 # -- users --------------------------------------------------------------------------------------

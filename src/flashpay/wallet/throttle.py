@@ -27,7 +27,7 @@ fingerprint), per user and per phone the code goes to. ``count_daily`` adds one 
 with an upsert that returns the new count (atomic on both databases) in the start's transaction;
 a start over any limit is refused and its transaction rolled back.
 
-A refusal is a value (``Refusal``): the wallet service turns it into a 429 ``WalletError``.
+A refusal is a value (``Refusal``): ``wallet.errors.throttled`` turns it into a ``WalletError``.
 """
 
 from __future__ import annotations
