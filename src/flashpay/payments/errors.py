@@ -41,5 +41,7 @@ class PaymentRefusal(StrEnum):
 class PaymentError(RefusedError):
     """A payment request refused for ``reason``; nothing recorded."""
 
+    reason: PaymentRefusal
+
     def __init__(self, reason: PaymentRefusal, message: str) -> None:
         super().__init__(reason, message)
