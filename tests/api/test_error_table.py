@@ -47,8 +47,18 @@ def test_every_refusal_class_declares_its_domain_enum() -> None:
         assert issubclass(reason, StrEnum), cls
 
 
+# Refusals the API never answers with their own code: a card number that does not parse is
+# answered as the field's ``invalid_card_number`` by every router that parses one (the reason
+# stays in the message), and a card file is read by the ``flashpay issuer enrol`` command only.
+NOT_ANSWERED_BY_THE_API = {"CardNumberError", "CardFileError"}
+
+
 def test_the_table_covers_every_refusal_code() -> None:
-    enums = {typing.get_type_hints(cls)["reason"] for cls in _refusal_classes()}
+    enums = {
+        typing.get_type_hints(cls)["reason"]
+        for cls in _refusal_classes()
+        if cls.__name__ not in NOT_ANSWERED_BY_THE_API
+    }
     missing = sorted(
         f"{enum.__module__}.{enum.__name__}.{member.name}"
         for enum in enums

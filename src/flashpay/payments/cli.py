@@ -28,6 +28,7 @@ from flashpay.payments.recovery import recover_payments
 from flashpay.payments.submit import collect_with_code, pay_scanned_code
 from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform
+from flashpay.wallet.errors import WalletError
 from flashpay.wallet.sessions import login
 
 app = typer.Typer(help="Try QR payments from the terminal.", no_args_is_help=True)
@@ -45,7 +46,7 @@ def _open(db: str | None, data_dir: Any) -> Platform:
 def _user(platform: Platform, phone: str, password: str) -> int:
     try:
         session = login(platform=platform, phone=phone, password=password)
-    except PaymentError as exc:
+    except WalletError as exc:
         err_console.print(f"cannot log in: {exc}")
         raise typer.Exit(2) from exc
     return session.user_id
