@@ -311,10 +311,14 @@ class Taken:
 def insert_ignoring_conflict(
     connection: sa.Connection, table: sa.Table, values: dict[str, object]
 ) -> int:
-    """INSERT … ON CONFLICT DO NOTHING (both dialects): 1 when inserted, 0 when it existed."""
+    """INSERT … ON CONFLICT DO NOTHING (both dialects): 1 when inserted, 0 when it existed.
+
+    RETURNING says whether a row went in: SQLAlchemy reports no ``rowcount`` for an INSERT.
+    """
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(table).values(**values).on_conflict_do_nothing()
-    return connection.execute(statement).rowcount
+    first_key = next(iter(table.primary_key.columns))
+    statement = dialect.insert(table).values(**values).on_conflict_do_nothing().returning(first_key)
+    return len(connection.execute(statement).all())
 
 
 _Undo = Callable[[], None]
@@ -340,7 +344,7 @@ def _take_budget(connection: sa.Connection, item: Applied) -> R | None:
     state = connection.execute(
         sa.select(promo_campaigns.c.state).where(promo_campaigns.c.id == item.campaign_id)
     ).scalar_one_or_none()
-    return R.NOT_ACTIVE if state != _ACTIVE else R.BUDGET_EXHAUSTED
+    return R.BUDGET_EXHAUSTED if state in (_ACTIVE, _EXHAUSTED) else R.NOT_ACTIVE
 
 
 def _give_budget(connection: sa.Connection, campaign_id: int, discount_minor: int) -> None:
