@@ -36,7 +36,7 @@ from flashpay.promotions.models import promo_redemptions
 from flashpay.promotions.storage import budgets
 
 from .builders import BOC, DAY_NS, NOON_NS, payment, spec, user
-from .flow import launch, pay
+from .flow import choose_in, launch, pay
 
 R = PromotionRefusal
 
@@ -141,8 +141,6 @@ def test_a_stale_choice_is_refused_by_the_budget_itself(engine: Engine) -> None:
     """Two payments choose against the same snapshot; only the one that fits is taken."""
     promo = launch(engine, spec(AmountOff(1000), budget=Budget(money_minor=1500)))
     with engine.connect() as connection:
-        from .flow import choose_in
-
         first = choose_in(connection, payment("a", user=user(1)))
         second = choose_in(connection, payment("b", user=user(2)))
     with engine.begin() as connection:
@@ -217,8 +215,6 @@ def test_card_cap(engine: Engine) -> None:
 def test_paused_campaign_is_refused_at_take(engine: Engine) -> None:
     promo = launch(engine, spec(PercentOff(1000, 300)))
     with engine.connect() as connection:
-        from .flow import choose_in
-
         choice = choose_in(connection, payment("p1"))
     with engine.begin() as connection:
         change_state(connection, campaign_id=promo.id, action="pause", now_ns=NOON_NS)
