@@ -13,6 +13,7 @@ expiry), so one coupon used from two devices at once is redeemed once; ``give_ba
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ from flashpay.clock import NS_PER_SECOND
 from flashpay.errors import invariant
 from flashpay.promotions.benefits import describe
 from flashpay.promotions.campaigns import Campaign, CampaignState, CouponPolicy, Funder
+from flashpay.promotions.definition import parse_campaign
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
 from flashpay.promotions.models import promo_budgets, promo_campaigns, promo_coupons
@@ -161,7 +163,7 @@ def coupon_wallet(
     """The user's unused, unexpired coupons, soonest to expire first."""
     k, c = promo_coupons.c, promo_campaigns.c
     rows = connection.execute(
-        sa.select(k.id, k.campaign_id, k.owner_key, k.state, k.expires_at_ns, c.name)
+        sa.select(k.id, k.campaign_id, k.owner_key, k.state, k.expires_at_ns, c.definition)
         .join(promo_campaigns, c.id == k.campaign_id)
         .where(k.owner_key.in_(list(owner_keys)), k.state == "issued", k.expires_at_ns > at_ns)
         .order_by(k.expires_at_ns, k.id)
@@ -169,14 +171,13 @@ def coupon_wallet(
     ).all()
     coupons = []
     for row in rows:
-        campaign = get_campaign(connection, campaign_id=int(row.campaign_id))
-        invariant(campaign is not None, f"coupon {row.id} of a missing campaign")
-        zh, en = describe(campaign.spec.benefit) if campaign is not None else ("", "")
+        spec = parse_campaign(json.loads(row.definition))
+        zh, en = describe(spec.benefit)
         coupons.append(
             Coupon(
                 id=int(row.id),
                 campaign_id=int(row.campaign_id),
-                campaign_name=str(row.name),
+                campaign_name=spec.name,
                 owner_key=str(row.owner_key),
                 state=str(row.state),
                 expires_at_ns=int(row.expires_at_ns),

@@ -3,7 +3,7 @@
 Three groups, each listed in its own check order:
 
 1. a campaign definition or a management request refused (``parse_campaign``, state changes,
-   coupon issue): nothing is recorded;
+   top-ups, coupon issue): nothing is recorded;
 2. a campaign that does not apply to a payment (``eligibility.refusal``): the inquiry shows the
    first one as the "why not", and ``choose`` skips the campaign;
 3. a chosen benefit that ``storage.take`` cannot take under concurrency (budget spent by another
@@ -22,7 +22,7 @@ from flashpay.errors import RefusedError
 
 
 class PromotionRefusal(StrEnum):
-    # 1. definitions and management, in the order parse_campaign checks them
+    # 1. definitions (parse_campaign checks field by field and names the field) and management
     INVALID_DEFINITION = "promo_invalid_definition"  # a field missing, of the wrong type, unknown
     INVALID_PERIOD = "promo_invalid_period"  # ends at or before it starts
     INVALID_WINDOW = "promo_invalid_window"  # a daily window ending at or before it starts

@@ -210,7 +210,11 @@ def top_up(
     now_ns: int,
     funder: Funder | None = None,
 ) -> BudgetState:
-    """Raise a campaign's budget; an EXHAUSTED campaign that can pay again becomes ACTIVE."""
+    """Raise a campaign's budget; an EXHAUSTED campaign that can pay again becomes ACTIVE.
+
+    A dimension the budget does not limit (``money_minor`` or ``uses`` None) stays unlimited.
+    Raises ``PromotionError``: ``INVALID_BUDGET``, ``CAMPAIGN_NOT_FOUND``, ``NOT_FUNDER``.
+    """
     if money_minor < 0 or uses < 0 or money_minor + uses == 0 or money_minor > TOP_UP_MAX_MINOR:
         raise PromotionError(R.INVALID_BUDGET, "a top-up adds money_minor and/or uses, above 0")
     _owned(connection, campaign_id=campaign_id, funder=funder)
