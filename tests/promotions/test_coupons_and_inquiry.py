@@ -24,6 +24,7 @@ from flashpay.promotions import (
     PromotionError,
     PromotionRefusal,
     RandomOff,
+    Stacking,
     UserKeys,
     Window,
     claim_coupon,
@@ -143,11 +144,27 @@ def test_the_inquiry_lists_what_applies_and_why_not(engine: Engine) -> None:
             name="BOC supermarkets",
         ),
     )
-    dinner = launch(engine, spec(PercentOff(500), windows=(Window(17 * 60, 19 * 60),)))
-    credit_only = launch(
-        engine, spec(AmountOff(200), eligibility=Eligibility(card_kinds=(CardKind.CREDIT,)))
+    # three campaigns of the network: stackable, so they may overlap (one exclusive per funder)
+    dinner = launch(
+        engine,
+        spec(PercentOff(500), windows=(Window(17 * 60, 19 * 60),), stacking=Stacking.STACKABLE),
     )
-    canteen = launch(engine, spec(AmountOff(200), eligibility=Eligibility(scenes=("canteen",))))
+    credit_only = launch(
+        engine,
+        spec(
+            AmountOff(200),
+            eligibility=Eligibility(card_kinds=(CardKind.CREDIT,)),
+            stacking=Stacking.STACKABLE,
+        ),
+    )
+    canteen = launch(
+        engine,
+        spec(
+            AmountOff(200),
+            eligibility=Eligibility(scenes=("canteen",)),
+            stacking=Stacking.STACKABLE,
+        ),
+    )
     me = UserKeys(phone="13800000001", device_id="d1")
     cards = (
         InquiryCard(fingerprint="a" * 64, issuer_id=BOC, bin="62166100", kind=CardKind.DEBIT),
@@ -174,7 +191,9 @@ def test_the_inquiry_lists_what_applies_and_why_not(engine: Engine) -> None:
 
 def test_the_quote_equals_what_the_payment_applies(engine: Engine) -> None:
     launch(engine, spec(RandomOff(100, 900), name="random"))
-    launch(engine, spec(PercentOff(800, 600), name="percent"))
+    launch(
+        engine, spec(PercentOff(800, 600), name="percent", funder=Funder(FunderKind.ISSUER, BOC))
+    )
     for n in range(10):
         context = payment(f"order-{n}", amount_minor=3000 + 397 * n, user=user(n))
         with engine.connect() as connection:

@@ -24,10 +24,10 @@ from flashpay.promotions import (
     Window,
 )
 from flashpay.promotions.context import Facts, china_day, china_minute_of_day
-from flashpay.promotions.eligibility import cap_refusal, refusal
+from flashpay.promotions.eligibility import cap_refusal, could_clash, refusal
 from flashpay.promotions.usage import BudgetState
 
-from .builders import ACQUIRER, BOC, DAY_NS, MERCHANT, NOON_NS, campaign, payment
+from .builders import ACQUIRER, BOC, DAY_NS, MERCHANT, NOON_NS, campaign, payment, spec
 
 R = PromotionRefusal
 MINUTE_NS = 60 * 1_000_000_000
@@ -218,3 +218,62 @@ def test_one_user_is_any_of_the_keys() -> None:
         promo, usage, user_keys=other_account_same_phone, card_fingerprint=None, discount_minor=1
     )
     assert found is R.USER_DAILY_CAP
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "clash"),
+    [
+        pytest.param({}, {}, True, id="both-everything"),
+        pytest.param(
+            {"eligibility": Eligibility(scenes=("bus",))},
+            {"eligibility": Eligibility(scenes=("subway",))},
+            False,
+            id="different-scenes",
+        ),
+        pytest.param(
+            {"eligibility": Eligibility(scenes=("bus", "subway"))},
+            {"eligibility": Eligibility(scenes=("subway",))},
+            True,
+            id="a-common-scene",
+        ),
+        pytest.param(
+            {"windows": (Window(660, 810),)},
+            {"windows": (Window(810, 900),)},
+            False,
+            id="windows-touch-but-do-not-overlap",
+        ),
+        pytest.param(
+            {"starts_at_ns": NOON_NS, "ends_at_ns": NOON_NS + DAY_NS},
+            {"starts_at_ns": NOON_NS + DAY_NS, "ends_at_ns": NOON_NS + 2 * DAY_NS},
+            False,
+            id="consecutive-periods",
+        ),
+        pytest.param(
+            {"eligibility": Eligibility(card_kinds=(CardKind.DEBIT,))},
+            {"eligibility": Eligibility(card_kinds=(CardKind.CREDIT,))},
+            False,
+            id="debit-and-credit",
+        ),
+        pytest.param(
+            {"eligibility": Eligibility(issuer_ids=(3,))},
+            {"eligibility": Eligibility(issuer_ids=(4,))},
+            False,
+            id="different-issuers",
+        ),
+        pytest.param(
+            {"eligibility": Eligibility(bin_prefixes=("621661",))},
+            {"eligibility": Eligibility(bin_prefixes=("62166100",))},
+            True,
+            id="nested-bin-prefixes",
+        ),
+        pytest.param(
+            {"eligibility": Eligibility(issuer_ids=(3,))},
+            {"eligibility": Eligibility(bin_prefixes=("622848",))},
+            True,
+            id="issuer-against-bin-is-conservative",
+        ),
+    ],
+)
+def test_could_clash(a: dict[str, Any], b: dict[str, Any], clash: bool) -> None:
+    assert could_clash(spec(**a), spec(**b)) is clash
+    assert could_clash(spec(**b), spec(**a)) is clash

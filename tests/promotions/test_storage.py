@@ -16,6 +16,7 @@ from flashpay.promotions import (
     CampaignState,
     Caps,
     Choice,
+    Eligibility,
     Funder,
     FunderKind,
     PercentOff,
@@ -238,3 +239,29 @@ def test_top_up_reopens_an_exhausted_campaign(engine: Engine) -> None:
     with engine.begin() as connection, pytest.raises(PromotionError) as refused:
         top_up(connection, campaign_id=promo.id, money_minor=-5, now_ns=NOON_NS)
     assert refused.value.reason is R.INVALID_BUDGET
+
+
+def test_a_funder_cannot_run_two_clashing_exclusive_campaigns(engine: Engine) -> None:
+    bank = Funder(FunderKind.ISSUER, BOC)
+    first = launch(engine, spec(funder=bank, eligibility=Eligibility(scenes=("supermarket",))))
+    with engine.begin() as connection:
+        clashing = create_campaign(connection, spec=spec(funder=bank), now_ns=NOON_NS)
+        elsewhere = create_campaign(
+            connection,
+            spec=spec(funder=bank, eligibility=Eligibility(scenes=("bus",))),
+            now_ns=NOON_NS,
+        )
+        stackable = create_campaign(
+            connection, spec=spec(funder=bank, stacking=Stacking.STACKABLE), now_ns=NOON_NS
+        )
+        other_funder = create_campaign(connection, spec=spec(), now_ns=NOON_NS)
+    with engine.begin() as connection, pytest.raises(PromotionError) as refused:
+        change_state(connection, campaign_id=clashing.id, action="activate", now_ns=NOON_NS)
+    assert refused.value.reason is R.OVERLAPPING_EXCLUSIVE
+    assert refused.value.details == {"campaign_id": clashing.id, "overlaps": first.id}
+    with engine.begin() as connection:
+        for campaign_id in (elsewhere.id, stackable.id, other_funder.id):
+            change_state(connection, campaign_id=campaign_id, action="activate", now_ns=NOON_NS)
+        for ended in (first.id, elsewhere.id):  # ended campaigns clash with nothing
+            change_state(connection, campaign_id=ended, action="end", now_ns=NOON_NS)
+        change_state(connection, campaign_id=clashing.id, action="activate", now_ns=NOON_NS)

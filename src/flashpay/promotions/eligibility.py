@@ -10,6 +10,9 @@ merchant, an acquirer only at merchants it signed, an issuer only for its own ca
 pays from its own books for its own business, so these are not options.
 
 ``cap_refusal`` checks the budget and the caps against a ``Usage`` snapshot for one discount.
+
+``could_clash`` tells whether two campaigns could both apply to one payment (for the check that a
+funder does not run two exclusive campaigns over the same payments).
 """
 
 from __future__ import annotations
@@ -17,7 +20,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from flashpay.promotions.benefits import threshold_minor
-from flashpay.promotions.campaigns import Campaign, CampaignState, FunderKind, NewUser
+from flashpay.promotions.campaigns import (
+    Campaign,
+    CampaignSpec,
+    CampaignState,
+    FunderKind,
+    NewUser,
+)
 from flashpay.promotions.context import Facts, china_minute_of_day
 from flashpay.promotions.errors import PromotionRefusal as R
 from flashpay.promotions.usage import Usage
@@ -120,3 +129,63 @@ def cap_refusal(
     ):
         return R.CARD_CAP
     return None
+
+
+def _meet(left: Sequence[object], right: Sequence[object]) -> bool:
+    """Two allow-lists admit a common value (an empty list admits everything)."""
+    return not left or not right or bool(set(left) & set(right))
+
+
+def _prefixes_meet(left: Sequence[str], right: Sequence[str]) -> bool:
+    if not left or not right:
+        return True
+    return any(a.startswith(b) or b.startswith(a) for a in left for b in right)
+
+
+def could_clash(a: CampaignSpec, b: CampaignSpec) -> bool:
+    """Whether one payment could be eligible for both ``a`` and ``b``.
+
+    Conservative on the card: issuer ids and BIN prefixes are compared dimension by dimension
+    (``True`` when either could admit the same card). Exact on the period, the daily windows and
+    every list dimension.
+    """
+    if not (a.starts_at_ns < b.ends_at_ns and b.starts_at_ns < a.ends_at_ns):
+        return False
+    if (
+        a.windows
+        and b.windows
+        and not any(
+            x.start_minute < y.end_minute and y.start_minute < x.end_minute
+            for x in a.windows
+            for y in b.windows
+        )
+    ):
+        return False
+    ra, rb = a.eligibility, b.eligibility
+    lists = (
+        (ra.scenes, rb.scenes),
+        (ra.merchant_ids, rb.merchant_ids),
+        (ra.mccs, rb.mccs),
+        (ra.cities, rb.cities),
+        (ra.card_kinds, rb.card_kinds),
+        (ra.modes, rb.modes),
+    )
+    if not all(_meet(left, right) for left, right in lists):
+        return False
+    return _cards_meet(ra.issuer_ids, ra.bin_prefixes, rb.issuer_ids, rb.bin_prefixes)
+
+
+def _cards_meet(
+    issuers_a: Sequence[int], bins_a: Sequence[str], issuers_b: Sequence[int], bins_b: Sequence[str]
+) -> bool:
+    """Could one card pass both card rules? A rule admits a card by issuer *or* by BIN prefix.
+
+    A BIN's issuer is not known here, so an issuer list against a BIN list counts as meeting.
+    """
+    if not (issuers_a or bins_a) or not (issuers_b or bins_b):
+        return True
+    if set(issuers_a) & set(issuers_b):
+        return True
+    if bins_a and bins_b and _prefixes_meet(bins_a, bins_b):
+        return True
+    return bool((issuers_a and bins_b) or (bins_a and issuers_b))

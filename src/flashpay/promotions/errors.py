@@ -32,6 +32,7 @@ class PromotionRefusal(StrEnum):
     FIXED_PRICE_NOT_STACKABLE = "promo_fixed_price_not_stackable"
     CAMPAIGN_NOT_FOUND = "promo_campaign_not_found"
     INVALID_TRANSITION = "promo_invalid_transition"  # e.g. activate an ended campaign
+    OVERLAPPING_EXCLUSIVE = "promo_overlapping_exclusive"  # the funder runs one that could clash
     NOT_FUNDER = "promo_not_funder"  # a funder may manage only its own campaigns
     COUPONS_NOT_OFFERED = "promo_coupons_not_offered"  # the campaign issues no coupons
     COUPON_NOT_CLAIMABLE = "promo_coupon_not_claimable"  # pushed only, not claimed by the user

@@ -49,9 +49,11 @@ from flashpay.promotions.campaigns import (
     CampaignState,
     Funder,
     FunderKind,
+    Stacking,
 )
 from flashpay.promotions.choose import Applied, Choice
 from flashpay.promotions.definition import parse_campaign, to_definition
+from flashpay.promotions.eligibility import could_clash
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
 from flashpay.promotions.models import (
@@ -171,10 +173,15 @@ def change_state(
     """``activate``, ``pause`` or ``end`` a campaign; ``funder`` (when given) must own it.
 
     One conditional UPDATE from the allowed states, so two concurrent actions cannot both apply.
+    Raises ``PromotionError``: ``CAMPAIGN_NOT_FOUND``, ``NOT_FUNDER``, ``OVERLAPPING_EXCLUSIVE``
+    (activating an exclusive campaign while the same funder runs another exclusive one that could
+    apply to the same payments), ``INVALID_TRANSITION``.
     """
     invariant(action in TRANSITIONS, f"unknown campaign action {action!r}")
     allowed, target = TRANSITIONS[action]
     campaign = _owned(connection, campaign_id=campaign_id, funder=funder)
+    if action == "activate":
+        _refuse_overlapping_exclusive(connection, campaign)
     moved = connection.execute(
         promo_campaigns.update()
         .where(
@@ -190,6 +197,23 @@ def change_state(
             details={"campaign_id": campaign_id, "state": campaign.state.value},
         )
     return Campaign(id=campaign.id, state=target, spec=campaign.spec)
+
+
+def _refuse_overlapping_exclusive(connection: sa.Connection, campaign: Campaign) -> None:
+    """One funder, two exclusive campaigns on the same payments: which one wins would be an
+    accident of the ranking, so the second is refused (a management check, not a race guard)."""
+    if campaign.spec.stacking is not Stacking.EXCLUSIVE:
+        return
+    running = (CampaignState.ACTIVE, CampaignState.PAUSED, CampaignState.EXHAUSTED)
+    for other in list_campaigns(connection, states=running, funder=campaign.spec.funder):
+        if other.id == campaign.id or other.spec.stacking is not Stacking.EXCLUSIVE:
+            continue
+        if could_clash(campaign.spec, other.spec):
+            raise PromotionError(
+                R.OVERLAPPING_EXCLUSIVE,
+                f"campaign {campaign.id} overlaps exclusive campaign {other.id} of the same funder",
+                details={"campaign_id": campaign.id, "overlaps": other.id},
+            )
 
 
 def _owned(connection: sa.Connection, *, campaign_id: int, funder: Funder | None) -> Campaign:
