@@ -23,7 +23,10 @@ from flashpay.promotions import (
     Caps,
     Choice,
     CouponPolicy,
+    Funder,
+    FunderKind,
     PromotionRefusal,
+    Stacking,
     Taken,
     UserKeys,
     claim_coupon,
@@ -34,7 +37,7 @@ from flashpay.promotions import (
 from flashpay.promotions.models import promo_redemptions
 from flashpay.promotions.storage import budgets
 
-from .builders import NOON_NS, payment, spec, user
+from .builders import BOC, NOON_NS, payment, spec, user
 from .flow import choose_in, launch
 
 pytestmark = pytest.mark.postgres
@@ -50,24 +53,29 @@ def engine(postgres_url: str) -> Iterator[Engine]:
 
 
 def race(engine: Engine, choices: Sequence[Choice]) -> list[Taken]:
-    """Take every choice in its own transaction, from ``WORKERS`` threads released at once.
+    """Take every choice in its own transaction, from ``WORKERS`` threads released at once."""
+    return [taken for batch in race_batches(engine, [[c] for c in choices]) for taken in batch]
+
+
+def race_batches(engine: Engine, batches: Sequence[Sequence[Choice]]) -> list[list[Taken]]:
+    """Take each batch in one transaction (one ``take`` call), from threads released at once.
 
     ``WORKERS`` stays well under PostgreSQL's 100 connections: other test workers share them.
     """
-    workers = min(WORKERS, len(choices))
+    workers = min(WORKERS, len(batches))
     start = threading.Barrier(workers)
-    results: dict[int, Taken] = {}
+    results: dict[int, list[Taken]] = {}
 
     def worker(first: int) -> None:
         start.wait(timeout=30)
-        for n in range(first, len(choices), workers):
+        for n in range(first, len(batches), workers):
             with engine.begin() as connection:
-                [results[n]] = take(connection, [choices[n]])
+                results[n] = take(connection, batches[n])
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for future in [pool.submit(worker, first) for first in range(workers)]:
             future.result()
-    return [results[n] for n in range(len(choices))]
+    return [results[n] for n in range(len(batches))]
 
 
 def snapshot_choices(engine: Engine, users: Callable[[int], UserKeys], count: int) -> list[Choice]:
@@ -146,3 +154,32 @@ def test_one_coupon_from_many_devices_is_redeemed_once(engine: Engine) -> None:
     assert sum(1 for r in results if r.taken) == 1
     assert {r.refusal for r in results if not r.taken} == {PromotionRefusal.COUPON_UNAVAILABLE}
     assert spent(engine, promo.id) == (500, 1)  # the refused ones gave their budget step back
+
+
+def test_batches_and_single_payments_race_on_two_stacked_budgets(engine: Engine) -> None:
+    """Batches in both campaign orders and singles at once: no deadlock, no unit too many."""
+    bank = launch(
+        engine,
+        spec(
+            AmountOff(200),
+            funder=Funder(FunderKind.ISSUER, BOC),
+            stacking=Stacking.STACKABLE,
+            budget=Budget(uses=20),
+        ),
+    )
+    network = launch(
+        engine, spec(AmountOff(100), stacking=Stacking.STACKABLE, budget=Budget(uses=15))
+    )
+    choices = snapshot_choices(engine, user, PAYMENTS)
+    assert all(len(c.applied) == 2 for c in choices)
+    batches: list[list[Choice]] = []
+    for n in range(0, 40, 5):  # eight batches of five, every other one reversed
+        batch = choices[n : n + 5]
+        batches.append(batch if n % 10 else batch[::-1])
+    batches += [[c] for c in choices[40:]]  # twenty single payments
+    results = [t for batch in race_batches(engine, batches) for t in batch]
+    taken = [t for t in results if t.taken]
+    assert len(taken) == 15  # the network's 15 uses bound every whole choice
+    assert {t.discount_minor for t in taken} == {300}
+    assert spent(engine, network.id) == (15 * 100, 15)
+    assert spent(engine, bank.id) == (15 * 200, 15)  # refused choices gave the bank's use back

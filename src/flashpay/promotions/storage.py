@@ -470,6 +470,7 @@ def _take_one(
 ) -> R | None:
     """Take one benefit of a choice, pushing how to undo each step; the first refusal or None."""
     cid, ref = item.campaign_id, choice.payment_ref
+    invariant(item.discount_minor > 0, f"a benefit of {item.discount_minor} fen to take")
     inserted = insert_ignoring_conflict(
         connection,
         promo_redemptions,
@@ -562,29 +563,46 @@ def _reactivate(connection: sa.Connection, campaign_ids: Sequence[int], *, now_n
 def take(connection: sa.Connection, choices: Sequence[Choice]) -> list[Taken]:
     """Take every choice's benefits, each choice whole or not at all, in the caller's transaction.
 
-    Returns one ``Taken`` per choice, in order. A refused choice leaves nothing behind; the
+    The caps come with the choice (``Applied.caps``, copied by ``choose`` from the campaign,
+    whose definition never changes); the budget's limits and the campaign's state are read by
+    the UPDATEs themselves. Returns one ``Taken`` per choice, in order (a choice without
+    benefits is taken with a 0 discount). A refused choice leaves nothing behind; the
     payment stage then pays full price or chooses again with a fresh ``usage_for``. Refusals:
     ``ALREADY_TAKEN`` (this payment already took the campaign), ``NOT_ACTIVE``,
     ``BUDGET_EXHAUSTED``, ``USER_DAILY_CAP``, ``USER_CAMPAIGN_CAP``, ``CARD_CAP``,
     ``COUPON_UNAVAILABLE``.
     """
     invariant(len(choices) <= CHOICES_MAX, f"at most {CHOICES_MAX} choices in one take")
-    results: list[Taken] = []
-    for choice in choices:
-        undo: list[_Undo] = []
-        refused: R | None = None
-        for item in sorted(choice.applied, key=lambda i: i.campaign_id):  # the lock order
-            refused = _take_one(connection, choice, item, undo)
-            if refused is not None:
-                break
-        if refused is not None:
-            for step in reversed(undo):
-                step()
-            results.append(Taken(choice.payment_ref, refused, 0))
+    # One lock order for the whole batch: by campaign id, whatever choice a benefit belongs to.
+    # A campaign's budget row is taken first and guards its usage rows, so two batches (or a
+    # batch and single payments) touching the same campaigns always queue in the same order.
+    steps = sorted(
+        (
+            (item.campaign_id, n, item)
+            for n, choice in enumerate(choices)
+            for item in choice.applied
+        ),
+        key=lambda step: (step[0], step[1]),
+    )
+    undo: dict[int, list[_Undo]] = {n: [] for n in range(len(choices))}
+    refused: dict[int, R] = {}
+    for _, n, item in steps:
+        if n in refused:
             continue
-        _exhaust(connection, [item.campaign_id for item in choice.applied], now_ns=choice.at_ns)
-        results.append(Taken(choice.payment_ref, None, choice.discount_minor))
-    return results
+        reason = _take_one(connection, choices[n], item, undo[n])
+        if reason is not None:
+            refused[n] = reason
+            for step in reversed(undo[n]):  # rows this transaction already holds: no new lock
+                step()
+    taken_ids = sorted({cid for cid, n, _ in steps if n not in refused})
+    if taken_ids:
+        _exhaust(connection, taken_ids, now_ns=max(choice.at_ns for choice in choices))
+    return [
+        Taken(choice.payment_ref, refused[n], 0)
+        if n in refused
+        else Taken(choice.payment_ref, None, choice.discount_minor)
+        for n, choice in enumerate(choices)
+    ]
 
 
 @dataclass(frozen=True, slots=True)
