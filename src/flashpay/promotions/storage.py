@@ -21,8 +21,9 @@ a conflict, then moved by ``uses < :cap``). There is no read-then-write anywhere
 failure that let 150 redemptions through a limit of 100. CHECK constraints on ``promo_budgets``
 restate the limits as a last line of defence.
 
-Rows are always locked in the same order (by campaign id, then budget, user keys sorted, card,
-coupon), so concurrent takes cannot deadlock on each other.
+Rows are always locked in the same order — by campaign id across all the choices of a batch,
+and within a campaign its budget row first (which guards the campaign's usage rows), then user
+keys sorted, card, coupon — so concurrent takes, batched or single, cannot deadlock.
 
 A choice is taken whole or not at all: when a later step is refused, the earlier steps of the
 same choice are undone by compensating UPDATEs in the same transaction (which still holds their
