@@ -103,6 +103,9 @@ def with_(path: str, value: Any) -> dict[str, Any]:
         ("budget", {}, R.INVALID_BUDGET, "budget"),
         ("budget.money_minor", -1, R.INVALID_BUDGET, "budget.money_minor"),
         ("benefit.off_minor", "10", R.INVALID_DEFINITION, "benefit.off_minor"),
+        ("eligibility.bin_prefixes", ["62x"], R.INVALID_DEFINITION, "eligibility.bin_prefixes[0]"),
+        ("eligibility.card_kinds", "debit", R.INVALID_DEFINITION, "eligibility.card_kinds"),
+        ("windows", [{"start": "11:00"}], R.INVALID_WINDOW, "windows[0].end"),
     ],
 )
 def test_bad_definitions_are_named(path: str, value: Any, reason: R, field: str) -> None:

@@ -75,6 +75,8 @@ from flashpay.promotions.context import CHINA_TIME
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
 
+MCC = re.compile(r"^[0-9]{4}$")  # ISO 18245
+BIN_PREFIX = re.compile(r"^[0-9]{2,8}$")
 HHMM = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])$")
 COUPON_SECONDS_MAX = 366 * 86_400
 SCENES = (
@@ -161,6 +163,10 @@ def _eligibility(data: Mapping[str, Any]) -> Eligibility:
     for index, scene in enumerate(scenes):
         if scene not in SCENES:
             raise _refuse(R.INVALID_DEFINITION, f"{p}scenes[{index}]", f"unknown scene {scene!r}")
+    for key, pattern in (("mccs", MCC), ("bin_prefixes", BIN_PREFIX)):
+        for index, value in enumerate(_list(data, key, str, p)):
+            if not pattern.match(value):
+                raise _refuse(R.INVALID_DEFINITION, f"{p}{key}[{index}]", f"bad value {value!r}")
     new_user = data.get("new_user")
     return Eligibility(
         scenes=scenes,
@@ -169,8 +175,10 @@ def _eligibility(data: Mapping[str, Any]) -> Eligibility:
         cities=_list(data, "cities", str, p),
         issuer_ids=_list(data, "issuer_ids", int, p),
         bin_prefixes=_list(data, "bin_prefixes", str, p),
-        card_kinds=tuple(_enum(CardKind, v, f"{p}card_kinds") for v in data.get("card_kinds", [])),
-        modes=tuple(_enum(PaymentMode, v, f"{p}modes") for v in data.get("modes", [])),
+        card_kinds=tuple(
+            _enum(CardKind, v, f"{p}card_kinds") for v in _list(data, "card_kinds", str, p)
+        ),
+        modes=tuple(_enum(PaymentMode, v, f"{p}modes") for v in _list(data, "modes", str, p)),
         new_user=None if new_user is None else _enum(NewUser, new_user, f"{p}new_user"),
         min_amount_minor=_get(data, "min_amount_minor", int, p, 0),
     )
@@ -241,7 +249,9 @@ def parse_campaign(data: Mapping[str, Any]) -> CampaignSpec:
         path = f"windows[{index}]"
         if not isinstance(item, dict):
             raise _refuse(R.INVALID_WINDOW, path, "must be a table with start and end")
-        window = Window(_minute(item.get("start"), f"{path}.start"), _minute(item.get("end"), path))
+        window = Window(
+            _minute(item.get("start"), f"{path}.start"), _minute(item.get("end"), f"{path}.end")
+        )
         if window.end_minute <= window.start_minute:
             raise _refuse(R.INVALID_WINDOW, f"{path}.end", "must be after start (same day)")
         windows.append(window)
