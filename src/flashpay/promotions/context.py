@@ -39,7 +39,9 @@ class UserKeys:
     """The identities one person pays under; each one that is known counts as the same user.
 
     ``id_fingerprint`` and ``card_fingerprint`` are the keyed fingerprints (hex) that the wallet
-    and the vault already keep — never an ID number or a card number.
+    and the vault already keep — never an ID number or a card number. A key is at most
+    ``USER_KEY_CHARS_MAX`` characters with its prefix (``storage.take`` refuses longer ones as a
+    bug rather than cutting them: two cut keys could collide).
     """
 
     phone: str | None = None
@@ -55,8 +57,7 @@ class UserKeys:
             ("device", self.device_id),
             ("card", self.card_fingerprint),
         )
-        keys = [f"{name}:{value}" for name, value in pairs if value]
-        return tuple(sorted(key[:USER_KEY_CHARS_MAX] for key in keys))
+        return tuple(sorted(f"{name}:{value}" for name, value in pairs if value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,10 +19,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from flashpay.db import metadata
+from flashpay.promotions.context import PAYMENT_REF_CHARS_MAX, USER_KEY_CHARS_MAX
 
 ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-USER_KEY_CHARS = 96
-PAYMENT_REF_CHARS = 64
+USER_KEY_CHARS = USER_KEY_CHARS_MAX
+PAYMENT_REF_CHARS = PAYMENT_REF_CHARS_MAX
 TOTAL_DAY = "total"
 
 promo_campaigns = sa.Table(

@@ -58,7 +58,9 @@ from flashpay.promotions.eligibility import could_clash
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
 from flashpay.promotions.models import (
+    PAYMENT_REF_CHARS,
     TOTAL_DAY,
+    USER_KEY_CHARS,
     promo_budgets,
     promo_campaigns,
     promo_card_usage,
@@ -472,6 +474,10 @@ def _take_one(
     """Take one benefit of a choice, pushing how to undo each step; the first refusal or None."""
     cid, ref = item.campaign_id, choice.payment_ref
     invariant(item.discount_minor > 0, f"a benefit of {item.discount_minor} fen to take")
+    invariant(len(ref) <= PAYMENT_REF_CHARS, "payment ref longer than promo_redemptions keeps")
+    invariant(
+        all(len(key) <= USER_KEY_CHARS for key in choice.user_keys), "user key too long to count"
+    )
     inserted = insert_ignoring_conflict(
         connection,
         promo_redemptions,
