@@ -59,6 +59,11 @@ def test_the_promo_commands(
     assert asked.exit_code == 0, asked.output
     assert "随机立减1–5元" in asked.output
 
+    reported = runner.invoke(app, ["promo", "report", "1", "--db", sqlite_url])
+    assert reported.exit_code == 0, reported.output
+    assert "0 uses" in reported.output
+    assert runner.invoke(app, ["promo", "report", "9", "--db", sqlite_url]).exit_code == 1
+
     assert runner.invoke(app, ["promo", "end", "1", "--db", sqlite_url]).exit_code == 0
     again = runner.invoke(app, ["promo", "activate", "1", "--db", sqlite_url])
     assert again.exit_code == 1

@@ -34,6 +34,7 @@ from flashpay.promotions import (
     top_up,
 )
 from flashpay.promotions.models import promo_redemptions
+from flashpay.promotions.report import campaign_report
 from flashpay.promotions.storage import budgets
 
 from .builders import BOC, DAY_NS, NOON_NS, payment, spec, user
@@ -164,6 +165,8 @@ def test_one_user_is_any_key_and_the_day_is_china_time(engine: Engine) -> None:
         amount_minor=6000,
         at_ns=NOON_NS,
         day="2026-12-01",
+        scene="supermarket",
+        issuer_id=BOC,
         user_keys=second_account.keys(),
         card_fingerprint="ff",
         applied=pay(engine, payment("p0", user=user(5)))[0].applied,
@@ -265,3 +268,21 @@ def test_a_funder_cannot_run_two_clashing_exclusive_campaigns(engine: Engine) ->
         for ended in (first.id, elsewhere.id):  # ended campaigns clash with nothing
             change_state(connection, campaign_id=ended, action="end", now_ns=NOON_NS)
         change_state(connection, campaign_id=clashing.id, action="activate", now_ns=NOON_NS)
+
+
+def test_the_campaign_report(engine: Engine) -> None:
+    promo = launch(engine, spec(AmountOff(100), budget=Budget(money_minor=10_000)))
+    pay(engine, payment("p1", 6000, user=user(1)))
+    pay(engine, payment("p2", 7000, user=user(2), issuer_id=BOC + 1, bin="62284800"))
+    pay(engine, payment("p3", 8000, user=user(3), at_ns=NOON_NS + DAY_NS))
+    with engine.begin() as connection:
+        give_back(connection, payment_refs=["p3"], now_ns=NOON_NS)
+        report = campaign_report(connection, campaign_id=promo.id)
+    assert (report.uses, report.discount_minor, report.volume_minor) == (2, 200, 13_000)
+    assert report.money_left_minor == 9_800
+    assert [(line.key, line.uses) for line in report.by_day] == [("2026-12-01", 2)]
+    assert [(line.key, line.uses) for line in report.by_issuer] == [
+        (str(BOC), 1),
+        (str(BOC + 1), 1),
+    ]
+    assert [(line.key, line.volume_minor) for line in report.by_scene] == [("supermarket", 13_000)]

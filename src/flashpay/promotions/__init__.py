@@ -15,7 +15,7 @@ domain's tables or services. The payment stage calls, inside its own transaction
 Modules: ``campaigns`` (the model), ``benefits`` (arithmetic, the random draw), ``context`` (the
 payment as plain values), ``eligibility`` (the checks), ``usage`` (counts snapshot), ``choose``
 (the rule), ``definition`` (TOML/JSON in and out), ``models`` (tables), ``storage`` (campaigns,
-``take``, ``give_back``), ``coupons``, ``inquiry``, ``errors``, ``cli``.
+``take``, ``give_back``), ``coupons``, ``inquiry``, ``report`` (per campaign), ``errors``, ``cli``.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ from flashpay.promotions.coupons import Coupon, claim_coupon, coupon_wallet, pus
 from flashpay.promotions.definition import parse_campaign, to_definition
 from flashpay.promotions.errors import PromotionError, PromotionRefusal
 from flashpay.promotions.inquiry import InquiryCard, InquiryContext, Offer, discounts_for, quote
+from flashpay.promotions.report import CampaignReport, ReportLine, campaign_report
 from flashpay.promotions.storage import (
     GivenBack,
     Taken,
@@ -74,6 +75,7 @@ __all__ = [
     "Budget",
     "BudgetState",
     "Campaign",
+    "CampaignReport",
     "CampaignSpec",
     "CampaignState",
     "Caps",
@@ -96,12 +98,14 @@ __all__ = [
     "PromotionError",
     "PromotionRefusal",
     "RandomOff",
+    "ReportLine",
     "Stacking",
     "Taken",
     "Usage",
     "UserKeys",
     "Window",
     "active_campaigns",
+    "campaign_report",
     "change_state",
     "choose",
     "claim_coupon",

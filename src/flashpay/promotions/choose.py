@@ -56,6 +56,8 @@ class Choice:
     amount_minor: int
     at_ns: int
     day: str
+    scene: str  # kept on the redemption for the campaign report
+    issuer_id: int
     user_keys: tuple[str, ...]
     card_fingerprint: str | None
     applied: tuple[Applied, ...]
@@ -148,6 +150,8 @@ def choose(
         amount_minor=context.amount_minor,
         at_ns=context.at_ns,
         day=context.day,
+        scene=context.scene,
+        issuer_id=context.issuer_id,
         user_keys=keys,
         card_fingerprint=context.user.card_fingerprint,
         applied=tuple(applied),

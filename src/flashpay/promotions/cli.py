@@ -1,4 +1,4 @@
-"""``flashpay promo``: create campaigns from TOML, list them, change their state, ask the inquiry.
+"""``flashpay promo``: create campaigns from TOML, list them, change their state, report, inquire.
 
 Management here is the operator's: no funder check (the API will pass the caller's funder).
 Refusals print one line ``refused: <code>: <message>`` and exit 1; a bad file exits 2.
@@ -23,6 +23,7 @@ from flashpay.promotions.context import CHINA_TIME, UserKeys
 from flashpay.promotions.definition import parse_campaign
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.inquiry import InquiryContext, discounts_for
+from flashpay.promotions.report import campaign_report
 from flashpay.promotions.storage import budgets, change_state, create_campaign, list_campaigns
 
 app = typer.Typer(
@@ -135,6 +136,38 @@ def pause(campaign_id: CampaignId, db: DbOption = None, data_dir: DataDirOption 
 def end(campaign_id: CampaignId, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """End a campaign for good."""
     _change(campaign_id, "end", db, data_dir)
+
+
+@app.command("report")
+def report(campaign_id: CampaignId, db: DbOption = None, data_dir: DataDirOption = None) -> None:
+    """A campaign's uses, discount spent, budget left and volume, by day, scene and bank."""
+    engine = create_engine(resolve_db(db, data_dir))
+    try:
+        with engine.connect() as connection:
+            found = campaign_report(connection, campaign_id=campaign_id)
+    except PromotionError as exc:
+        raise _refused(exc) from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"campaign {found.campaign_id} ({found.state}): {found.name} — {found.uses} uses, "
+        f"¥{_yuan(found.discount_minor)} off ¥{_yuan(found.volume_minor)} of payments; "
+        f"left ¥{_yuan(found.money_left_minor)}, "
+        f"{'—' if found.uses_left is None else found.uses_left} uses",
+        soft_wrap=True,
+        highlight=False,
+    )
+    for title, lines in (
+        ("day", found.by_day),
+        ("scene", found.by_scene),
+        ("issuer", found.by_issuer),
+    ):
+        table = Table(title, "uses", "discount ¥", "volume ¥")
+        for line in lines:
+            table.add_row(
+                line.key, str(line.uses), _yuan(line.discount_minor), _yuan(line.volume_minor)
+            )
+        console.print(table)
 
 
 @app.command("inquiry")

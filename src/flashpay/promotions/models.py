@@ -10,7 +10,7 @@
   the whole campaign (a cap on a sum of rows could not be taken by one conditional UPDATE).
 - ``promo_card_usage``: uses per (campaign, card fingerprint).
 - ``promo_redemptions``: one row per benefit given to a payment (unique per payment and
-  campaign), enough to give it all back.
+  campaign), enough to give it all back and to report by day, scene and issuing bank.
 - ``promo_coupons``: single-use coupons, one per user key and campaign.
 """
 
@@ -93,6 +93,9 @@ promo_redemptions = sa.Table(
     sa.Column("user_keys", sa.Text, nullable=False),  # JSON list, the keys the uses counted on
     sa.Column("card_fingerprint", sa.String(USER_KEY_CHARS), nullable=True),
     sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),  # the payment's full amount
+    sa.Column("scene", sa.String(20), nullable=False),
+    sa.Column("issuer_id", sa.BigInteger, nullable=False),
     sa.Column("state", sa.String(12), nullable=False),  # taken | given_back
     sa.Column("taken_at_ns", sa.BigInteger, nullable=False),
     sa.Column("given_back_at_ns", sa.BigInteger, nullable=True),
