@@ -201,3 +201,16 @@ def test_the_quote_equals_what_the_payment_applies(engine: Engine) -> None:
         choice, taken = pay(engine, context)
         assert quoted == choice
         assert taken.discount_minor == quoted.discount_minor
+
+
+def test_the_inquiry_says_when_a_budget_ran_out(engine: Engine) -> None:
+    promo = launch(engine, spec(AmountOff(1000), budget=Budget(money_minor=1500)))
+    pay(engine, payment("p1", user=user(1)))
+    me = UserKeys(phone="13800000002")
+    with engine.connect() as connection:
+        [offer] = discounts_for(
+            connection, inquiry=InquiryContext(user=me, cards=()), at_ns=NOON_NS
+        )
+    assert offer.campaign_id == promo.id
+    assert offer.why_not is R.BUDGET_EXHAUSTED
+    assert offer.money_left_minor == 500

@@ -116,9 +116,17 @@ def test_a_funder_funds_only_its_own_business(
     assert refusal(promo, payment(**fields).facts()) is reason
 
 
-@pytest.mark.parametrize("state", [s for s in CampaignState if s is not CampaignState.ACTIVE])
-def test_only_an_active_campaign_applies(state: CampaignState) -> None:
-    assert refusal(campaign(state=state), payment().facts()) is R.NOT_ACTIVE
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [
+        (CampaignState.DRAFT, R.NOT_ACTIVE),
+        (CampaignState.PAUSED, R.NOT_ACTIVE),
+        (CampaignState.ENDED, R.NOT_ACTIVE),
+        (CampaignState.EXHAUSTED, R.BUDGET_EXHAUSTED),
+    ],
+)
+def test_only_an_active_campaign_applies(state: CampaignState, reason: R) -> None:
+    assert refusal(campaign(state=state), payment().facts()) is reason
 
 
 def test_the_period_is_half_open() -> None:

@@ -68,6 +68,8 @@ def _new_user(rule: NewUser | None, facts: Facts) -> bool:
 def refusal(campaign: Campaign, facts: Facts) -> R | None:
     """The first reason ``campaign`` does not apply to a payment with ``facts``, or None."""
     spec, rules = campaign.spec, campaign.spec.eligibility
+    if campaign.state is CampaignState.EXHAUSTED:
+        return R.BUDGET_EXHAUSTED  # what the user needs to hear: it ran out
     if campaign.state is not CampaignState.ACTIVE:
         return R.NOT_ACTIVE
     if not spec.starts_at_ns <= facts.at_ns < spec.ends_at_ns:

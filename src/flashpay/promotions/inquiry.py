@@ -18,7 +18,13 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from flashpay.promotions.benefits import Benefit, RandomOff, describe, discount_minor
+from flashpay.promotions.benefits import (
+    Benefit,
+    RandomOff,
+    describe,
+    discount_minor,
+    smallest_discount_minor,
+)
 from flashpay.promotions.campaigns import CardKind, Funder, PaymentMode
 from flashpay.promotions.choose import Choice, choose
 from flashpay.promotions.context import Facts, PaymentContext, UserKeys, china_day
@@ -92,8 +98,12 @@ def discounts_for(
     at_ns: int,
     scene: str | None = None,
 ) -> list[Offer]:
-    """Every campaign active at ``at_ns`` (for ``scene``), and whether and how it applies."""
-    campaigns = active_campaigns(connection, at_ns=at_ns, scene=scene)
+    """Every campaign running at ``at_ns`` (for ``scene``), and whether and how it applies.
+
+    Exhausted campaigns are listed too (``why_not`` = ``BUDGET_EXHAUSTED``): "it ran out" is
+    what a user who saw the campaign advertised needs to hear.
+    """
+    campaigns = active_campaigns(connection, at_ns=at_ns, scene=scene, include_exhausted=True)
     cards = inquiry.cards[:CARDS_MAX]
     base_keys = inquiry.user.keys()
     all_keys = tuple(sorted({*base_keys, *(f"card:{card.fingerprint}" for card in cards)}))
@@ -119,6 +129,7 @@ def discounts_for(
     )
     offers = []
     for campaign in campaigns:
+        known = _known_discount(campaign.spec.benefit, inquiry.amount_minor)
         applying: list[str] = []
         reasons: list[PromotionRefusal] = []
         for card in cards or (None,):
@@ -134,7 +145,7 @@ def discounts_for(
                     usage,
                     user_keys=all_keys,
                     card_fingerprint=None if card is None else card.fingerprint,
-                    discount_minor=1,  # the smallest use; the exact one needs the amount
+                    discount_minor=known or smallest_discount_minor(campaign.spec.benefit),
                 )
             if reason is None and card is not None:
                 applying.append(card.fingerprint)
@@ -160,7 +171,7 @@ def discounts_for(
                 ),
                 card_fingerprints=tuple(applying),
                 why_not=None if applying or not reasons else reasons[0],
-                discount_minor=_known_discount(campaign.spec.benefit, inquiry.amount_minor),
+                discount_minor=known,
             )
         )
     return offers

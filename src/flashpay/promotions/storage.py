@@ -145,13 +145,21 @@ def list_campaigns(
 
 
 def active_campaigns(
-    connection: sa.Connection, *, at_ns: int, scene: str | None = None
+    connection: sa.Connection,
+    *,
+    at_ns: int,
+    scene: str | None = None,
+    include_exhausted: bool = False,
 ) -> list[Campaign]:
-    """ACTIVE campaigns whose period contains ``at_ns`` (and that allow ``scene``, when given)."""
+    """ACTIVE campaigns whose period contains ``at_ns`` (and that allow ``scene``, when given).
+
+    ``include_exhausted`` adds the ones whose budget ran out, for the inquiry to say so.
+    """
+    states = [_ACTIVE, _EXHAUSTED] if include_exhausted else [_ACTIVE]
     rows = connection.execute(
         sa.select(promo_campaigns)
         .where(
-            promo_campaigns.c.state == _ACTIVE,
+            promo_campaigns.c.state.in_(states),
             promo_campaigns.c.starts_at_ns <= at_ns,
             promo_campaigns.c.ends_at_ns > at_ns,
         )
