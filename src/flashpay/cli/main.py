@@ -18,6 +18,7 @@ from flashpay.institutions import cli as network_cli
 from flashpay.ledger import cli as ledger_cli
 from flashpay.notify import cli as dev_cli
 from flashpay.payments import cli as pay_cli
+from flashpay.promotions import cli as promo_cli
 from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
 from flashpay.wallet import issuer_cli
@@ -40,6 +41,7 @@ app.add_typer(pay_cli.app, name="pay")
 app.command("serve")(serve)
 app.add_typer(issuer_cli.app, name="issuer")
 app.add_typer(dev_cli.app, name="dev")
+app.add_typer(promo_cli.app, name="promo")
 
 
 @app.command("version")
