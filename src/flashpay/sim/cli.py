@@ -15,6 +15,7 @@ from rich.table import Table
 from flashpay import config
 from flashpay import db as database
 from flashpay.cli.common import DataDirOption, DbOption, console, err_console
+from flashpay.errors import RefusedError
 from flashpay.money import CNY, Money
 from flashpay.sim.audit import AuditSummary
 from flashpay.sim.live import LiveOptions, run_live
@@ -62,7 +63,7 @@ def demo(
     with _progress() as (progress, advance):
         try:
             live = run_live(url, options, data_directory=directory, progress=advance)
-        except ValueError as exc:
+        except (ValueError, RefusedError) as exc:  # a bad option, or a refused set-up request
             err_console.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
         del progress
