@@ -67,8 +67,9 @@ class PromotionRefusal(StrEnum):
 class PromotionError(RefusedError):
     """A promotion request refused for ``reason`` (a ``PromotionRefusal``); nothing recorded."""
 
+    reason: PromotionRefusal
+
     def __init__(
         self, reason: PromotionRefusal, message: str, *, details: Mapping[str, Any] | None = None
     ) -> None:
         super().__init__(reason, message, details=details)
-        self.reason: PromotionRefusal = reason
