@@ -51,6 +51,7 @@ from flashpay.payments.attempts import (
 )
 from flashpay.payments.legs import (
     chain_of,
+    chain_refusal,
     ledger_ids,
     post_chains,
     purchase_legs,
@@ -328,13 +329,13 @@ def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _
     outcomes: dict[int, _Outcome] = {}
     for r, chain_results in zip(going, results, strict=True):
         a = r.attempt
-        if all(x in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for x in chain_results):
+        first = chain_refusal(chain_results)
+        if first is None:
             status = PaymentStatus.AUTHORIZED if a.two_phase else PaymentStatus.COMPLETED
             hold_end = now + a.hold_seconds * NS_PER_SECOND if a.two_phase else None
             captured = 0 if a.two_phase else a.amount
             outcomes[r.id] = _Outcome(status, None, voucher(day, r.id), captured, hold_end, now)
             continue
-        first = next(x for x in chain_results if x is not CreateTransferResult.LINKED_EVENT_FAILED)
         if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
             reason = DeclineReason.INSUFFICIENT_FUNDS
         else:
