@@ -108,9 +108,12 @@ class PaymentEvent:
     detail: str | None
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Attempt:
-    """Everything a payment needs once its front end has run; the pipeline fills the rest."""
+    """Everything a payment needs once its front end has run, frozen: a front end builds it
+    (``reason`` set when the code, the merchant or the order already declines it), and the unit
+    of work derives the later values with ``dataclasses.replace`` from the planners'
+    answers (``flashpay.payments.planning``)."""
 
     kind: PaymentKind
     amount: int

@@ -10,7 +10,7 @@ front ends need in a constant number of queries, one per owner.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
@@ -134,29 +134,27 @@ def scan(platform: Platform, lookups: Lookups, request: ScanRequest) -> Attempt:
     )  # fmt: skip
     code = lookups.scanned[request.payload]
     if isinstance(code, DeclineReason):
-        attempt.reason = code
-        return attempt
+        return replace(attempt, reason=code)
     merchant, terminal = lookups.by_code[(code.merchant_id, code.terminal_id)]
     if merchant is None or terminal is None or merchant.status != "active":
-        attempt.reason = DeclineReason.MERCHANT_NOT_FOUND
-        return attempt
-    attempt.merchant, attempt.terminal = merchant, terminal
+        return replace(attempt, reason=DeclineReason.MERCHANT_NOT_FOUND)
+    attempt = replace(attempt, merchant=merchant, terminal=terminal)
     if code.dynamic:
-        attempt.kind = PaymentKind.MPM_DYNAMIC
+        attempt = replace(attempt, kind=PaymentKind.MPM_DYNAMIC)
         order = lookups.orders.get((merchant.id, code.bill_number)) if code.bill_number else None
         if order is None or code.amount is None or code.amount.amount_minor != order.amount:
-            attempt.reason = DeclineReason.ORDER_NOT_FOUND
-            return attempt
+            return replace(attempt, reason=DeclineReason.ORDER_NOT_FOUND)
         if amount is not None and amount != order.amount:
             raise PaymentError(
                 PaymentRefusal.AMOUNT_MISMATCH, "a dynamic code carries its own amount"
             )
-        attempt.amount, attempt.order_id = order.amount, order.id
-        attempt.bill_number = order.bill_number
-        attempt.order_expires_at_ns = order.expires_at_ns
-        if order.expires_at_ns <= platform.clock.now_ns():
-            attempt.reason = DeclineReason.ORDER_EXPIRED
-    elif amount is None:
+        expired = order.expires_at_ns <= platform.clock.now_ns()
+        return replace(
+            attempt, amount=order.amount, order_id=order.id, bill_number=order.bill_number,
+            order_expires_at_ns=order.expires_at_ns,
+            reason=DeclineReason.ORDER_EXPIRED if expired else None,
+        )  # fmt: skip
+    if amount is None:
         raise PaymentError(PaymentRefusal.AMOUNT_REQUIRED, "a static code needs the amount to pay")
     return attempt
 
@@ -183,8 +181,7 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
             digits = codes.parse_numeric_code(text)
             presented = lookups.recorded.get(digits)
             if presented is None:
-                attempt.reason = DeclineReason.CODE_INVALID
-                return attempt
+                return replace(attempt, reason=DeclineReason.CODE_INVALID)
             check = codes.verify_numeric_code(
                 digits, presented, key=codes.token_key(master, presented.token),
                 lookup_key=platform.keys.payment_code_lookup, now_s=now_s, used=(),
@@ -198,22 +195,22 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
                 presented, key=codes.token_key(master, presented.token), now_s=now_s, used=()
             )
     except codes.PaymentCodeError as exc:
-        attempt.reason = (
-            DeclineReason.FOREIGN_CODE
+        return replace(
+            attempt,
+            reason=DeclineReason.FOREIGN_CODE
             if exc.reason is codes.CodeDecline.FOREIGN
-            else DeclineReason.INVALID_CODE
+            else DeclineReason.INVALID_CODE,
         )
-        return attempt
+    reason = None
     if check is not None:
-        attempt.reason = {
+        reason = {
             codes.CodeDecline.EXPIRED: DeclineReason.CODE_EXPIRED,
             codes.CodeDecline.NOT_YET_VALID: DeclineReason.CODE_INVALID,
         }.get(check, DeclineReason.CODE_INVALID)
-    attempt.payer = lookups.by_token.get(presented.token)
-    if attempt.payer is None and attempt.reason is None:
-        attempt.reason = DeclineReason.CODE_INVALID  # the card was unbound since
-    attempt.code_key = (presented.token, presented.atc)
-    return attempt
+    payer = lookups.by_token.get(presented.token)
+    if payer is None and reason is None:
+        reason = DeclineReason.CODE_INVALID  # the card was unbound since
+    return replace(attempt, payer=payer, reason=reason, code_key=(presented.token, presented.atc))
 
 
 def recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, codes.PaymentCode]:

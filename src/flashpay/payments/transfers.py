@@ -39,8 +39,6 @@ from flashpay.cards.lookups import cards_by_fingerprint, cards_by_id
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
-    CardStatus,
-    is_expired,
     pan_fingerprint,
 )
 from flashpay.db import autocommit
@@ -53,7 +51,7 @@ from flashpay.idempotency import (
 )
 from flashpay.ledger import CreateTransferResult
 from flashpay.ledger.ids import new_id
-from flashpay.payments import limits
+from flashpay.payments import limits, planning
 from flashpay.payments.attempts import RERUNS_MAX
 from flashpay.payments.errors import PaymentError, PaymentRefusal
 from flashpay.payments.legs import (
@@ -96,7 +94,6 @@ from flashpay.payments.transfer_records import (
     transfer_row,
 )
 from flashpay.platform import Platform
-from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.payers import default_card_ids_by_phone
 from flashpay.wallet.pin import PinCheck, record_pin_check
 from flashpay.wallet.policy import PHONE
@@ -143,28 +140,6 @@ def _recipients(
         by_fingerprint = cards_by_fingerprint(connection, fingerprints)
     by_phone = {phone: found[i] for phone, i in card_ids.items() if i in found}
     return by_phone, by_fingerprint
-
-
-def _early_decline(
-    payer: Payer, verdict: PinCheck, receiver: Card | None, now_ns: int
-) -> DeclineReason | None:
-    """The reasons that need no write to decide, in ``DeclineReason`` order."""
-    if verdict is not PinCheck.OK:
-        return DeclineReason(verdict.value)
-    sender = payer.card
-    if payer.wallet_status is WalletCardStatus.FROZEN or sender.status is CardStatus.FROZEN:
-        return DeclineReason.CARD_FROZEN
-    if sender.status is CardStatus.CLOSED:
-        return DeclineReason.CARD_CLOSED
-    if is_expired(sender.expiry, now_ns):
-        return DeclineReason.CARD_EXPIRED
-    if receiver is None:
-        return DeclineReason.RECIPIENT_NOT_FOUND
-    if receiver.status is not CardStatus.ACTIVE:
-        return DeclineReason.RECIPIENT_UNAVAILABLE
-    if receiver.id == sender.id:
-        return DeclineReason.SAME_CARD
-    return None
 
 
 def create_transfers(
@@ -282,9 +257,7 @@ def _attempts(
             receiver = by_phone.get(request.to_phone)
         elif index in fingerprints:
             receiver = by_fingerprint.get(fingerprints[index])
-        reason = _early_decline(payer, verdict, receiver, now_ns)
-        if reason is None and request.amount > limits.PER_TRANSFER_MAX:
-            reason = DeclineReason.LIMIT_EXCEEDED
+        reason = planning.transfer_decline(payer, verdict, receiver, request.amount, now_ns)
         attempts.append(
             TransferAttempt(index, ids[n], user_id, request, numbers[index], payer, state,
                      verdict, receiver, reason, secrets.token_bytes(16))

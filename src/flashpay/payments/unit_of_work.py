@@ -25,14 +25,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from flashpay.cards.service import (
-    CardStatus,
-    is_expired,
-)
 from flashpay.clock import NS_PER_SECOND
 from flashpay.errors import InvariantError
 from flashpay.idempotency import (
@@ -45,17 +41,17 @@ from flashpay.institutions.chart import (
 from flashpay.ledger import CreateTransferResult, Transfer, TransferFlags
 from flashpay.ledger.ids import new_id
 from flashpay.merchants import order_claims
-from flashpay.payments import limits
+from flashpay.payments import limits, planning
 from flashpay.payments.attempts import (
     EFFECT_PAYMENT,
     Attempt,
     DeclineReason,
     Payment,
-    PaymentKind,
     PaymentStatus,
 )
 from flashpay.payments.legs import (
     chain_of,
+    chain_refusal,
     ledger_ids,
     post_chains,
     purchase_legs,
@@ -80,47 +76,9 @@ from flashpay.payments.stages import (
     run_stages,
 )
 from flashpay.platform import Platform
-from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.pin import PinCheck, PinState, record_pin_check
-from flashpay.wallet.policy import FREE_DAILY_MAX, STATIC_DAILY_MAX
 
 logger = logging.getLogger(__name__)
-
-
-def _verify(platform: Platform, a: Attempt, verdict: PinCheck | None) -> None:
-    """The checks that need no write, in ``DeclineReason`` order, given the PIN verdict
-    (``None`` when no PIN was given): sets a decline reason."""
-    payer = a.payer
-    if payer is None:
-        raise InvariantError("only an attempt with a payer is verified")
-    if verdict is not None:
-        if verdict is not PinCheck.OK and a.reason is None:
-            a.reason = DeclineReason(verdict.value)
-    elif a.amount > payer.free_per_payment and a.reason is None:
-        a.reason = DeclineReason.PIN_REQUIRED
-    if a.reason is None:
-        card = payer.card
-        if payer.wallet_status is WalletCardStatus.FROZEN or card.status is CardStatus.FROZEN:
-            a.reason = DeclineReason.CARD_FROZEN
-        elif card.status is CardStatus.CLOSED:
-            a.reason = DeclineReason.CARD_CLOSED
-        elif is_expired(card.expiry, platform.clock.now_ns()):
-            a.reason = DeclineReason.CARD_EXPIRED
-
-
-def _limits(a: Attempt, pin_ok: bool) -> dict[str, int]:
-    payer = a.payer
-    if payer is None:
-        raise InvariantError("limits are reserved only for a payer")
-    scopes = {
-        f"qr:user:{payer.user_id}": payer.qr_daily_limit,
-        f"card:{payer.card.id}": limits.DAILY_PER_CARD_MAX,
-    }
-    if not pin_ok:
-        scopes[f"free:user:{payer.user_id}"] = FREE_DAILY_MAX
-    if a.kind is PaymentKind.MPM_STATIC:
-        scopes[f"static:user:{payer.user_id}"] = STATIC_DAILY_MAX
-    return scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +101,7 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
     # clears the failures, the fifth wrong one in a row locks the PIN for the later requests.
     asks = [(a.payer.pin, a.pin) for a in attempts if a.payer is not None and a.pin is not None]
     checked = iter(pin_verdicts(platform, now, asks))
+    planned: list[Attempt] = []
     before: list[PinState | None] = []
     verdicts: list[PinCheck | None] = []
     for a in attempts:
@@ -150,14 +109,16 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
             next(checked) if a.payer is not None and a.pin is not None else (None, None)
         )
         if a.payer is not None:
-            _verify(platform, a, verdict)
+            a = replace(a, reason=planning.payment_decline(a, verdict, now))
+        planned.append(a)
         before.append(state)
         verdicts.append(verdict)
     day = limits.beijing_day(now)
     records = [
         _Record(new_id(), a, secrets.token_bytes(16),
-                _limits(a, v is PinCheck.OK) if a.payer is not None else {}, v is PinCheck.OK)
-        for a, v in zip(attempts, verdicts, strict=True)
+                planning.payment_scopes(a, v is PinCheck.OK) if a.payer is not None else {},
+                v is PinCheck.OK)
+        for a, v in zip(planned, verdicts, strict=True)
     ]  # fmt: skip
     with platform.engine.begin() as connection:
         bind_effects(connection, {
@@ -168,8 +129,8 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
             if state is not None and verdict is not None:
                 record_pin_check(platform=platform, connection=connection, state=state,
                                  verdict=verdict)  # fmt: skip
-        _run_stages(connection, records)
-        _claim(connection, now, day, records)
+        records = _run_stages(connection, records)
+        records = _claim(connection, now, day, records)
         connection.execute(payments.insert(), [_payment_row(r, now, day) for r in records])
         connection.execute(
             payment_events.insert(),
@@ -183,7 +144,7 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
     return [_answer(r, outcomes.get(r.id, declined), now) for r in records]
 
 
-def _run_stages(connection: sa.Connection, records: Sequence[_Record]) -> None:
+def _run_stages(connection: sa.Connection, records: Sequence[_Record]) -> list[_Record]:
     """The later stages (``flashpay.payments.stages``) over the records still going; a plan a
     stage declines is recorded declined with its reason and claims and posts nothing."""
     going = {r.id: r for r in records if r.attempt.reason is None and r.attempt.payer is not None}
@@ -192,8 +153,13 @@ def _run_stages(connection: sa.Connection, records: Sequence[_Record]) -> None:
         for r in going.values()
         if (payer := r.attempt.payer) is not None
     ]
-    for record_id, reason in run_stages(connection, plans).items():
-        going[record_id].attempt.reason = DeclineReason(reason)
+    declined = run_stages(connection, plans)
+    return [_declined(r, DeclineReason(declined[r.id])) if r.id in declined else r for r in records]
+
+
+def _declined(r: _Record, reason: DeclineReason) -> _Record:
+    """``r`` with its (frozen) attempt declined for ``reason``."""
+    return replace(r, attempt=replace(r.attempt, reason=reason))
 
 
 def _status(a: Attempt) -> PaymentStatus:
@@ -252,7 +218,9 @@ _USE_CODE = (
 )
 
 
-def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Record]) -> None:
+def _claim(
+    connection: sa.Connection, now: int, day: str, records: Sequence[_Record]
+) -> list[_Record]:
     """The checks that need the database, for the records still going, one after another in
     check order — a dynamic order not yet paid (``order_already_paid``), a payment code not
     yet used (``code_already_used``), the limits (``limit_exceeded``) — so an earlier payment
@@ -260,10 +228,11 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
     counters are locked first: their first statement is a write, so on SQLite the reads below
     run under the database's write lock; on PostgreSQL the orders and codes are read ``FOR
     UPDATE``. A payment declined for its limits leaves the order open (the user may pay it
-    with another card) but uses its code (a code is shown once)."""
+    with another card) but uses its code (a code is shown once). The records, with the
+    declines of ``planning.claim_decline``."""
     going = [r for r in records if r.attempt.reason is None]
     if not going:
-        return
+        return list(records)
     counters = limits.Counters(connection, day=day, scopes=(s for r in going for s in r.scopes))
     order_ids = sorted({r.attempt.order_id for r in going if r.attempt.order_id is not None})
     open_orders = order_claims.open_orders(connection, order_ids)
@@ -278,19 +247,26 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
         )}  # fmt: skip
     paid_orders: list[tuple[int, int]] = []
     used_codes = []
+    declined: dict[int, DeclineReason] = {}
     for r in going:
         a = r.attempt
-        if a.order_id is not None and a.order_id not in open_orders:
-            a.reason = DeclineReason.ORDER_ALREADY_PAID
-            continue
-        if a.code_key is not None:
-            if a.code_key not in unused_codes:
-                a.reason = DeclineReason.CODE_ALREADY_USED
-                continue
+        # Each claim is taken only once the earlier ones held (a code is used even when the
+        # limits then refuse the payment).
+        order_open = a.order_id is None or a.order_id in open_orders
+        code_unused = order_open and (a.code_key is None or a.code_key in unused_codes)
+        if order_open and code_unused and a.code_key is not None:
             unused_codes.discard(a.code_key)
             used_codes.append({"t": a.code_key[0], "c": a.code_key[1], "at": now, "p": r.id})
-        if not counters.take(limits.Reservation(a.amount, tuple(sorted(r.scopes.items())))):
-            a.reason = DeclineReason.LIMIT_EXCEEDED
+        taken = (
+            order_open
+            and code_unused
+            and counters.take(limits.Reservation(a.amount, tuple(sorted(r.scopes.items()))))
+        )
+        reason = planning.claim_decline(
+            a, order_open=order_open, code_unused=code_unused, limits_taken=taken
+        )
+        if reason is not None:
+            declined[r.id] = reason
             continue
         if a.order_id is not None:
             open_orders.discard(a.order_id)
@@ -299,6 +275,7 @@ def _claim(connection: sa.Connection, now: int, day: str, records: Sequence[_Rec
     order_claims.mark_paid(connection, paid_orders)
     if used_codes:
         connection.execute(_USE_CODE, used_codes)
+    return [_declined(r, declined[r.id]) if r.id in declined else r for r in records]
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,13 +329,13 @@ def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _
     outcomes: dict[int, _Outcome] = {}
     for r, chain_results in zip(going, results, strict=True):
         a = r.attempt
-        if all(x in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for x in chain_results):
+        first = chain_refusal(chain_results)
+        if first is None:
             status = PaymentStatus.AUTHORIZED if a.two_phase else PaymentStatus.COMPLETED
             hold_end = now + a.hold_seconds * NS_PER_SECOND if a.two_phase else None
             captured = 0 if a.two_phase else a.amount
             outcomes[r.id] = _Outcome(status, None, voucher(day, r.id), captured, hold_end, now)
             continue
-        first = next(x for x in chain_results if x is not CreateTransferResult.LINKED_EVENT_FAILED)
         if first in (CreateTransferResult.EXCEEDS_CREDITS, CreateTransferResult.EXCEEDS_DEBITS):
             reason = DeclineReason.INSUFFICIENT_FUNDS
         else:
