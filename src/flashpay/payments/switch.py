@@ -2,11 +2,11 @@
 
 A web worker answers each HTTP request on its own thread. Through a switch (a
 ``flashpay.batching.GroupCommit``) the payment requests that meet in a worker go to
-``qr.submit_payments`` together — one record transaction, one ledger batch and one completion for
-all of them (decision 0010) — instead of one each. No request waits for a timer: a request that
-finds no batch running runs at once (alone, if it is alone), and the ones that come meanwhile
-form the next batch. Each caller gets its own answer (a refusal such as ``PaymentError`` or
-``PaymentError`` is an answer, returned to its own caller only), as if the requests had been
+``submit.submit_payments`` together — one record transaction, one ledger batch and one
+completion for all of them (decision 0010) — instead of one each. No request waits for a timer:
+a request that finds no batch running runs at once (alone, if it is alone), and the ones that
+come meanwhile form the next batch. Each caller gets its own answer (a refusal, a
+``PaymentError``, is an answer returned to its own caller only), as if the requests had been
 made one after another in their order of arrival; a database error fails its batch's callers.
 """
 
@@ -29,7 +29,7 @@ PaymentSwitch = GroupCommit["PaymentRequest", "Payment | PaymentError"]
 
 
 def payment_switch(platform: Platform) -> PaymentSwitch:
-    """A switch that pays its batches with ``qr.submit_payments`` on ``platform``."""
+    """A switch that pays its batches with ``submit.submit_payments`` on ``platform``."""
 
     def process(requests: Sequence[PaymentRequest]) -> list[Payment | PaymentError]:
         return submit_payments(platform=platform, requests=requests)
@@ -41,7 +41,8 @@ TransferSwitch = GroupCommit["tuple[int, P2PRequest]", "P2PTransfer | PaymentErr
 
 
 def transfer_switch(platform: Platform) -> TransferSwitch:
-    """A switch that posts its batches of (user id, request) with ``p2p.create_transfers``."""
+    """A switch that posts its batches of (user id, request) with
+    ``transfers.create_transfers``."""
 
     def process(requests: Sequence[tuple[int, P2PRequest]]) -> list[P2PTransfer | PaymentError]:
         return create_transfers(platform=platform, requests=requests)
