@@ -3,6 +3,11 @@
 Payments reads the paying and the receiving cards of a batch here instead of joining the
 ``cards`` table into its own queries: the cards domain owns its table and its row format
 (``card_from_row``), so the other domains only ever see ``Card`` values.
+
+Where a batch's read would otherwise take one statement per owner, an owner above may join
+``card_view()``: the cards' own published shape of a card (as a database view would be), with
+every column labelled ``card_…`` and read back with ``card_from_view``. The cards domain still
+decides what a card row is; the other domain decides only what it joins it to.
 """
 
 from __future__ import annotations
@@ -12,7 +17,24 @@ from collections.abc import Collection, Iterator
 import sqlalchemy as sa
 
 from flashpay.cards.models import cards
-from flashpay.cards.service import Card, card_from_row
+from flashpay.cards.service import Card, card_from_mapping, card_from_row
+
+_VIEW_PREFIX = "card_"
+
+
+def card_view() -> sa.Subquery:
+    """The cards as another domain may join them in its own statement: a subquery of every
+    column ``card_from_row`` reads, labelled ``card_<column>`` so that no name clashes with the
+    joining tables'; join on ``.c.card_id``."""
+    return sa.select(*(c.label(_VIEW_PREFIX + c.name) for c in cards.c)).subquery("issued_cards")
+
+
+def card_from_view(row: sa.Row[tuple[object, ...]]) -> Card:
+    """The ``Card`` in a row that joined ``card_view()``."""
+    prefix = len(_VIEW_PREFIX)
+    return card_from_mapping(
+        {str(k)[prefix:]: v for k, v in row._mapping.items() if str(k).startswith(_VIEW_PREFIX)}
+    )
 
 
 def cards_by_id(connection: sa.Connection, card_ids: Collection[int]) -> dict[int, Card]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from hashlib import sha256
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -162,7 +163,11 @@ def is_expired(expiry: str, now_ns: int) -> bool:
 
 def card_from_row(row: sa.Row[tuple[object, ...]]) -> Card:
     """A ``Card`` from a row holding the ``cards`` columns (also from joins)."""
-    m = row._mapping
+    return card_from_mapping(row._mapping)
+
+
+def card_from_mapping(m: Mapping[Any, Any]) -> Card:
+    """A ``Card`` from the ``cards`` columns by name."""
     return Card(
         id=int(m["id"]),
         issuer_id=int(m["issuer_id"]),

@@ -1,14 +1,12 @@
 """The paying card of a transfer or a payment: the wallet's bound card with its user's PIN
-state and QR limits (``flashpay.wallet.payers``) and the issuer's card record
-(``flashpay.cards.lookups``), read for a batch in one connection — one statement per owner,
-two in all (one more than the join it replaces, which read both domains' tables at once)."""
+state and QR limits and the issuer's card record, read for a batch in one statement
+(``flashpay.wallet.payers.bound_cards``, which joins the cards' published view)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from flashpay.cards.lookups import cards_by_id
 from flashpay.cards.service import Card
 from flashpay.db import autocommit
 from flashpay.platform import Platform
@@ -32,24 +30,22 @@ class Payer:
 def payers(
     *, platform: Platform, wallet_card_ids: Collection[int] = (), tokens: Collection[str] = ()
 ) -> tuple[dict[int, Payer], dict[str, Payer]]:
-    """Bound cards by wallet card id and by network token, for a batch (two statements)."""
+    """Bound cards by wallet card id and by network token, for a batch (one statement)."""
     if not wallet_card_ids and not tokens:
         return {}, {}
     with autocommit(platform.engine) as connection:
         bound = bound_cards(connection, wallet_card_ids=wallet_card_ids, tokens=tokens)
-        issued = cards_by_id(connection, {b.card_id for b in bound})
     found = [
         Payer(
             user_id=b.user_id,
             wallet_card_id=b.wallet_card_id,
             wallet_status=b.status,
-            card=issued[b.card_id],
+            card=b.card,
             pin=b.pin,
             free_per_payment=b.free_per_payment,
             qr_daily_limit=b.qr_daily_limit,
             token=b.token,
         )
         for b in bound
-        if b.card_id in issued
     ]
     return {p.wallet_card_id: p for p in found}, {p.token: p for p in found}

@@ -3,7 +3,8 @@ limits, the default card behind a phone number, and the user's own QR limits.
 
 Every function takes the caller's ``connection`` (one statement each), so payments reads a
 batch's payers in its own connection without touching the wallet's tables. The card itself is
-the cards domain's (``flashpay.cards.lookups``): a ``BoundCard`` names it by ``card_id``.
+the cards domain's: ``bound_cards`` joins the cards' published view (``cards.lookups.card_view``)
+so that a batch's payers stay one statement, and the cards domain alone says what a card row is.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from flashpay.cards.lookups import card_from_view, card_view
+from flashpay.cards.service import Card
 from flashpay.wallet.cards import WalletCardStatus
 from flashpay.wallet.models import wallet_cards, wallet_users
 from flashpay.wallet.pin import PinState, pin_state_columns
@@ -24,7 +27,7 @@ class BoundCard:
 
     wallet_card_id: int
     user_id: int
-    card_id: int
+    card: Card  # the issuer's record of the card
     status: WalletCardStatus
     token: str  # the network token the card is bound under
     pin: PinState
@@ -38,31 +41,34 @@ def bound_cards(
     wallet_card_ids: Collection[int] = (),
     tokens: Collection[str] = (),
 ) -> list[BoundCard]:
-    """The bound cards with one of ``wallet_card_ids`` or ``tokens``, in one query."""
+    """The bound cards with one of ``wallet_card_ids`` or ``tokens``, each with its issued card,
+    in one query."""
     if not wallet_card_ids and not tokens:
         return []
     wanted = sa.or_(
         wallet_cards.c.id.in_(sorted(wallet_card_ids)), wallet_cards.c.token.in_(sorted(tokens))
     )
+    issued = card_view()
     rows = connection.execute(
         sa.select(
             wallet_cards.c.id,
             wallet_cards.c.user_id,
-            wallet_cards.c.card_id,
             wallet_cards.c.status,
             wallet_cards.c.token,
             wallet_users.c.free_per_payment,
             wallet_users.c.qr_daily_limit,
             *pin_state_columns(),
+            *issued.c,
         )
         .join(wallet_users, wallet_users.c.id == wallet_cards.c.user_id)
+        .join(issued, issued.c.card_id == wallet_cards.c.card_id)
         .where(wanted, wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
     )
     return [
         BoundCard(
             wallet_card_id=int(row.id),
             user_id=int(row.user_id),
-            card_id=int(row.card_id),
+            card=card_from_view(row),
             status=WalletCardStatus(row.status),
             token=str(row.token),
             pin=PinState(
