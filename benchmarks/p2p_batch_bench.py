@@ -38,6 +38,7 @@ from flashpay.cards.service import issue_card
 from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
+from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.payments.transfer_records import P2PRequest, P2PTransfer
 from flashpay.payments.transfers import create_transfer, create_transfers
@@ -120,7 +121,7 @@ def _requests(members: list[Member], count: int, seed: int) -> list[tuple[int, P
             else {"to_phone": receiver.phone}
         )
         amount = rng.randint(100, AMOUNT_MAX)
-        out.append((sender.user_id, P2PRequest(sender.wallet_card_id, amount, PIN, **to)))
+        out.append((sender.user_id, P2PRequest(sender.wallet_card_id, Money.of(amount), PIN, **to)))
     return out
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from flashpay.clock import FakeClock
 from flashpay.ledger import CreateTransferResult, Transfer
+from flashpay.money import Money
 from flashpay.payments.attempts import Payment, PaymentStatus
 from flashpay.payments.fence import fence
 from flashpay.payments.legs import first_posting_id
@@ -97,7 +98,7 @@ def test_recovery_beside_a_slow_transfer_declines_it_and_nothing_moves(
 ) -> None:
     sender = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     receiver = member(platform, 2, bank="ICBC", prefix="622202", balance=0)
-    request = P2PRequest(sender.wallet_card_id, 3_000, PIN, to_phone=receiver.phone)
+    request = P2PRequest(sender.wallet_card_id, Money.of(3_000), PIN, to_phone=receiver.phone)
 
     def send(on: Platform) -> P2PTransfer:
         return create_transfer(platform=on, user_id=sender.user_id, request=request)
@@ -121,7 +122,7 @@ def test_a_fence_finds_a_chain_that_posted_and_takes_an_id_that_did_not(
 ) -> None:
     sender = member(platform, 1, bank="BOC", prefix="621661", balance=10_000)
     receiver = member(platform, 2, bank="ICBC", prefix="622202", balance=0)
-    request = P2PRequest(sender.wallet_card_id, 1_000, PIN, to_phone=receiver.phone)
+    request = P2PRequest(sender.wallet_card_id, Money.of(1_000), PIN, to_phone=receiver.phone)
     done = create_transfer(platform=platform, user_id=sender.user_id, request=request)
     never = 4242  # a record whose chain never posted
     chains = [(done.id, [first_posting_id(done.id)]), (never, [first_posting_id(never)])]

@@ -33,6 +33,7 @@ from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger import Transfer
 from flashpay.ledger.check import check
+from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import legs, limits
 from flashpay.payments.errors import PaymentError
@@ -164,11 +165,21 @@ class Kit:
 
 
 def send(
-    member: Member, amount: int, *, card: int = 0, pin: str = PIN, **to: Any
+    member: Member,
+    amount: int,
+    *,
+    card: int = 0,
+    pin: str = PIN,
+    currency: str = "CNY",
+    **to: Any,
 ) -> tuple[int, P2PRequest]:
-    """(user, request) from the member's ``card``-th card."""
+    """(user, request) of ``amount`` minor units of ``currency`` from the member's
+    ``card``-th card."""
     request = P2PRequest(
-        from_wallet_card_id=member.cards[card].wallet_card_id, amount=amount, pin=pin, **to
+        from_wallet_card_id=member.cards[card].wallet_card_id,
+        amount=Money.of(amount, currency),
+        pin=pin,
+        **to,
     )
     return member.user_id, request
 
@@ -291,7 +302,7 @@ def mixed_world(platform: Platform) -> tuple[list[Member], list[int], list[tuple
         send(heidi, 30_000 * YUAN, to_phone=carol.phone),  # limit_exceeded (card)
         send(heidi, 20_000 * YUAN, to_phone=carol.phone),  # exactly ¥50,000
         send(alice, 0, to_phone=bob.phone),  # invalid_amount
-        (alice.user_id, P2PRequest(bob.cards[0].wallet_card_id, 1 * YUAN, PIN,
+        (alice.user_id, P2PRequest(bob.cards[0].wallet_card_id, Money.of(1 * YUAN), PIN,
                                    to_phone=carol.phone)),  # not Alice's card: not_found
         send(alice, 1 * YUAN, to_phone="555"),  # invalid_phone
         send(carol, 1 * YUAN, to_card_number=alice.cards[0].number.reveal()),
@@ -453,7 +464,7 @@ def test_ledger_calls_hold_whole_chains_in_order() -> None:
 
 
 def test_more_than_the_batch_limit_is_refused(platform: Platform) -> None:
-    request = (1, P2PRequest(1, 1, PIN, to_phone="13800000000"))
+    request = (1, P2PRequest(1, Money.of(1), PIN, to_phone="13800000000"))
     with pytest.raises(ValueError, match="transfers in one batch"):
         create_transfers(platform=platform, requests=[request] * (REQUESTS_PER_BATCH_MAX + 1))
 

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from flashpay.clock import FakeClock
 from flashpay.institutions.service import get_institution
 from flashpay.merchants.service import Scene, create_order, onboard_merchant, terminal_by_code
+from flashpay.money import Money
 from flashpay.payments.attempts import DeclineReason, Payment, PaymentStatus, RefundRequest
 from flashpay.payments.models import payments
 from flashpay.payments.queries import get_payment, history
@@ -101,7 +102,7 @@ def test_a_crashed_refund_is_settled_from_the_ledger(
     )
     with pytest.raises(CrashError):
         refund(platform=crashing, merchant_id=paid.merchant_id, payment_id=paid.id,
-                  amount=1_000)  # fmt: skip
+                  amount=Money.of(1_000))  # fmt: skip
     taken = get_payment(platform=platform, payment_id=paid.id, user_id=payer.user_id)
     assert taken is not None
     assert taken.refunded == 1_000  # taken with the refund's record
@@ -119,7 +120,7 @@ def test_a_crashed_refund_is_settled_from_the_ledger(
         assert (settled.status, settled.refunded) == (PaymentStatus.COMPLETED, 0)
         assert available(platform, payer.card_id) == 10_000 - 2_500
         again = refund(platform=platform, merchant_id=paid.merchant_id, payment_id=paid.id,
-                          amount=2_500)  # fmt: skip
+                          amount=Money.of(2_500))  # fmt: skip
         assert (again.status, again.refunded) == (PaymentStatus.REFUNDED, 2_500)
         assert available(platform, payer.card_id) == 10_000
     assert recover_payments(platform=platform) == 0
@@ -131,7 +132,7 @@ def test_two_refunds_of_one_payment_in_one_batch_are_numbered_apart(platform: Pl
     paid = pay_scanned_code(platform=platform, user_id=payer.user_id, payload=payload,
                                wallet_card_id=payer.wallet_card_id, pin=PIN)  # fmt: skip
     assert paid.merchant_id is not None
-    request = RefundRequest(paid.merchant_id, paid.id, 1_000)
+    request = RefundRequest(paid.merchant_id, paid.id, Money.of(1_000))
     answers = refund_many(platform=platform, requests=[request, request, request, request])
     assert [a.refunded if isinstance(a, Payment) else a.code for a in answers] == [
         1_000, 2_000, 3_000, "refund_exceeds_payment"

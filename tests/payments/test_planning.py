@@ -11,6 +11,7 @@ import pytest
 from flashpay.cards.service import Card, CardStatus, CardType
 from flashpay.clock import NS_PER_SECOND
 from flashpay.errors import InvariantError
+from flashpay.money import Money
 from flashpay.payments import limits, planning
 from flashpay.payments.attempts import Attempt, DeclineReason, PaymentKind
 from flashpay.payments.payer import Payer
@@ -157,7 +158,7 @@ RECEIVER = _card(8)
 
 def test_a_transfer_that_passes_every_check_goes_on() -> None:
     decision = planning.transfer_decline(
-        _payer(), PinCheck.OK, RECEIVER, limits.PER_TRANSFER_MAX, NOW
+        _payer(), PinCheck.OK, RECEIVER, Money.of(limits.PER_TRANSFER_MAX), NOW
     )
     assert decision is None
 
@@ -172,9 +173,8 @@ def test_a_transfer_that_passes_every_check_goes_on() -> None:
 )
 def test_a_transfer_needs_its_pin_first(verdict: PinCheck, reason: TransferDecline) -> None:
     payer = _payer(wallet=WalletCardStatus.FROZEN)
-    assert (
-        planning.transfer_decline(payer, verdict, None, limits.PER_TRANSFER_MAX + 1, NOW) is reason
-    )
+    over = Money.of(limits.PER_TRANSFER_MAX + 1)
+    assert planning.transfer_decline(payer, verdict, None, over, NOW) is reason
 
 
 @pytest.mark.parametrize(
@@ -195,4 +195,5 @@ def test_a_transfer_needs_its_pin_first(verdict: PinCheck, reason: TransferDecli
 def test_the_transfer_checks_in_order(
     payer: Payer, receiver: Card | None, amount: int, reason: TransferDecline
 ) -> None:
-    assert planning.transfer_decline(payer, PinCheck.OK, receiver, amount, NOW) is reason
+    decision = planning.transfer_decline(payer, PinCheck.OK, receiver, Money.of(amount), NOW)
+    assert decision is reason

@@ -48,6 +48,7 @@ from flashpay.merchants.service import (
     static_payload,
     terminal_by_code,
 )
+from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import legs, limits
 from flashpay.payments.attempts import (
@@ -203,13 +204,15 @@ class Town:
         self, who: str, payload: str, amount: int | None = None, pin: str | None = PIN
     ) -> ScanRequest:
         m = self.members[who]
-        return ScanRequest(m.user_id, payload, m.wallet_card_id, amount, pin)
+        fen = None if amount is None else Money.of(amount)
+        return ScanRequest(m.user_id, payload, m.wallet_card_id, fen, pin)
 
     def collect(
         self, shop: str, code: str, amount: int, *, capture: bool = True, hold: int = 3600
     ) -> CollectRequest:
         merchant, _ = self.shops[shop]
-        return CollectRequest(merchant.id, code, amount, capture=capture, hold_seconds=hold)
+        return CollectRequest(merchant.id, code, Money.of(amount), capture=capture,
+                              hold_seconds=hold)  # fmt: skip
 
 
 Answer = Payment | PaymentError
@@ -359,7 +362,7 @@ def _mixed_requests(t: Town) -> list[tuple[PaymentRequest, tuple[object, ...]]]:
         (t.collect("Wumart", t.codes["c4"].qr_payload, 500), (ok, done)),  # c4 was not used
         (t.collect("Bus", t.codes["c5"].qr_payload, 200), no(Reason.CARD_FROZEN)),
         (
-            ScanRequest(alice.user_id, t.static["Wumart"], bob.wallet_card_id, 100, PIN),
+            ScanRequest(alice.user_id, t.static["Wumart"], bob.wallet_card_id, Money.of(100), PIN),
             ("error", "not_found", 404),
         ),
         (t.collect("Parking", t.codes["c2"].numeric, 100), no(Reason.CODE_ALREADY_USED)),
@@ -469,16 +472,16 @@ def test_errors_answer_in_place_and_the_rest_is_paid(platform: Platform) -> None
     wumart = town.static["Wumart"]
     requests: list[PaymentRequest] = [
         town.scan("alice", wumart, 100),
-        ScanRequest(alice.user_id, wumart, bob.wallet_card_id, 100, PIN),  # not her card
+        ScanRequest(alice.user_id, wumart, bob.wallet_card_id, Money.of(100), PIN),  # not her card
         town.scan("bob", wumart, 200),
         town.scan("bob", wumart, 0),  # invalid amount
         town.scan("alice", wumart, None),  # a static code needs the amount
         town.scan("alice", town.orders["D1"], 999),  # a dynamic code carries its own
-        CollectRequest(shop.id, code.qr_payload, -5),
-        CollectRequest(shop.id, code.qr_payload, 100, terminal_code="T0099"),
-        CollectRequest(10**9, code.qr_payload, 100),  # no such merchant
-        CollectRequest(shop.id, code.qr_payload, 100, capture=False, hold_seconds=10),
-        ScanRequest(alice.user_id, wumart, 10**9, 100, PIN),  # no such card at all
+        CollectRequest(shop.id, code.qr_payload, Money.of(-5)),
+        CollectRequest(shop.id, code.qr_payload, Money.of(100), terminal_code="T0099"),
+        CollectRequest(10**9, code.qr_payload, Money.of(100)),  # no such merchant
+        CollectRequest(shop.id, code.qr_payload, Money.of(100), capture=False, hold_seconds=10),
+        ScanRequest(alice.user_id, wumart, 10**9, Money.of(100), PIN),  # no such card at all
         town.collect("Wumart", code.numeric, 300),  # the code is still unused: paid
         town.scan("alice", town.orders["D1"]),
     ]
@@ -719,15 +722,15 @@ def _hold_town(platform: Platform) -> tuple[Town, list[int]]:
 def _settlements(town: Town, ids: list[int]) -> list[HoldSettlement]:
     parking, hotel = town.shops["Parking"][0].id, town.shops["Hotel"][0].id
     return [
-        HoldSettlement(parking, ids[0], 5_000),  # full capture
-        HoldSettlement(parking, ids[1], 0),  # void
-        HoldSettlement(hotel, ids[2], 12_345),  # partial capture
-        HoldSettlement(parking, ids[0], 100),  # the same payment again: 409
-        HoldSettlement(parking, ids[3], 4_001),  # more than authorized: 422
-        HoldSettlement(hotel, ids[3], 100),  # another merchant's payment: 404
-        HoldSettlement(parking, ids[3], 1),  # then a valid one: the smallest capture
-        HoldSettlement(hotel, ids[4], 10_000),
-        HoldSettlement(hotel, ids[4], 0),  # voiding a payment being captured: 409
+        HoldSettlement(parking, ids[0], Money.of(5_000)),  # full capture
+        HoldSettlement(parking, ids[1], Money.of(0)),  # void
+        HoldSettlement(hotel, ids[2], Money.of(12_345)),  # partial capture
+        HoldSettlement(parking, ids[0], Money.of(100)),  # the same payment again: 409
+        HoldSettlement(parking, ids[3], Money.of(4_001)),  # more than authorized: 422
+        HoldSettlement(hotel, ids[3], Money.of(100)),  # another merchant's payment: 404
+        HoldSettlement(parking, ids[3], Money.of(1)),  # then a valid one: the smallest capture
+        HoldSettlement(hotel, ids[4], Money.of(10_000)),
+        HoldSettlement(hotel, ids[4], Money.of(0)),  # voiding a payment being captured: 409
     ]
 
 
@@ -735,7 +738,7 @@ def _settle_one_by_one(platform: Platform, requests: list[HoldSettlement]) -> li
     answers: list[Answer] = []
     for r in requests:
         try:
-            if r.amount:
+            if r.amount.amount_minor:
                 answers.append(capture(platform=platform, merchant_id=r.merchant_id,
                                           payment_id=r.payment_id, amount=r.amount))  # fmt: skip
             else:
@@ -1037,7 +1040,7 @@ def test_concurrent_refunds_of_one_payment_each_move_their_money(pg_platform: Pl
 
     def refund(n: int) -> None:
         start.wait(timeout=30)
-        request = RefundRequest(shop.id, paid.id, 10_000)
+        request = RefundRequest(shop.id, paid.id, Money.of(10_000))
         answers[n] = refund_many(platform=platform, requests=[request])[0]
 
     threads = [threading.Thread(target=refund, args=(n,)) for n in range(4)]

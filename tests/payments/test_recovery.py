@@ -20,6 +20,7 @@ from flashpay.cards.numbers import generate_card_number
 from flashpay.cards.service import card_balance, get_card, issue_card
 from flashpay.clock import FakeClock
 from flashpay.institutions.service import get_institution
+from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.payments import limits
 from flashpay.payments.legs import first_posting_id
@@ -83,7 +84,10 @@ def member(platform: Platform, n: int, *, bank: str, prefix: str, balance: int) 
 
 def send(platform: Platform, payer: Member, payee: Member, amount: int) -> P2PTransfer:
     request = P2PRequest(
-        from_wallet_card_id=payer.wallet_card_id, amount=amount, pin=PIN, to_phone=payee.phone
+        from_wallet_card_id=payer.wallet_card_id,
+        amount=Money.of(amount),
+        pin=PIN,
+        to_phone=payee.phone,
     )
     return create_transfer(platform=platform, user_id=payer.user_id, request=request)
 

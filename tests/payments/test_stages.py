@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from flashpay.merchants.service import Scene
+from flashpay.money import Money
 from flashpay.payments import stages
 from flashpay.payments.attempts import DeclineReason, Payment, PaymentStatus
 from flashpay.payments.legs import first_posting_id, ledger_ids
@@ -65,7 +66,7 @@ def _pay(town: Town, amounts: Sequence[int]) -> list[Payment]:
 def _send(town: Town, amounts: Sequence[int]) -> list[P2PTransfer]:
     li, wang = town.members["li"], town.members["wang"]
     requests = [
-        (li.user_id, P2PRequest(li.wallet_card_id, amount, PIN, to_phone=wang.phone))
+        (li.user_id, P2PRequest(li.wallet_card_id, Money.of(amount), PIN, to_phone=wang.phone))
         for amount in amounts
     ]
     answers = create_transfers(platform=town.platform, requests=requests)

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from enum import StrEnum
 
+from flashpay.errors import invariant
 from flashpay.idempotency import (
     IdempotencyTag,
 )
@@ -19,6 +20,7 @@ from flashpay.merchants.service import (
     Merchant,
     Terminal,
 )
+from flashpay.money import CNY, Money
 from flashpay.payments.payer import Payer
 
 logger = logging.getLogger(__name__)
@@ -132,6 +134,15 @@ class Attempt:
 
 
 # -- requests and the batch ---------------------------------------------------------------------
+def fen(amount: Money) -> int:
+    """A request's ``Money`` in fen: the one place a QR payment's, a settlement's or a refund's
+    amount becomes the minor units the ledger legs and the rows are built from. The requests
+    carry the ``Money`` the router parsed (always CNY: QR payments have no currency field), so
+    another currency here is a caller's bug, not a refusal."""
+    invariant(amount.currency == CNY, f"a QR payment is in CNY, not {amount.currency.code}")
+    return amount.amount_minor
+
+
 @dataclass(frozen=True, slots=True)
 class ScanRequest:
     """The user's app scanned ``payload`` (MPM) and pays it with a bound card: ``amount`` for a
@@ -140,7 +151,7 @@ class ScanRequest:
     user_id: int
     payload: str
     wallet_card_id: int
-    amount: int | None = None
+    amount: Money | None = None
     pin: str | None = None
     idempotency: IdempotencyTag | None = None  # the caller's key, bound to the payment
 
@@ -152,7 +163,7 @@ class CollectRequest:
 
     merchant_id: int
     code: str
-    amount: int
+    amount: Money
     terminal_code: str = "T0001"
     capture: bool = True
     hold_seconds: int = HOLD_SECONDS_DEFAULT
@@ -169,8 +180,12 @@ class HoldSettlement:
 
     merchant_id: int
     payment_id: int
-    amount: int
+    amount: Money
     idempotency: IdempotencyTag | None = None  # the caller's key, bound to the settlement
+
+    @property
+    def fen(self) -> int:
+        return fen(self.amount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,5 +194,9 @@ class RefundRequest:
 
     merchant_id: int
     payment_id: int
-    amount: int
+    amount: Money
     idempotency: IdempotencyTag | None = None  # the caller's key, bound to the refund
+
+    @property
+    def fen(self) -> int:
+        return fen(self.amount)

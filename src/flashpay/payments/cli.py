@@ -52,9 +52,9 @@ def _user(platform: Platform, phone: str, password: str) -> int:
     return session.user_id
 
 
-def _fen(text: str) -> int:
+def _money(text: str) -> Money:
     try:
-        return Money.parse(text, "CNY").amount_minor
+        return Money.parse(text, "CNY")
     except MoneyError as exc:
         err_console.print(f"bad amount: {exc}")
         raise typer.Exit(2) from exc
@@ -113,7 +113,7 @@ def collect(
     platform = _open(db, data_dir)
     try:
         payment = collect_with_code(platform=platform, merchant_id=merchant, code=code_text,
-                                       amount=_fen(amount), terminal_code=terminal)  # fmt: skip
+                                       amount=_money(amount), terminal_code=terminal)  # fmt: skip
     except PaymentError as exc:
         err_console.print(f"cannot collect: {exc}")
         raise typer.Exit(2) from exc
@@ -137,9 +137,10 @@ def scan(
     platform = _open(db, data_dir)
     try:
         user_id = _user(platform, phone, password)
-        payment = pay_scanned_code(platform=platform, user_id=user_id, payload=payload,
-                                      wallet_card_id=card,
-                                      amount=_fen(amount) if amount else None, pin=pin)  # fmt: skip
+        payment = pay_scanned_code(
+            platform=platform, user_id=user_id, payload=payload, wallet_card_id=card,
+            amount=_money(amount) if amount else None, pin=pin,
+        )  # fmt: skip
     except PaymentError as exc:
         err_console.print(f"cannot pay: {exc}")
         raise typer.Exit(2) from exc

@@ -32,6 +32,7 @@ from flashpay.payments.attempts import (
     PaymentKind,
     PaymentRequest,
     ScanRequest,
+    fen,
 )
 from flashpay.payments.errors import (
     PaymentError,
@@ -125,7 +126,7 @@ def scan(platform: Platform, lookups: Lookups, request: ScanRequest) -> Attempt:
     payer = lookups.by_card.get(request.wallet_card_id)
     if payer is None or payer.user_id != request.user_id:
         raise PaymentError(PaymentRefusal.NOT_FOUND, "no such card in this wallet")
-    amount = request.amount
+    amount = None if request.amount is None else fen(request.amount)
     if amount is not None and not 0 < amount <= AMOUNT_MAX:
         raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     attempt = Attempt(
@@ -165,11 +166,12 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
         raise PaymentError(PaymentRefusal.NOT_FOUND, "no such merchant")
     if terminal is None:
         raise PaymentError(PaymentRefusal.UNKNOWN_TERMINAL, "no such terminal at this merchant")
-    if not 0 < request.amount <= AMOUNT_MAX:
+    amount = fen(request.amount)
+    if not 0 < amount <= AMOUNT_MAX:
         raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     if not 60 <= request.hold_seconds <= HOLD_SECONDS_MAX:
         raise PaymentError(PaymentRefusal.INVALID_HOLD, "a hold lasts 60 s to 7 days")
-    attempt = Attempt(kind=PaymentKind.CPM, amount=request.amount, merchant=merchant,
+    attempt = Attempt(kind=PaymentKind.CPM, amount=amount, merchant=merchant,
                        terminal=terminal, two_phase=not request.capture,
                        hold_seconds=request.hold_seconds,
                        idempotency=request.idempotency)  # fmt: skip

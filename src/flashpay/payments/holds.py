@@ -31,12 +31,14 @@ from flashpay.merchants.service import (
     Merchant,
     get_merchants,
 )
+from flashpay.money import Money
 from flashpay.payments import limits
 from flashpay.payments.attempts import (
     EFFECT_SETTLEMENT,
     HoldSettlement,
     Payment,
     PaymentStatus,
+    fen,
 )
 from flashpay.payments.errors import (
     PaymentError,
@@ -104,7 +106,7 @@ def settle_holds(
             status = "being settled" if p.id in taken else p.status.value
             answers.append(PaymentError(PaymentRefusal.NOT_AUTHORIZED, f"the payment is {status}"))
             continue
-        if not 0 <= request.amount <= p.amount:
+        if not 0 <= request.fen <= p.amount:
             answers.append(
                 PaymentError(
                     PaymentRefusal.INVALID_AMOUNT, "capture between ¥0.01 and the authorized amount"
@@ -113,10 +115,10 @@ def settle_holds(
             continue
         taken.add(p.id)
         card, salt = parts[p.id]
-        chain = _settlement_chain(platform, p, card, shops[request.merchant_id], request.amount)
-        commitments[chain[0].id] = payment_commitment(salt, p.id, "capture", request.amount)
+        chain = _settlement_chain(platform, p, card, shops[request.merchant_id], request.fen)
+        commitments[chain[0].id] = payment_commitment(salt, p.id, "capture", request.fen)
         chains.append(chain)
-        going.append((n, p, card, request.amount))
+        going.append((n, p, card, request.fen))
         answers.append(None)
     settled: list[tuple[Payment, Card, int]] = []
     for (n, p, card, amount), results in zip(
@@ -241,11 +243,11 @@ def _settle_one(platform: Platform, request: HoldSettlement) -> Payment:
 
 
 def capture(
-    *, platform: Platform, merchant_id: int, payment_id: int, amount: int,
+    *, platform: Platform, merchant_id: int, payment_id: int, amount: Money,
     idempotency: IdempotencyTag | None = None,
 ) -> Payment:  # fmt: skip
     """Capture an authorization, all or part (see ``settle_holds``)."""
-    if amount <= 0:
+    if fen(amount) <= 0:
         raise PaymentError(
             PaymentRefusal.INVALID_AMOUNT, "capture between ¥0.01 and the authorized amount"
         )
@@ -257,4 +259,4 @@ def void(
     idempotency: IdempotencyTag | None = None,
 ) -> Payment:  # fmt: skip
     """Release an authorization's hold (see ``settle_holds``)."""
-    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, 0, idempotency))
+    return _settle_one(platform, HoldSettlement(merchant_id, payment_id, Money.of(0), idempotency))

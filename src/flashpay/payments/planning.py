@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from flashpay.cards.service import Card, CardStatus, is_expired
 from flashpay.errors import InvariantError
+from flashpay.money import Money
 from flashpay.payments import limits
 from flashpay.payments.attempts import Attempt, DeclineReason, PaymentKind
 from flashpay.payments.payer import Payer
@@ -90,7 +91,7 @@ def claim_decline(
 
 
 def transfer_decline(
-    payer: Payer, verdict: PinCheck, receiver: Card | None, amount: int, now_ns: int
+    payer: Payer, verdict: PinCheck, receiver: Card | None, amount: Money, now_ns: int
 ) -> TransferDecline | None:
     """Why a P2P transfer is declined before anything is written, in its ``DeclineReason``
     order: the PIN (always required), the sender's card, the recipient (found, active, not the
@@ -106,6 +107,6 @@ def transfer_decline(
         return TransferDecline.RECIPIENT_UNAVAILABLE
     if receiver.id == payer.card.id:
         return TransferDecline.SAME_CARD
-    if amount > limits.PER_TRANSFER_MAX:
+    if amount > Money.of(limits.PER_TRANSFER_MAX):
         return TransferDecline.LIMIT_EXCEEDED
     return None

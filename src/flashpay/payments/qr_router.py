@@ -13,7 +13,7 @@ from flashpay.api.deps import CurrentMerchant, CurrentUser, IdempotencyDep, Serv
 from flashpay.api.errors import ApiError, not_found
 from flashpay.api.pagination import CursorQuery, LimitQuery, Page, before_id, encode_cursor
 from flashpay.api.schemas import money_text
-from flashpay.api.types import IdPath, amount_minor
+from flashpay.api.types import IdPath, amount_minor, money
 from flashpay.chain.deps import ChainLogDep
 from flashpay.chain.receipt import build_receipt
 from flashpay.clock import NS_PER_SECOND, to_datetime
@@ -76,7 +76,7 @@ def pay_scanned(
 ) -> PaymentOut:
     """Pay a merchant's code you scanned (static: give the amount; dynamic: it has one). The PIN
     is needed above your password-free threshold. Send an ``Idempotency-Key``."""
-    amount = _fen(body.amount) if body.amount is not None else None
+    amount = money(body.amount) if body.amount is not None else None
     request = ScanRequest(user.id, body.payload, body.card_id, amount, body.pin, idempotency)
     return _out(platform, _pay(switch, request))
 
@@ -173,7 +173,7 @@ def collect(
     idempotency: IdempotencyDep,
 ) -> PaymentOut:
     """Collect with a payment code the terminal scanned; ``capture: false`` only authorizes."""
-    request = CollectRequest(merchant.id, body.code, _fen(body.amount), body.terminal,
+    request = CollectRequest(merchant.id, body.code, money(body.amount), body.terminal,
                                 body.capture, body.hold_seconds, idempotency)  # fmt: skip
     return _out(platform, _pay(switch, request))
 
@@ -228,7 +228,7 @@ def capture(
     platform: ServicesDep,
     idempotency: IdempotencyDep,
 ) -> PaymentOut:
-    amount = _fen(body.amount)
+    amount = money(body.amount)
     p = holds.capture(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                    amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)
@@ -258,7 +258,7 @@ def refund(
 ) -> PaymentOut:
     """Refund all or part of a payment to the card it came from. Send an ``Idempotency-Key``:
     each accepted request is one refund."""
-    amount = _fen(body.amount)
+    amount = money(body.amount)
     p = refunds.refund(platform=platform, merchant_id=merchant.id, payment_id=payment_id,
                   amount=amount, idempotency=idempotency)  # fmt: skip
     return _out(platform, p)

@@ -27,6 +27,7 @@ from flashpay.ledger import CreateTransferResult
 from flashpay.merchants.service import (
     get_merchants,
 )
+from flashpay.money import Money
 from flashpay.payments.attempts import (
     EFFECT_REFUND,
     RERUNS_MAX,
@@ -126,7 +127,7 @@ def _refund_many(
             answers.append(
                 PaymentError(PaymentRefusal.NOT_REFUNDABLE, f"the payment is {p.status.value}")
             )
-        elif request.amount <= 0:
+        elif request.fen <= 0:
             answers.append(
                 PaymentError(PaymentRefusal.INVALID_AMOUNT, "a refund is a positive amount")
             )
@@ -149,13 +150,13 @@ def _refund_many(
         numbers = _next_refund_numbers(connection, list(state))
         for n, request in asked:
             refunded = state[request.payment_id]
-            if refunded + request.amount > captured[request.payment_id]:
+            if refunded + request.fen > captured[request.payment_id]:
                 answers[n] = PaymentError(
                     PaymentRefusal.REFUND_EXCEEDS_PAYMENT, "refunds cannot pass what was paid"
                 )
                 continue
-            state[request.payment_id] = refunded + request.amount
-            taken.append((n, request, refunded + request.amount, numbers[request.payment_id]))
+            state[request.payment_id] = refunded + request.fen
+            taken.append((n, request, refunded + request.fen, numbers[request.payment_id]))
             numbers[request.payment_id] += 1
         if taken:
             bind_effects(connection, {
@@ -166,7 +167,7 @@ def _refund_many(
             # The refund's own record, in the transaction that took its amount: a crash before
             # its ledger posting is found and settled by ``recover_payments``.
             connection.execute(payment_refunds.insert(), [
-                {"payment_id": r.payment_id, "seq": seq, "amount": r.amount,
+                {"payment_id": r.payment_id, "seq": seq, "amount": r.fen,
                  "status": "created", "created_at_ns": now} for _, r, _, seq in taken
             ])  # fmt: skip
     paying = cards_and_salts(platform, [r.payment_id for _, r, _, _ in taken])
@@ -177,7 +178,7 @@ def _refund_many(
         card, salt = paying[p.id]
         merchant = shops[request.merchant_id]
         after_legs = purchase_legs(platform, card, merchant, total)
-        before_legs = purchase_legs(platform, card, merchant, total - request.amount)
+        before_legs = purchase_legs(platform, card, merchant, total - request.fen)
         # Reverse each leg by the difference: the partial refunds add up to the full reversal.
         reverse = [
             (credit, debit, after[2] - prior[2])
@@ -185,14 +186,14 @@ def _refund_many(
                                                         strict=True)
         ]  # fmt: skip
         chain = chain_of(reverse, ledger_ids(p.id, f"refund{seq}"), TransferCode.PURCHASE, p.id)
-        commitments[chain[0].id] = payment_commitment(salt, p.id, f"refund{seq}", request.amount)
+        commitments[chain[0].id] = payment_commitment(salt, p.id, f"refund{seq}", request.fen)
         chains.append(chain)
     results = post_chains(platform, chains, commitments)
     outcomes = []
     for (n, request, _, seq), chain_results in zip(taken, results, strict=True):
         posted = all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS)
                      for r in chain_results)  # fmt: skip
-        outcomes.append(_RefundOutcome(request.payment_id, seq, request.amount, posted))
+        outcomes.append(_RefundOutcome(request.payment_id, seq, request.fen, posted))
         if not posted:
             refused = sorted(set(chain_results))
             answers[n] = PaymentError(
@@ -311,7 +312,7 @@ def settle_created_refunds(platform: Platform, keys: Sequence[tuple[int, int]]) 
 
 
 def refund(
-    *, platform: Platform, merchant_id: int, payment_id: int, amount: int,
+    *, platform: Platform, merchant_id: int, payment_id: int, amount: Money,
     idempotency: IdempotencyTag | None = None,
 ) -> Payment:  # fmt: skip
     """Refund ``amount`` of a completed payment (a batch of one; see ``refund_many``)."""

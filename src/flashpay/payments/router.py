@@ -30,14 +30,12 @@ def create(
 ) -> TransferOut:
     """Send money from one of your cards to a wallet user (``to_phone``) or to a card number
     (``to_card_number``). The payment PIN is required. Send an ``Idempotency-Key``."""
-    amount = money(body.amount, body.currency)
     request = P2PRequest(
         from_wallet_card_id=body.from_card_id,
-        amount=amount.amount_minor,
+        amount=money(body.amount, body.currency),
         pin=body.pin,
         to_phone=body.to_phone,
         to_card_number=body.to_card_number,
-        currency=amount.currency.code,
         memo=body.memo,
         idempotency=idempotency,
     )

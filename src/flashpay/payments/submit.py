@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from flashpay.idempotency import (
     EffectConflictError,
 )
+from flashpay.money import Money
 from flashpay.payments.attempts import (
     EFFECT_PAYMENT,
     HOLD_SECONDS_DEFAULT,
@@ -102,7 +103,7 @@ def pay_scanned_code(
     user_id: int,
     payload: str,
     wallet_card_id: int,
-    amount: int | None = None,
+    amount: Money | None = None,
     pin: str | None = None,
 ) -> Payment:
     """Pay one ``ScanRequest`` (a batch of one)."""
@@ -115,7 +116,7 @@ def collect_with_code(
     platform: Platform,
     merchant_id: int,
     code: str,
-    amount: int,
+    amount: Money,
     terminal_code: str = "T0001",
     capture: bool = True,
     hold_seconds: int = HOLD_SECONDS_DEFAULT,

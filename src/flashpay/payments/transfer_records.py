@@ -24,6 +24,7 @@ from flashpay.cards.service import (
 from flashpay.idempotency import (
     IdempotencyTag,
 )
+from flashpay.money import Money
 from flashpay.notify import mask_phone
 from flashpay.payments import limits
 from flashpay.payments.models import (
@@ -62,12 +63,14 @@ class DeclineReason(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class P2PRequest:
+    """A user sends ``amount`` from a bound card to a phone or a card number. The ``Money`` says
+    its currency; anything but CNY is refused (``unsupported_currency``)."""
+
     from_wallet_card_id: int
-    amount: int  # fen
+    amount: Money
     pin: str
     to_phone: str | None = None
     to_card_number: str | None = None
-    currency: str = "CNY"
     memo: str | None = None
     idempotency: IdempotencyTag | None = None  # the caller's key, bound to the transfer
 
@@ -129,13 +132,19 @@ class TransferAttempt:
     salt: bytes
 
     @property
+    def amount(self) -> int:
+        """The request's amount in fen: the one place a transfer's ``Money`` becomes the minor
+        units its limits, ledger legs and row are built from (``_validate`` took it as CNY)."""
+        return self.request.amount.amount_minor
+
+    @property
     def scopes(self) -> tuple[str, str]:
         return limit_scopes(self.user_id, self.payer.card.id)
 
     def reservation(self) -> limits.Reservation:
         user, card = self.scopes
         return limits.Reservation(
-            self.request.amount,
+            self.amount,
             ((user, limits.DAILY_PER_USER_MAX), (card, limits.DAILY_PER_CARD_MAX)),
         )
 
@@ -172,8 +181,8 @@ def transfer_row(
         "to_card_id": a.receiver.id if a.receiver is not None else None,
         "recipient_kind": "phone" if a.request.to_phone is not None else "card",
         "recipient_display": recipient_display(a.request, a.number),
-        "amount": a.request.amount,
-        "currency": a.request.currency,
+        "amount": a.amount,
+        "currency": a.request.amount.currency.code,
         "memo": a.request.memo,
         "commitment_salt": a.salt,
         "day": day,
@@ -193,8 +202,8 @@ def transfer_answer(a: TransferAttempt, now_ns: int, outcome: TransferOutcome) -
         from_card_display=a.payer.card.masked,
         recipient_kind="phone" if a.request.to_phone is not None else "card",
         recipient_display=recipient_display(a.request, a.number),
-        amount=a.request.amount,
-        currency=a.request.currency,
+        amount=a.amount,
+        currency=a.request.amount.currency.code,
         status=outcome.status,
         decline_reason=outcome.reason,
         voucher=outcome.voucher,

@@ -51,6 +51,7 @@ from flashpay.idempotency import (
 )
 from flashpay.ledger import CreateTransferResult
 from flashpay.ledger.ids import new_id
+from flashpay.money import CNY, Money
 from flashpay.payments import limits, planning
 from flashpay.payments.attempts import RERUNS_MAX
 from flashpay.payments.errors import PaymentError, PaymentRefusal
@@ -102,9 +103,9 @@ logger = logging.getLogger(__name__)
 
 
 def _validate(request: P2PRequest) -> CardNumber | None:
-    if request.currency != "CNY":
+    if request.amount.currency != CNY:
         raise PaymentError(PaymentRefusal.UNSUPPORTED_CURRENCY, "transfers are in CNY")
-    if not 0 < request.amount <= AMOUNT_MAX:
+    if not Money.of(0) < request.amount <= Money.of(AMOUNT_MAX):
         raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     if (request.to_phone is None) == (request.to_card_number is None):
         raise PaymentError(
@@ -335,7 +336,7 @@ def _run_stages(
     """The later stages (``flashpay.payments.stages``) over the attempts still going; one a
     stage declines is recorded declined with its reason and reserves and posts nothing."""
     plans = [
-        Plan("p2p", a.transfer_id, a.user_id, a.payer.card.id, a.request.amount)
+        Plan("p2p", a.transfer_id, a.user_id, a.payer.card.id, a.amount)
         for a in attempts
         if a.reason is None
     ]
@@ -385,11 +386,9 @@ def _post(
     for a in posting:
         if a.receiver is None:
             raise InvariantError("a transfer reaches the ledger only with a recipient")
-        chain = transfer_chain(platform, a.transfer_id, a.request.amount, a.payer.card, a.receiver)
+        chain = transfer_chain(platform, a.transfer_id, a.amount, a.payer.card, a.receiver)
         receipt = vouchers[a.transfer_id] = voucher(day, a.transfer_id)
-        commitments[chain[0].id] = transfer_commitment(
-            a.salt, a.transfer_id, a.request.amount, receipt
-        )
+        commitments[chain[0].id] = transfer_commitment(a.salt, a.transfer_id, a.amount, receipt)
         chains.append(chain)
     results = post_chains(platform, chains, commitments)
     now = platform.clock.now_ns()

@@ -542,7 +542,7 @@ def _window(run: _Run, events: list[Event]) -> None:
         amount = plan.event.amount_fen
         request: PaymentRequest
         if plan.mode == "cpm":
-            request = CollectRequest(merchant.id, code_of[shown_index], amount)
+            request = CollectRequest(merchant.id, code_of[shown_index], Money.of(amount))
             shown_index += 1
             if plan.anomaly == "expired_code":  # shown now, scanned after its 60 seconds
                 run.stale.append((now_s + 61, plan.event, request))
@@ -551,7 +551,7 @@ def _window(run: _Run, events: list[Event]) -> None:
             request = ScanRequest(user_id, payload_of[id(plan)], wallet_card, pin=plan.pin)
         elif plan.mode == "mpm_static":
             request = ScanRequest(user_id, w.static_codes[plan.event.merchant], wallet_card,
-                                     amount, plan.pin)  # fmt: skip
+                                     Money.of(amount), plan.pin)  # fmt: skip
         else:
             continue  # through the HTTP API, below
         requests.append(request)
@@ -561,7 +561,7 @@ def _window(run: _Run, events: list[Event]) -> None:
         if isinstance(code, PaymentError):
             raise InvariantError("a simulated payment code was refused") from code
         merchant = w.merchants[entry.merchant]
-        requests.append(CollectRequest(merchant.id, code.qr_payload, PARKING_HOLD_FEN,
+        requests.append(CollectRequest(merchant.id, code.qr_payload, Money.of(PARKING_HOLD_FEN),
                                           capture=False, hold_seconds=4 * 3600))  # fmt: skip
         asked.append((entry, "parking_hold", None))
     while run.stale and run.stale[0][0] <= now_s:
@@ -622,7 +622,7 @@ def _parking_exits(run: _Run, exits: list[Event]) -> None:
         if held is not None:
             merchant = run.world.merchants[event.merchant]
             amount = min(event.amount_fen, PARKING_HOLD_FEN)
-            settlements.append(HoldSettlement(merchant.id, held, amount))
+            settlements.append(HoldSettlement(merchant.id, held, Money.of(amount)))
             leaving.append(event)
     answers = settle_holds(platform=run.world.platform, requests=settlements)
     for event, answer in zip(leaving, answers, strict=True):
@@ -641,7 +641,7 @@ def _transfers(run: _Run, events: list[Event]) -> None:
             w.user_ids[w.card_users[e.card]],
             P2PRequest(
                 from_wallet_card_id=w.wallet_cards[e.card],
-                amount=e.amount_fen,
+                amount=Money.of(e.amount_fen),
                 pin=PIN,
                 to_phone=w.phones[w.card_users[e.receiver]],
             ),
@@ -677,7 +677,7 @@ def _refunds(run: _Run) -> None:
         if run.rng.randrange(100) >= REFUND_PERCENT:
             continue
         refund = amount if run.rng.randrange(2) else max(1, amount // 2)
-        requests.append(RefundRequest(merchant_id, payment_id, refund))
+        requests.append(RefundRequest(merchant_id, payment_id, Money.of(refund)))
     for start in range(0, len(requests), WINDOW_EVENTS):
         batch = requests[start : start + WINDOW_EVENTS]
         for request, answer in zip(
@@ -686,7 +686,7 @@ def _refunds(run: _Run) -> None:
             if isinstance(answer, PaymentError):
                 raise InvariantError("a simulated refund was refused") from answer
             run.refunds += 1
-            run.refunded_fen += request.amount
+            run.refunded_fen += request.amount.amount_minor
 
 
 def open_demo_platform(
