@@ -25,7 +25,7 @@ from fastapi import APIRouter, Query
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import not_found
-from flashpay.api.types import IdPath, IdQuery, amount_minor
+from flashpay.api.types import ID_MAX, IdPath, IdQuery, amount_minor
 from flashpay.errors import InvariantError
 from flashpay.idempotency import once
 from flashpay.merchants.service import Merchant, get_merchant
@@ -125,7 +125,7 @@ def discounts(
 def quote_(
     user: CurrentUser,
     platform: ServicesDep,
-    merchant_id: Annotated[int, Query(ge=1)],
+    merchant_id: Annotated[int, Query(ge=1, le=ID_MAX)],
     amount: Annotated[str, Query(max_length=24)],
     card_id: IdQuery = None,
     payment_ref: Annotated[str, Query(min_length=1, max_length=64)] = "quote",
