@@ -57,6 +57,17 @@ def _issuer(ok: int) -> tuple[int, ...]:
 
 
 _ADMIN = (401, 403, 403, 403, 200, 403, 403, 403, 403)
+# Promotions: every funder (merchant, bank, network, acquirer key) may create and list its own;
+# the campaign in the path is BOC's, so every other funder gets 404.
+_FUNDERS = (401, 403, 200, 200, 200, 200, 200, 403, 200)
+_CREATE_CAMPAIGN = (401, 403, 201, 201, 201, 201, 201, 403, 201)
+
+
+def _funder(ok: int) -> tuple[int, ...]:
+    """Routes on a campaign BOC funds: BOC gets ``ok``, every other funder 404."""
+    return (401, 403, 404, 404, 404, 404, ok, 403, 404)
+
+
 _ACQUIRER = (401, 403, 403, 403, 403, 200, 403, 403, 403)
 _RECORD_CARD = (401, 403, 403, 422, 403, 403, 201, 403, 403)  # another bank's BIN: 422
 _SIGN_MERCHANT = (401, 403, 403, 403, 403, 201, 403, 403, 403)
@@ -117,6 +128,19 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/merchant/payments/{payment_id}/capture"): _shop(200, 404),
     ("POST", "/v1/merchant/payments/{payment_id}/void"):   _shop(200, 404),
     ("POST", "/v1/merchant/payments/{payment_id}/refunds"): _shop(201, 404),
+    ("POST", "/v1/promotions/campaigns"):                  _CREATE_CAMPAIGN,
+    ("GET", "/v1/promotions/campaigns"):                   _FUNDERS,
+    ("GET", "/v1/promotions/campaigns/{campaign_id}"):     _funder(200),
+    ("GET", "/v1/promotions/campaigns/{campaign_id}/report"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/activate"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/pause"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/end"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/top-ups"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/coupons"): _user(201, 201),
+    ("GET", "/v1/promotions/coupons"):                     _user(200, 200),
+    ("GET", "/v1/promotions/discounts"):                   _user(200, 200),
+    # At the first merchant signed; the other user has no card to quote with (404).
+    ("GET", "/v1/promotions/quote"):                       _user(200, 404),
     # The audit log is public to the members' network (decision 0006); the log here is empty.
     ("GET", "/v1/chain/checkpoint"):                       _all(404),
     ("GET", "/v1/chain/proof/inclusion"):                  _all(400),
@@ -128,7 +152,30 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
 QUERIES = {
     "/v1/chain/proof/inclusion": "?index=0&size=1",
     "/v1/chain/proof/consistency": "?first=0&second=0",
+    "/v1/promotions/quote": "?merchant_id=1&amount=10.00",
 }
+# A stackable campaign of BOC's with claimable coupons (stackable: the fresh one of each route
+# never clashes with the ones activated before it).
+CAMPAIGN = {
+    "name": "matrix", "starts_at": "2026-11-01T00:00:00+08:00",
+    "ends_at": "2027-01-01T00:00:00+08:00", "stacking": "stackable",
+    "benefit": {"kind": "amount_off", "off_minor": 100, "threshold_minor": 1000},
+    "budget": {"uses": 100}, "coupon": {"valid_seconds": 86_400},
+}  # fmt: skip
+
+
+async def _campaign(world, *, active: bool) -> int:
+    created = await world.client.post(
+        "/v1/promotions/campaigns", json=CAMPAIGN, headers=world.keys["BOC"]
+    )
+    assert created.status_code == 201, created.text
+    campaign_id = int(created.json()["id"])
+    if active:
+        activated = await world.client.post(
+            f"/v1/promotions/campaigns/{campaign_id}/activate", headers=world.keys["BOC"]
+        )
+        assert activated.status_code == 200, activated.text
+    return campaign_id
 
 
 def _routes(app) -> set[tuple[str, str]]:
@@ -201,7 +248,9 @@ async def test_authorization_matrix(database_url, leak_guard):
             context = {"card_id": card["id"], "peer": peer, "otp": otp, "unbound": unbound,
                        "unbound_id": unbound_issued["id"],
                        "order_payload": fresh_order["payload"], "code": fresh_code}  # fmt: skip
+            campaign_id = await _campaign(world, active=template.endswith(("/pause", "/coupons")))
             path = template.format(
+                campaign_id=campaign_id,
                 card_id=issued["id"] if template.startswith("/v1/issuer") else card["id"],
                 binding_id=binding_id,
                 transfer_id=sent.json()["id"],
@@ -272,4 +321,8 @@ def _body(world, method, template, owner, context):
         return {"amount": "1.00"}
     if template == "/v1/admin/network":
         return _default_network_json()
+    if template == "/v1/promotions/campaigns" and method == "POST":
+        return CAMPAIGN
+    if template.endswith("/top-ups"):
+        return {"uses": 1}
     return None

@@ -50,8 +50,7 @@ def test_every_refusal_class_declares_its_domain_enum() -> None:
 # Refusals the API never answers with their own code: a card number that does not parse is
 # answered as the field's ``invalid_card_number`` by every router that parses one (the reason
 # stays in the message), and a card file is read by the ``flashpay issuer enrol`` command only.
-# Promotions have no HTTP routes yet (issue 15): their codes get statuses with the routes.
-NOT_ANSWERED_BY_THE_API = {"CardNumberError", "CardFileError", "PromotionError"}
+NOT_ANSWERED_BY_THE_API = {"CardNumberError", "CardFileError"}
 
 
 def test_the_table_covers_every_refusal_code() -> None:

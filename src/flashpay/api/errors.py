@@ -164,6 +164,46 @@ REFUSAL_STATUS: Mapping[str, int] = {
     "card_exists": 409,
     "bin_not_yours": 422,
     "invalid_credit_limit": 422,
+    # promotions: a definition that does not check (details.path names the field) ...
+    "promo_invalid_definition": 422,
+    "promo_invalid_period": 422,
+    "promo_invalid_window": 422,
+    "promo_invalid_benefit": 422,
+    "promo_invalid_cap": 422,
+    "promo_invalid_budget": 422,
+    "promo_fixed_price_not_stackable": 422,
+    # ... a campaign that is not there or not the caller's, a funder funding from other books ...
+    "promo_campaign_not_found": 404,
+    "promo_not_funder": 403,
+    # ... and what the campaign's state, policy or counters refuse now (409: a conflict with the
+    # campaign as it is). The eligibility and taking reasons are answered as an offer's or a
+    # quote's ``why_not`` (200), not as errors; they are 409 should a request ever be refused so.
+    "promo_invalid_transition": 409,
+    "promo_overlapping_exclusive": 409,
+    "promo_coupons_not_offered": 409,
+    "promo_coupon_not_claimable": 409,
+    "promo_coupons_all_issued": 409,
+    "promo_coupon_already_held": 409,
+    "promo_not_active": 409,
+    "promo_outside_period": 409,
+    "promo_outside_window": 409,
+    "promo_wrong_scene": 409,
+    "promo_wrong_merchant": 409,
+    "promo_wrong_mcc": 409,
+    "promo_wrong_city": 409,
+    "promo_wrong_mode": 409,
+    "promo_wrong_issuer": 409,
+    "promo_wrong_card_kind": 409,
+    "promo_not_new_user": 409,
+    "promo_below_minimum": 409,
+    "promo_no_discount": 409,
+    "promo_no_coupon": 409,
+    "promo_budget_exhausted": 409,
+    "promo_user_daily_cap": 409,
+    "promo_user_campaign_cap": 409,
+    "promo_card_cap": 409,
+    "promo_already_taken": 409,
+    "promo_coupon_unavailable": 409,
 }
 """Refusal code → HTTP status, grouped by the domain that refuses (a code shared by domains has
 one status everywhere). Keep ``docs/reference/errors.md`` in step."""
