@@ -37,14 +37,6 @@ def card_from_view(row: sa.Row[tuple[object, ...]]) -> Card:
     )
 
 
-def cards_by_id(connection: sa.Connection, card_ids: Collection[int]) -> dict[int, Card]:
-    """The cards of ``card_ids`` that exist, by id, in one query (none for no ids)."""
-    if not card_ids:
-        return {}
-    rows = connection.execute(sa.select(cards).where(cards.c.id.in_(sorted(set(card_ids)))))
-    return {int(row.id): card_from_row(row) for row in rows}
-
-
 def cards_by_fingerprint(
     connection: sa.Connection, fingerprints: Collection[bytes]
 ) -> dict[bytes, Card]:

@@ -15,7 +15,7 @@ expiry.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -518,7 +518,7 @@ def get_card(
 _CARDS_BY_ID = sa.select(cards).where(cards.c.id.in_(sa.bindparam("b_card_ids", expanding=True)))
 
 
-def cards_by_id(*, connection: sa.Connection, card_ids: Sequence[int]) -> dict[int, Card]:
+def cards_by_id(*, connection: sa.Connection, card_ids: Collection[int]) -> dict[int, Card]:
     """The cards with these ids, by id (unknown ids are left out), read in the caller's
     transaction: one query per ``IDS_PER_QUERY_MAX`` distinct ids."""
     ids = sorted(set(card_ids))

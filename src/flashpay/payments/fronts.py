@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
-from flashpay.cards.lookups import cards_by_id
+from flashpay.cards.service import cards_by_id
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.merchants.service import (
@@ -226,7 +226,7 @@ def recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, c
             sa.select(payment_codes).where(payment_codes.c.numeric.in_(sorted(numerics)))
         ).all()
         card_ids = card_ids_by_token(connection, {str(row.token) for row in found})
-        bound = cards_by_id(connection, set(card_ids.values()))
+        bound = cards_by_id(connection=connection, card_ids=set(card_ids.values()))
     expiry = {
         token: bound[card_id].expiry for token, card_id in card_ids.items() if card_id in bound
     }

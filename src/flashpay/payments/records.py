@@ -5,7 +5,7 @@ bound already.
 
 A reader's view is read in one connection, one statement per owner: the payments rows, then
 the merchants' labels (``flashpay.merchants.order_claims.payment_labels``) and the paying cards
-(``flashpay.cards.lookups.cards_by_id``) — no query joins another domain's tables.
+(``flashpay.cards.service.cards_by_id``) — no query joins another domain's tables.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from flashpay.cards.lookups import cards_by_id
 from flashpay.cards.service import (
     Card,
+    cards_by_id,
 )
 from flashpay.db import autocommit
 from flashpay.errors import invariant
@@ -96,7 +96,9 @@ def read_payments(connection: sa.Connection, rows: Sequence[sa.Row[Any]]) -> lis
         terminal_ids={int(r.terminal_id) for r in rows if r.terminal_id is not None},
         order_ids={int(r.order_id) for r in rows if r.order_id is not None},
     )
-    paying = cards_by_id(connection, {int(r.card_id) for r in rows if r.card_id is not None})
+    paying = cards_by_id(
+        connection=connection, card_ids={int(r.card_id) for r in rows if r.card_id is not None}
+    )
     return [_payment(row, labels, paying) for row in rows]
 
 
@@ -165,7 +167,7 @@ def cards_and_salts(
                 payments.c.id.in_(sorted(set(payment_ids))), payments.c.card_id.is_not(None)
             )
         ).all()
-        paying = cards_by_id(connection, {int(r.card_id) for r in rows})
+        paying = cards_by_id(connection=connection, card_ids={int(r.card_id) for r in rows})
     return {
         int(r.id): (paying[int(r.card_id)], bytes(r.commitment_salt))
         for r in rows

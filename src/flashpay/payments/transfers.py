@@ -35,10 +35,11 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from flashpay.cards.lookups import cards_by_fingerprint, cards_by_id
+from flashpay.cards.lookups import cards_by_fingerprint
 from flashpay.cards.numbers import CardNumber, CardNumberError
 from flashpay.cards.service import (
     Card,
+    cards_by_id,
     pan_fingerprint,
 )
 from flashpay.db import autocommit
@@ -137,7 +138,7 @@ def _recipients(
         return {}, {}
     with autocommit(platform.engine) as connection:
         card_ids = default_card_ids_by_phone(connection, phones)
-        found = cards_by_id(connection, set(card_ids.values()))
+        found = cards_by_id(connection=connection, card_ids=set(card_ids.values()))
         by_fingerprint = cards_by_fingerprint(connection, fingerprints)
     by_phone = {phone: found[i] for phone, i in card_ids.items() if i in found}
     return by_phone, by_fingerprint
