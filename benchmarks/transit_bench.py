@@ -8,7 +8,7 @@
 
 Targets: verification ≤ 0.2 ms on one core; pricing ≥ 50,000 taps/s.
 
-    PYTHONPATH=src .venv/bin/python benchmarks/transit_bench.py [--codes 5000] [--riders 50000] [--json out.json]
+    PYTHONPATH=src .venv/bin/python benchmarks/transit_bench.py --codes 5000 --riders 50000
 """
 
 from __future__ import annotations
@@ -38,10 +38,18 @@ def bench_verify(n: int) -> dict[str, float]:
     for i in range(n):
         device = Ed25519PrivateKey.generate()
         credential = codes.sign_credential(
-            codes.Credential(codes.network_id("CUP"), 1, i, f"{6231230000000000000 + i}",
-                             codes.public_bytes(device.public_key()), 5000, NOW - 60, NOW + 86400),
+            codes.Credential(
+                codes.network_id("CUP"),
+                1,
+                i,
+                f"{6231230000000000000 + i}",
+                codes.public_bytes(device.public_key()),
+                5000,
+                NOW - 60,
+                NOW + 86400,
+            ),
             signing_key(ring),
-        )  # fmt: skip
+        )
         riders.append((credential, device))
     first = [codes.make_code(c, d, at_s=NOW, counter=1) for c, d in riders]
     second = [codes.make_code(c, d, at_s=NOW + 30, counter=2) for c, d in riders]
@@ -84,8 +92,17 @@ def day_of_taps(riders: int, seed: int = 7) -> list[Tap]:
                 )
             if rng.random() < 0.97:  # 3 % forget to tap out
                 seq += 1
-                taps.append(Tap(token, t + rng.randrange(5, 50) * 60 * NS, f"G-{b}", seq, b,
-                                TapKind.OUT, seq.to_bytes(16, "big")))  # fmt: skip
+                taps.append(
+                    Tap(
+                        token,
+                        t + rng.randrange(5, 50) * 60 * NS,
+                        f"G-{b}",
+                        seq,
+                        b,
+                        TapKind.OUT,
+                        seq.to_bytes(16, "big"),
+                    )
+                )
     rng.shuffle(taps)
     return taps
 

@@ -23,16 +23,34 @@ END_OF_DAY = MIDNIGHT_NS + 30 * 60 * MIN  # the batch closes the next morning
 _seq = itertools.count(1)
 
 
-def tap(kind: str, station: str, hh: int, mm: int, *, token: str = "T1", digest: bytes | None = None,
-        gate: str | None = None, skew_minutes: float = 0) -> Tap:  # fmt: skip
+def tap(
+    kind: str,
+    station: str,
+    hh: int,
+    mm: int,
+    *,
+    token: str = "T1",
+    digest: bytes | None = None,
+    gate: str | None = None,
+    skew_minutes: float = 0,
+) -> Tap:
     n = next(_seq)
-    return Tap(token, MIDNIGHT_NS + (hh * 60 + mm) * MIN + int(skew_minutes * MIN),
-               gate or f"G-{station}", n, station, TapKind(kind), digest or n.to_bytes(16, "big"))  # fmt: skip
+    return Tap(
+        token,
+        MIDNIGHT_NS + (hh * 60 + mm) * MIN + int(skew_minutes * MIN),
+        gate or f"G-{station}",
+        n,
+        station,
+        TapKind(kind),
+        digest or n.to_bytes(16, "big"),
+    )
 
 
 def statuses(taps: list[Tap]) -> list[tuple[TripStatus, str | None, str | None]]:
-    return [(t.status, t.from_station, t.to_station)
-            for t in match_trips(taps, closes_at_ns=END_OF_DAY).trips]  # fmt: skip
+    return [
+        (t.status, t.from_station, t.to_station)
+        for t in match_trips(taps, closes_at_ns=END_OF_DAY).trips
+    ]
 
 
 C = TripStatus.COMPLETE
@@ -44,8 +62,12 @@ def test_in_out_and_bus() -> None:
 
 
 def test_tap_out_without_tap_in_and_missing_tap_out() -> None:
-    taps = [tap("out", "S03", 8, 20), tap("in", "S01", 12, 0), tap("in", "S02", 18, 0),
-            tap("out", "S01", 18, 30)]  # fmt: skip
+    taps = [
+        tap("out", "S03", 8, 20),
+        tap("in", "S01", 12, 0),
+        tap("in", "S02", 18, 0),
+        tap("out", "S01", 18, 30),
+    ]
     assert statuses(taps) == [
         (TripStatus.NO_TAP_IN, None, "S03"),
         (TripStatus.NO_TAP_OUT, "S01", None),
@@ -56,13 +78,20 @@ def test_tap_out_without_tap_in_and_missing_tap_out() -> None:
 def test_an_open_tap_in_waits_unless_the_batch_is_closed() -> None:
     taps = [tap("in", "S01", 23, 0)]
     matched = match_trips(taps, closes_at_ns=MIDNIGHT_NS + (23 * 60 + 30) * MIN)
-    assert matched.trips == () and matched.set_aside[0][1] is SetAside.PENDING
+    assert matched.trips == ()
+    assert matched.set_aside[0][1] is SetAside.PENDING
     assert statuses(taps) == [(TripStatus.NO_TAP_OUT, "S01", None)]
 
 
 def test_double_taps_count_once() -> None:
-    taps = [tap("in", "S01", 8, 0), tap("in", "S01", 8, 1), tap("out", "S03", 8, 20),
-            tap("out", "S03", 8, 20), tap("board", "B101", 9, 0), tap("board", "B101", 9, 1)]  # fmt: skip
+    taps = [
+        tap("in", "S01", 8, 0),
+        tap("in", "S01", 8, 1),
+        tap("out", "S03", 8, 20),
+        tap("out", "S03", 8, 20),
+        tap("board", "B101", 9, 0),
+        tap("board", "B101", 9, 1),
+    ]
     matched = match_trips(taps, closes_at_ns=END_OF_DAY)
     assert [t.status for t in matched.trips] == [C, TripStatus.BUS]
     assert [why for _, why in matched.set_aside] == [SetAside.DOUBLE] * 3
@@ -70,8 +99,11 @@ def test_double_taps_count_once() -> None:
 
 def test_the_same_code_at_two_offline_gates_is_charged_once() -> None:
     code = b"same-code-digest"
-    taps = [tap("in", "S01", 8, 0, digest=code, gate="G1"),
-            tap("in", "S02", 8, 2, digest=code, gate="G2"), tap("out", "S03", 8, 20)]  # fmt: skip
+    taps = [
+        tap("in", "S01", 8, 0, digest=code, gate="G1"),
+        tap("in", "S02", 8, 2, digest=code, gate="G2"),
+        tap("out", "S03", 8, 20),
+    ]
     matched = match_trips(taps, closes_at_ns=END_OF_DAY)
     assert [(t.status, t.from_station) for t in matched.trips] == [(C, "S01")]
     assert [(t.gate_id, why) for t, why in matched.set_aside] == [("G2", SetAside.REPLAY)]
@@ -81,7 +113,8 @@ def test_a_trip_across_midnight() -> None:
     taps = [tap("in", "S01", 23, 50), tap("out", "S04", 24, 15)]
     pricer = Pricer(load_definition().fares)
     [priced] = price_trips(pricer, match_trips(taps, closes_at_ns=END_OF_DAY).trips)
-    assert priced.trip.status is C and priced.price.fare_minor == 700
+    assert priced.trip.status is C
+    assert priced.price.fare_minor == 700
     assert priced.price.day == (MIDNIGHT_NS // 10**9 + 8 * 3600) // 86400  # the evening's day
 
 
@@ -91,8 +124,13 @@ def test_gate_clock_skew_of_five_minutes(skew: int) -> None:
     taps = [tap("in", "S01", 8, 0, skew_minutes=skew), tap("out", "S02", 8, 3)]
     assert statuses(taps) == [(C, "S01", "S02")]
     # and a normal day around it still matches
-    day = [tap("in", "S03", 7, 0), tap("out", "S01", 7, 30), *taps, tap("in", "S02", 18, 0),
-           tap("out", "S03", 18, 30, skew_minutes=-skew)]  # fmt: skip
+    day = [
+        tap("in", "S03", 7, 0),
+        tap("out", "S01", 7, 30),
+        *taps,
+        tap("in", "S02", 18, 0),
+        tap("out", "S03", 18, 30, skew_minutes=-skew),
+    ]
     assert [s for s, _, _ in statuses(day)] == [C, C, C]
 
 
@@ -102,7 +140,8 @@ def test_caps_over_matched_trips_two_riders() -> None:
     for token in ("A", "B"):
         for h in (7, 10, 13, 16):
             taps += [tap("in", "S04", h, 0, token=token), tap("out", "S01", h, 40, token=token)]
-    priced = price_trips(pricer, match_trips(taps, closes_at_ns=END_OF_DAY).trips,
-                         concession_of={"B": "student"})  # fmt: skip
+    priced = price_trips(
+        pricer, match_trips(taps, closes_at_ns=END_OF_DAY).trips, concession_of={"B": "student"}
+    )
     by_rider = {t: [p.price.fare_minor for p in priced if p.trip.token == t] for t in "AB"}
     assert by_rider == {"A": [700, 700, 100, 0], "B": [350, 350, 350, 350]}
