@@ -43,10 +43,13 @@ def bus(line: str, when: int) -> Leg:
         pytest.param(subway("S04", "S01", at(12, 0)), 700, id="airport-from-wildcard"),
         pytest.param(subway("S02", "S04", at(12, 0)), 700, id="airport-to-wildcard"),
         pytest.param(bus("B101", at(12, 0)), 200, id="bus-flat"),
-        pytest.param(Leg(Network.SUBWAY, "S01", None, at(12, 0), incomplete=True), 900,
-                     id="no-tap-out-max-fare"),
+        pytest.param(
+            Leg(Network.SUBWAY, "S01", None, at(12, 0), incomplete=True),
+            900,
+            id="no-tap-out-max-fare",
+        ),
     ],
-)  # fmt: skip
+)
 def test_leg_fares(pricer: Pricer, leg: Leg, fare: int) -> None:
     [priced] = pricer.price_legs([leg])
     assert priced.fare_minor == fare == priced.base_minor
@@ -124,17 +127,24 @@ P = FareDefinitionProblem
         ({"timeframes": [{"name": "p", "start": "9:00", "end": "7:00"}]}, P.BAD_TIME),
         ({"leg_rules": [{"network": "bus", "fare_fen": -5}]}, P.BAD_AMOUNT),
         ({"leg_rules": [{"network": "bus", "fare_fen": 2.5}]}, P.BAD_AMOUNT),
-        ({"leg_rules": [{"network": "subway", "from_area": "Z9",
-                         "fare_fen": 1}]}, P.UNKNOWN_AREA),
-        ({"leg_rules": [{"network": "subway", "timeframe": "x",
-                         "fare_fen": 1}]}, P.UNKNOWN_TIMEFRAME),
-        ({"leg_rules": [{"network": "subway", "from_area": "Z1", "fare_fen": 1},
-                        {"network": "subway", "to_area": "Z1", "fare_fen": 2}]},
-         P.AMBIGUOUS_RULES),
+        ({"leg_rules": [{"network": "subway", "from_area": "Z9", "fare_fen": 1}]}, P.UNKNOWN_AREA),
+        (
+            {"leg_rules": [{"network": "subway", "timeframe": "x", "fare_fen": 1}]},
+            P.UNKNOWN_TIMEFRAME,
+        ),
+        (
+            {
+                "leg_rules": [
+                    {"network": "subway", "from_area": "Z1", "fare_fen": 1},
+                    {"network": "subway", "to_area": "Z1", "fare_fen": 2},
+                ]
+            },
+            P.AMBIGUOUS_RULES,
+        ),
         ({"caps": {"daily_fen": 7000, "weekly_fen": 6000}}, P.CAP_ORDER),
         ({"concessions": [{"name": "s", "discount_bps": 10001}]}, P.BAD_CONCESSION),
     ],
-)  # fmt: skip
+)
 def test_named_definition_errors(change: dict[str, object], problem: FareDefinitionProblem) -> None:
     with pytest.raises(FareDefinitionError) as caught:
         parse_definition({**BASE, **change})

@@ -123,8 +123,9 @@ def _match_rider(
         tap = kept[n]
         n += 1
         if tap.kind is TapKind.BOARD:
-            trips.append(Trip(tap.token, Network.BUS, TripStatus.BUS, tap.station, None,
-                              tap.at_ns, (tap,)))  # fmt: skip
+            trips.append(
+                Trip(tap.token, Network.BUS, TripStatus.BUS, tap.station, None, tap.at_ns, (tap,))
+            )
             continue
         if tap.kind is TapKind.IN:
             if open_in is not None:
@@ -150,9 +151,16 @@ def _match_rider(
             n += 1
             continue
         trips.append(
-            Trip(tap.token, Network.SUBWAY, TripStatus.NO_TAP_IN, None, tap.station, tap.at_ns,
-                 (tap,))
-        )  # fmt: skip
+            Trip(
+                tap.token,
+                Network.SUBWAY,
+                TripStatus.NO_TAP_IN,
+                None,
+                tap.station,
+                tap.at_ns,
+                (tap,),
+            )
+        )
     if open_in is not None:
         if closes_at_ns - open_in.at_ns > TRIP_SECONDS_MAX * NS:
             trips.append(_no_tap_out(open_in))
@@ -162,13 +170,27 @@ def _match_rider(
 
 
 def _complete(tap_in: Tap, tap_out: Tap) -> Trip:
-    return Trip(tap_in.token, Network.SUBWAY, TripStatus.COMPLETE, tap_in.station,
-                tap_out.station, min(tap_in.at_ns, tap_out.at_ns), (tap_in, tap_out))  # fmt: skip
+    return Trip(
+        tap_in.token,
+        Network.SUBWAY,
+        TripStatus.COMPLETE,
+        tap_in.station,
+        tap_out.station,
+        min(tap_in.at_ns, tap_out.at_ns),
+        (tap_in, tap_out),
+    )
 
 
 def _no_tap_out(tap_in: Tap) -> Trip:
-    return Trip(tap_in.token, Network.SUBWAY, TripStatus.NO_TAP_OUT, tap_in.station, None,
-                tap_in.at_ns, (tap_in,))  # fmt: skip
+    return Trip(
+        tap_in.token,
+        Network.SUBWAY,
+        TripStatus.NO_TAP_OUT,
+        tap_in.station,
+        None,
+        tap_in.at_ns,
+        (tap_in,),
+    )
 
 
 def match_trips(taps: Iterable[Tap], *, closes_at_ns: int) -> Matched:
