@@ -37,10 +37,19 @@ def serve_gate(
     port: Annotated[int, typer.Option(help="Local port for taps (0: any).")] = 0,
     sync_seconds: Annotated[float, typer.Option(help="Refresh and upload interval.")] = 5.0,
     clock_offset_seconds: Annotated[float, typer.Option(help="Simulated clock drift.")] = 0.0,
+    upload_batch: Annotated[int, typer.Option(help="Taps per upload request.")] = 1000,
 ) -> None:
     """Answer taps on POST /tap, offline if need be; upload the journal when online."""
     config = gate_process.GateConfig(
-        gate_id, station, kind, directory, network, api_key, sync_seconds, clock_offset_seconds
+        gate_id,
+        station,
+        kind,
+        directory,
+        network,
+        api_key,
+        sync_seconds,
+        clock_offset_seconds,
+        upload_batch,
     )
     gate_process.serve(config, port=port)
 

@@ -53,6 +53,7 @@ class GateConfig:
     api_key: str | None
     sync_seconds: float = 5.0
     clock_offset_seconds: float = 0.0  # a gate whose clock drifts (tests and the demo)
+    upload_batch: int = UPLOAD_BATCH_MAX
 
 
 @dataclass
@@ -140,8 +141,9 @@ class GateState:
         """Upload the journal past the acknowledged mark; the number of taps acknowledged."""
         sent = 0
         pending = [e for e in read_journal(self.journal_path) if int(e["seq"]) > self.uploaded]
-        for start in range(0, len(pending), UPLOAD_BATCH_MAX):
-            batch = pending[start : start + UPLOAD_BATCH_MAX]
+        size = max(1, min(self.config.upload_batch, UPLOAD_BATCH_MAX))
+        for start in range(0, len(pending), size):
+            batch = pending[start : start + size]
             for attempt in range(UPLOAD_RETRIES_MAX):
                 try:
                     response = client.post(

@@ -33,6 +33,7 @@ from flashpay.transit.schemas import (
     UploadIn,
     UploadOut,
 )
+from flashpay.transit.trips import TapKind
 
 router = APIRouter(prefix="/v1/transit", tags=["transit"])
 GateId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
@@ -97,7 +98,13 @@ def upload(
     _operated(platform, caller.id)
     taps = [
         uploads.UploadedTap(
-            t.seq, t.token, t.station, t.kind, t.at_ns, bytes.fromhex(t.digest), t.deny_version
+            t.seq,
+            t.token,
+            t.station,
+            TapKind(t.kind),
+            t.at_ns,
+            bytes.fromhex(t.digest),
+            t.deny_version,
         )
         for t in body.taps
     ]
