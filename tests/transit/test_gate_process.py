@@ -107,7 +107,7 @@ def test_kill9_during_taps_and_uploads_then_network_up(database_url: str, tmp_pa
     rng = random.Random(17)
     opened: dict[str, int] = dict.fromkeys(dirs, 0)
     try:
-        for trip in range(6):
+        for _trip in range(6):
             for gate_id in ("G-IN", "G-OUT"):
                 for rider in riders:
                     answer = tap(gates[gate_id], rider)
