@@ -193,3 +193,60 @@ def test_one_code_at_two_offline_gates_charged_once(world: TransitWorld) -> None
     assert report.set_aside == {"replay": 1}
     assert report.trips == 1
     assert balance(world, rider) == 10_000 - 400
+
+
+def test_rider_view_dispute_and_operator_ridership(world: TransitWorld) -> None:
+    from flashpay.transit.fares import Network
+    from flashpay.transit.views import dispute_trip, operator_report, rider_trips
+
+    rider = world.rider(6, balance=10_000)
+    central = Gate(world, "G-S01", "S01", TapKind.IN)
+    museum = Gate(world, "G-S02", "S02", TapKind.OUT)
+    assert central.tap(rider) is None  # forgets to tap out
+    world.clock.advance(5 * 3600)
+    assert central.tap(rider) is None
+    world.clock.advance(20 * 60)
+    assert museum.tap(rider) is None
+    central.upload(), museum.upload()
+    world.clock.advance(5 * 3600)
+    settle(platform=world.platform, definition=world.definition)
+    assert balance(world, rider) == 10_000 - 900 - 300
+    trips = rider_trips(platform=world.platform, tokens=[rider.token])
+    assert [(t.status, t.fare_minor, t.debit_status, len(t.taps)) for t in trips] == [
+        ("complete", 300, "posted", 2),
+        ("no_tap_out", 900, "posted", 1),
+    ]
+    forgotten = trips[1]
+    with pytest.raises(TransitError) as caught:
+        dispute_trip(
+            platform=world.platform,
+            definition=world.definition,
+            tokens=[rider.token],
+            trip_id=trips[0].id,
+            to_station="S02",
+        )
+    assert caught.value.reason is TransitRefusal.NOT_DISPUTABLE
+    with pytest.raises(TransitError) as caught:
+        dispute_trip(
+            platform=world.platform,
+            definition=world.definition,
+            tokens=["0" * 19],
+            trip_id=forgotten.id,
+            to_station="S02",
+        )
+    assert caught.value.reason is TransitRefusal.TRIP_NOT_FOUND
+    adjusted = dispute_trip(
+        platform=world.platform,
+        definition=world.definition,
+        tokens=[rider.token],
+        trip_id=forgotten.id,
+        to_station="S03",
+    )
+    assert (adjusted.fare_minor, adjusted.to_station, adjusted.disputed) == (400, "S03", True)
+    assert balance(world, rider) == 10_000 - 400 - 300  # 500 back to the card
+    rows = operator_report(
+        platform=world.platform, definition=world.definition, network=Network.SUBWAY
+    )
+    assert sum(r.trips for r in rows) == 2
+    assert sum(r.revenue_minor for r in rows) == 700
+    assert {(r.line, r.station) for r in rows} == {("L1", "S01")}
