@@ -250,3 +250,29 @@ def test_rider_view_dispute_and_operator_ridership(world: TransitWorld) -> None:
     assert sum(r.trips for r in rows) == 2
     assert sum(r.revenue_minor for r in rows) == 700
     assert {(r.line, r.station) for r in rows} == {("L1", "S01")}
+
+
+def test_a_replay_uploaded_after_the_settle_is_not_charged(world: TransitWorld) -> None:
+    rider = world.rider(7, balance=10_000)
+    now_s = world.clock.now_ns() // NS
+    code = rider.code(now_s)
+    early, late = Gate(world, "G1", "S01", TapKind.IN), Gate(world, "G2", "S02", TapKind.IN)
+    for gate in (early, late):
+        verdict = verify_code(gate.trust, code, now_s=now_s, seen=gate.seen)
+        assert isinstance(verdict, codes.Accepted)
+        gate.journal.append(
+            UploadedTap(
+                1, verdict.token, gate.station, TapKind.IN, world.clock.now_ns(), verdict.digest, 0
+            )
+        )
+    world.clock.advance(20 * 60)
+    out = Gate(world, "G-S03", "S03", TapKind.OUT)
+    assert out.tap(rider) is None
+    early.upload(), out.upload()
+    world.clock.advance(5 * 3600)
+    assert settle(platform=world.platform, definition=world.definition).trips == 1
+    late.upload()  # the second gate was offline until now
+    world.clock.advance(5 * 3600)
+    report = settle(platform=world.platform, definition=world.definition)
+    assert (report.trips, report.set_aside) == (0, {"replay": 1})
+    assert balance(world, rider) == 10_000 - 400

@@ -60,6 +60,7 @@ transit_taps = sa.Table(
     sa.Column("trip_id", sa.BigInteger(), nullable=True),
     sa.Column("set_aside", sa.String(10), nullable=True),
     sa.Index("ix_transit_taps_open", "trip_id", "set_aside"),
+    sa.Index("ix_transit_taps_digest", "digest"),
 )
 
 transit_trips = sa.Table(

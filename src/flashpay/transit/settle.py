@@ -12,6 +12,7 @@ seven days go in as ``spent_by_day``.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -31,12 +32,26 @@ SETTLE_TAPS_MAX = 2_000_000
 
 @dataclass(frozen=True, slots=True)
 class SettleReport:
-    taps: int
+    taps: int  # read this batch (replays of earlier batches included)
     trips: int
     set_aside: dict[str, int]
     fares_minor: int
     cap_discount_minor: int
     debits: tuple[DebitOutcome, ...]
+
+
+def _already_matched(connection: sa.Connection, taps: list[Tap]) -> set[tuple[bytes, TapKind]]:
+    digests = sorted({t.digest for t in taps})
+    found: set[tuple[bytes, TapKind]] = set()
+    for start in range(0, len(digests), 1000):
+        for digest, kind in connection.execute(
+            sa.select(transit_taps.c.digest, transit_taps.c.kind).where(
+                transit_taps.c.digest.in_(digests[start : start + 1000]),
+                transit_taps.c.trip_id.is_not(None),
+            )
+        ):
+            found.add((bytes(digest), TapKind(kind)))
+    return found
 
 
 def settle(*, platform: Platform, definition: TransitDefinition) -> SettleReport:
@@ -68,7 +83,14 @@ def settle(*, platform: Platform, definition: TransitDefinition) -> SettleReport
             )
             for r in rows
         ]
+        # a code already charged in an earlier batch (a replay uploaded late) counts not again
+        charged = _already_matched(connection, taps)
+        replays = [t for t in taps if (t.digest, t.kind) in charged]
+        taps = [t for t in taps if (t.digest, t.kind) not in charged]
         matched = match_trips(taps, closes_at_ns=now)
+        matched = dataclasses.replace(
+            matched, set_aside=matched.set_aside + tuple((t, SetAside.REPLAY) for t in replays)
+        )
         tokens = sorted({t.token for t in taps})
         known = riders(connection, tokens)
         first_day = min((china_day(t.at_ns) for t in taps), default=0) - 7
@@ -171,7 +193,7 @@ def settle(*, platform: Platform, definition: TransitDefinition) -> SettleReport
     for _, why in matched.set_aside:
         aside[why.value] += 1
     return SettleReport(
-        taps=len(taps),
+        taps=len(rows),
         trips=len(priced),
         set_aside=dict(aside),
         fares_minor=sum(p.price.fare_minor for p in priced),

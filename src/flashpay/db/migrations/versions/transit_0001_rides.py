@@ -49,6 +49,7 @@ def upgrade() -> None:
         sa.Column("set_aside", sa.String(10), nullable=True),
     )
     op.create_index("ix_transit_taps_open", "transit_taps", ["trip_id", "set_aside"])
+    op.create_index("ix_transit_taps_digest", "transit_taps", ["digest"])
     op.create_table(
         "transit_trips",
         sa.Column("id", ID, primary_key=True, autoincrement=True),
