@@ -128,3 +128,13 @@ def test_any_altered_byte_is_refused(ring: KeyRing, position: int) -> None:
         fixed = _resign_crc(bytes(code))
         again = verify_code(trust(ring), fixed, now_s=NOW)
         assert isinstance(again, Refused), position
+
+
+def test_a_ride_code_reads_back_from_its_qr_image(ring: KeyRing) -> None:
+    from flashpay.qr.images import read_code, render_qr
+
+    device = Ed25519PrivateKey.generate()
+    code = make_code(credential(ring, device), device, at_s=NOW, counter=9)
+    image = render_qr(codes.to_qr_text(code), "png", scale=4)
+    assert codes.from_qr_text(read_code(image)) == code
+    assert isinstance(verify_code(trust(ring), code, now_s=NOW), Accepted)
