@@ -51,6 +51,7 @@ from flashpay.promotions_api import router as promotions_router
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet.sessions import authenticate
+from flashpay.web import router as web_router
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -105,6 +106,7 @@ def create_app(
     app.include_router(promotions_router)
     app.include_router(qr_payments_router.router)
     app.include_router(enrolment_router.router)
+    app.include_router(web_router.router)
     _declare_idempotency_key(app)
     return app
 
