@@ -36,6 +36,7 @@ def _context(browser: Any) -> Any:
 
 def _open(page: Any, network: Network, path: str, name: str) -> float:
     """Navigate and wait until the page says it is interactive; its time to interactive."""
+    page.goto("about:blank")  # a full load, even when only the #fragment differs
     page.goto(network.server.base_url + path)
     page.wait_for_selector("body[data-ready='1']", timeout=10_000)
     ready = float(page.evaluate("window.fpReadyMs"))
@@ -122,7 +123,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     pos.fill("#order-form [name=amount]", "23.50")
     pos.click("#order-form button[type=submit]")
     pos.wait_for_selector("#order:not([hidden])")
-    pos.wait_for_function("document.querySelector('#order-qr').naturalWidth > 0")
+    pos.wait_for_function("() => document.querySelector('#order-qr').naturalWidth > 0")
     qr_png = screens / "order-qr.png"
     pos.locator("#order-qr").screenshot(path=str(qr_png))
     _accessible(pos, "pos")
@@ -133,7 +134,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     wallet.wait_for_selector("#scan:not([hidden])")
     wallet.set_input_files("#scan-file", str(qr_png))
     wallet.wait_for_selector("#scan-pay:not([hidden])")
-    wallet.wait_for_function("document.querySelector('#scan-topay').textContent.includes('¥')")
+    wallet.wait_for_function("() => document.querySelector('#scan-topay').textContent.includes('¥')")
     assert "Wumart" in wallet.inner_text("#scan-merchant")
     assert wallet.input_value("#scan-amount") == "23.50"
     assert "−¥5.00" in wallet.inner_text("#scan-discount")
@@ -161,7 +162,10 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     # The receipt, verified against the audit log in the page.
     network.publish()
     _open(wallet, network, receipt_href, "receipt")
-    wallet.wait_for_selector("#receipt-audit[data-verified='1']", timeout=5_000)
+    wallet.wait_for_selector("#receipt-audit.ok, #receipt-audit.bad", timeout=5_000)
+    assert wallet.get_attribute("#receipt-audit", "data-verified") == "1", wallet.inner_text(
+        "#receipt-audit"
+    )
     assert "Verified in the audit log" in wallet.inner_text("#receipt-audit")
     assert "witness.bank-a.example" in wallet.inner_text("#receipt-audit")
     _accessible(wallet, "receipt")
@@ -169,7 +173,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
 
     # PAY: the wallet's payment code typed into the POS; the wallet hears of it live.
     _open(wallet, network, "/wallet#pay", "wallet (pay)")
-    wallet.wait_for_function("document.querySelector('#pay-digits').dataset.code")
+    wallet.wait_for_function("() => document.querySelector('#pay-digits').dataset.code")
     code = wallet.get_attribute("#pay-digits", "data-code")
     assert code is not None and len(code) == 19
     _accessible(wallet, "wallet pay")
@@ -185,7 +189,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     assert "Paid ¥12.00 at Wumart" in wallet.inner_text("#paid-notice")
     refreshed_at = time.monotonic()
     wallet.wait_for_function(
-        f"document.querySelector('#pay-digits').dataset.code !== '{code}'", timeout=5_000
+        f"() => document.querySelector('#pay-digits').dataset.code !== '{code}'", timeout=5_000
     )
     network.timings["payment code refreshed after use"] = round(
         (time.monotonic() - charged_at) * 1000, 1
@@ -196,7 +200,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     # A wrong PIN is refused and said so.
     pos.fill("#order-form [name=amount]", "30.00")
     pos.click("#order-form button[type=submit]")
-    pos.wait_for_function("document.querySelector('#order-qr').complete")
+    pos.wait_for_function("() => document.querySelector('#order-qr').complete")
     pos.locator("#order-qr").screenshot(path=str(qr_png))
     wallet.goto(network.server.base_url + "/wallet#scan")
     wallet.set_input_files("#scan-file", str(qr_png))
@@ -206,22 +210,25 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     wallet.wait_for_selector("#scan-result.bad")
     assert "pin" in wallet.inner_text("#scan-result").lower()
 
-    # An expired payment code: the code was shown more than its 60 s ago.
-    wallet.goto(network.server.base_url + "/wallet#pay")
-    wallet.wait_for_function(
-        "(c => c && c !== arguments[0])(document.querySelector('#pay-digits').dataset.code)"
-    )
-    stale = wallet.get_attribute("#pay-digits", "data-code")
-    with network.platform.engine.begin() as connection:
-        connection.execute(
-            sa.text("UPDATE payment_codes SET issued_at = issued_at - 120 WHERE numeric = :n"),
-            {"n": stale},
-        )
-    pos.fill("#collect-form [name=code]", stale or "")
-    pos.fill("#collect-form [name=amount]", "5.00")
-    pos.click("#collect-form button[type=submit]")
-    pos.wait_for_selector("#collect-result.bad")
-    assert "expired" in pos.inner_text("#collect-result")
+    # An expired code: a dynamic order that lived 1 s, scanned after it.
+    headers = {"X-Api-Key": network.merchant["api_key"]}
+    with network.api() as client:
+        order = client.post(
+            "/v1/merchant/orders",
+            json={"amount": "8.00", "bill_number": "short-1", "expires_in_seconds": 1},
+            headers=headers,
+        ).json()
+        image = client.get(f"/v1/merchant/orders/{order['id']}/qr?format=png", headers=headers)
+    expired_png = screens / "expired-qr.png"
+    expired_png.write_bytes(image.content)
+    time.sleep(1.2)
+    wallet.goto(network.server.base_url + "/wallet#scan")
+    wallet.set_input_files("#scan-file", str(expired_png))
+    wallet.wait_for_selector("#scan-pay:not([hidden])")
+    wallet.fill("#scan-pay [name=pin]", PIN)
+    wallet.click("#scan-pay button[type=submit]")
+    wallet.wait_for_selector("#scan-result.bad")
+    assert "order_expired" in wallet.inner_text("#scan-result")
 
     # Another user cannot open the first user's receipt.
     other_context = _context(browser)
@@ -234,14 +241,13 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     assert "Wumart" not in other.inner_text("#receipt")
     other_context.close()
 
-    # An expired session sends the user back to log in, saying why.
+    # An expired session sends the user back to log in, saying why, without a reload.
     with network.platform.engine.begin() as connection:
         connection.execute(sa.text("UPDATE wallet_sessions SET expires_at_ns = 1"))
-    wallet.goto(network.server.base_url + "/wallet#history")
-    wallet.wait_for_selector("#auth:not([hidden])")
-    wallet.click("#tabs a[href='#home']", timeout=1) if wallet.is_visible("#tabs") else None
-    wallet.goto(network.server.base_url + "/wallet#home")
-    wallet.wait_for_selector("#login-form:not([hidden])")
+    wallet.click("#tabs a[href='#history']")
+    wallet.wait_for_selector("#auth-note:not([hidden])")
+    assert "session expired" in wallet.inner_text("#auth-note")
+    _shot(wallet, screens, "wallet-session-expired")
     wallet.fill("#login-form [name=phone]", phone)
     wallet.fill("#login-form [name=password]", PASSWORD)
     wallet.click("#login-form button[type=submit]")

@@ -259,7 +259,12 @@
   window.addEventListener("hashchange", route);
   (async () => {
     try { await api("GET", "/v1/me", undefined, { quiet401: true }); await route(); }
-    catch { show("auth"); }
+    catch (error) {
+      // A cookie the server no longer accepts (expired, logged out) is invalid_credentials;
+      // no cookie at all is authentication_required.
+      $("#auth-note").hidden = error.code !== "invalid_credentials";
+      show("auth");
+    }
     FP.ready();
   })();
 })();
