@@ -23,16 +23,16 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from api_testkit import Server, free_port, start_server  # noqa: E402
+from api_testkit import Server, free_port, start_server
 
-from flashpay.auth import PrincipalKind, create_api_key  # noqa: E402
-from flashpay.chain import note  # noqa: E402
-from flashpay.chain.publisher import Publisher, WitnessEndpoint  # noqa: E402
-from flashpay.chain.service import ChainLog  # noqa: E402
-from flashpay.institutions.definition import default_definition  # noqa: E402
-from flashpay.institutions.service import get_institution, load_network  # noqa: E402
-from flashpay.keys import KeyRing  # noqa: E402
-from flashpay.platform import Platform  # noqa: E402
+from flashpay.auth import PrincipalKind, create_api_key
+from flashpay.chain import note
+from flashpay.chain.publisher import Publisher, WitnessEndpoint
+from flashpay.chain.service import ChainLog
+from flashpay.institutions.definition import default_definition
+from flashpay.institutions.service import get_institution, load_network
+from flashpay.keys import KeyRing
+from flashpay.platform import Platform
 
 CHROMIUM = "/usr/bin/chromium"
 MOBILE = {"width": 390, "height": 844}
@@ -57,10 +57,18 @@ class Network:
         return httpx.Client(base_url=self.server.base_url, timeout=30)
 
     def issue_card(self, *, phone: str, name: str, id_number: str, pan: str) -> None:
-        body = {"card_number": pan, "expiry": "12/30", "holder_name": name,
-                "holder_id_number": id_number, "phone": phone, "opening_balance": "1000.00"}  # fmt: skip
+        body = {
+            "card_number": pan,
+            "expiry": "12/30",
+            "holder_name": name,
+            "holder_id_number": id_number,
+            "phone": phone,
+            "opening_balance": "1000.00",
+        }
         with self.api() as client:
-            issued = client.post("/v1/issuer/cards", json=body, headers={"X-Api-Key": self.keys["BOC"]})
+            issued = client.post(
+                "/v1/issuer/cards", json=body, headers={"X-Api-Key": self.keys["BOC"]}
+            )
         assert issued.status_code == 201, issued.text
 
     def publish(self) -> None:
@@ -103,7 +111,9 @@ def network(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
     # The audit log: its key, one witness in its own process, the keys file the pages verify with.
     log_signer, log_verifier = note.generate_key(ORIGIN)
-    witness_signer, witness_verifier = note.generate_key("witness.bank-a.example", note.COSIGNATURE_V1)
+    witness_signer, witness_verifier = note.generate_key(
+        "witness.bank-a.example", note.COSIGNATURE_V1
+    )
     (home / "w.key").write_text(witness_signer)
     witness_port = free_port()
     witness = subprocess.Popen(
@@ -122,7 +132,11 @@ def network(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
     publisher = Publisher(
         chain_log,
         signer=note.parse_signer(log_signer),
-        witnesses=[WitnessEndpoint(f"http://127.0.0.1:{witness_port}", note.parse_verifier(witness_verifier))],
+        witnesses=[
+            WitnessEndpoint(
+                f"http://127.0.0.1:{witness_port}", note.parse_verifier(witness_verifier)
+            )
+        ],
         quorum=1,
     )  # fmt: skip
     with httpx.Client(base_url=server.base_url, timeout=30) as client:
@@ -150,10 +164,14 @@ def network(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
             headers={"X-Api-Key": merchant["api_key"]},
         )
         assert activated.status_code == 200, activated.text
+        for page in ("/wallet", "/pos", "/console", "/static/common.js"):
+            assert client.get(page).status_code == 200  # a server in service is warm
     world = Network(server, platform, chain_log, publisher, keys, merchant, url)
     yield world
     timings = json.dumps(world.timings, indent=1, sort_keys=True)
     print(f"\nbrowser timings (ms): {timings}")
+    SCREENS.mkdir(parents=True, exist_ok=True)
+    (SCREENS / "timings.json").write_text(timings + "\n")
     server.stop()
     witness.terminate()
     witness.wait(timeout=10)
@@ -166,7 +184,9 @@ def network(_sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def browser() -> Iterator[Any]:
     """One headless Chromium for the module (Debian's package: no browser download)."""
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: `make chromium` (apt-get install chromium) installs it")
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make chromium` (apt-get install chromium) installs it"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

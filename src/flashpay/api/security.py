@@ -26,12 +26,11 @@ authenticate a request once.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
-
-import hmac
 
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser

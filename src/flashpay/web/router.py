@@ -192,7 +192,9 @@ async def open_key_session(
     """Log a POS (a merchant's key) or the console (the operator's administration key) in."""
     _check_csrf(request)
     if role not in _KEY_ROLES:
-        raise ApiError(status_code=422, code="validation_error", message="role is merchant|operator")
+        raise ApiError(
+            status_code=422, code="validation_error", message="role is merchant|operator"
+        )
     authenticator: Authenticator = request.app.state.authenticator
     principal = await to_thread.run_sync(authenticator.verify_api_key, api_key.strip())
     wanted = ActorKind.MERCHANT if role == "merchant" else ActorKind.INSTITUTION

@@ -49,7 +49,9 @@ def scan_preview(*, platform: Platform, payload: str) -> dict[str, Any]:
         raise _unreadable(f"not a merchant code: {exc}") from exc
     if code is None:
         raise _unreadable("another network's code: flashpay cannot pay it")
-    by_code, _ = merchant_terminals(platform=platform, by_code=[(code.merchant_id, code.terminal_id)])
+    by_code, _ = merchant_terminals(
+        platform=platform, by_code=[(code.merchant_id, code.terminal_id)]
+    )
     merchant, _terminal = by_code.get((code.merchant_id, code.terminal_id), (None, None))
     if merchant is None:
         raise ApiError(status_code=404, code="not_found", message="no such merchant")

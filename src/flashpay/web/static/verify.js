@@ -26,9 +26,11 @@ const FPVerify = (() => {
       const line = raw.split("#")[0].trim();
       if (!line) continue;
       if (line.startsWith("quorum ")) { quorum = Number(line.split(/\s+/)[1]); continue; }
-      const parts = line.split("+");
-      if (parts.length !== 3) fail(`malformed key: ${line}`);
-      const [name, idHex, keyB64] = parts;
+      // base64 may hold "+" too: the name and the key id are the first two fields.
+      const first = line.indexOf("+"); const second = line.indexOf("+", first + 1);
+      if (first < 1 || second !== first + 9) fail(`malformed key: ${line}`);
+      const name = line.slice(0, first); const idHex = line.slice(first + 1, second);
+      const keyB64 = line.slice(second + 1);
       const raw64 = b64(keyB64);
       if (raw64.length !== 33) fail(`key ${name}: not type + 32 bytes`);
       const id = parseInt(idHex, 16);

@@ -108,14 +108,14 @@
     if (!cards.length) await loadCards();
     const cardId = $("#pay-card").value;
     if (!cardId) return;
-    const code = await api("POST", `/v1/cards/${cardId}/payment-code`);
+    // The last payment before this code, read alongside: a newer one is this code's.
+    const [code, seen] = await Promise.all([api("POST", `/v1/cards/${cardId}/payment-code`), latestPaymentId()]);
     const [qr, bar] = await Promise.all([FP.svgUrl(code.qr_payload, false), FP.svgUrl(code.numeric, true)]);
     for (const img of [$("#pay-qr"), $("#pay-barcode")]) if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
     $("#pay-qr").src = qr; $("#pay-barcode").src = bar;
     $("#pay-digits").textContent = code.numeric.replace(/(\d{4})(?=\d)/g, "$1 ");
     $("#pay-digits").dataset.code = code.numeric;
     const shownAt = Date.now();
-    const seen = await latestPaymentId();
     const expiresAt = new Date(code.expires_at).getTime();
     const refreshAt = Math.min(shownAt + CODE_REFRESH_MS, expiresAt - 5000);
     payTimers.push(setInterval(() => {
