@@ -29,9 +29,11 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download fails here, and
-# `playwright install` is never run): install the package when it is missing.
+# `playwright install` is never run): install the package when it is missing, and a small CJK
+# font so the Chinese pages render (and photograph) as text, not boxes.
 chromium:
 	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	fc-list :lang=zh | grep -q . || apt-get install -y fonts-wqy-microhei
 
 test: lint typecheck chromium
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)

@@ -30,6 +30,11 @@ const FP = (() => {
     if (!response.ok) {
       const error = (data && data.error) || {};
       const failure = new ApiError(response.status, error.code || "error", error.message || String(response.status));
+      // A cookie the server no longer accepts is cleared, or every later call (even
+      // registering) would carry it and be refused.
+      if (failure.code === "invalid_credentials" && !path.startsWith("/web/session")) {
+        fetch("/web/logout", { method: "POST", headers: { "X-CSRF-Token": csrf() }, credentials: "same-origin" });
+      }
       if (response.status === 401 && !options.quiet401) listeners.forEach((f) => f(failure));
       throw failure;
     }
