@@ -90,3 +90,12 @@ async def test_the_scan_preview_and_the_console(world):
     assert c["checkpoints"][0]["final"] is True
     forbidden = await world.client.get("/web/api/console", headers=world.keys["BOC"])
     assert forbidden.status_code == 403
+
+
+async def test_the_otp_note_is_shown_by_a_development_server_only(world, monkeypatch):
+    monkeypatch.setenv("FLASHPAY_ENV", "development")
+    assert "/dev/messages" in (await world.client.get("/wallet")).text
+    monkeypatch.setenv("FLASHPAY_ENV", "production")
+    production = await world.client.get("/wallet")
+    assert production.status_code == 200
+    assert "/dev/messages" not in production.text

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from flashpay import config
 from flashpay.api.deps import (
     CurrentNetworkAdmin,
     CurrentUser,
@@ -111,7 +112,12 @@ async def root() -> RedirectResponse:
 @router.get("/wallet", response_class=HTMLResponse)
 async def wallet_page(request: Request) -> HTMLResponse:
     scenes = json.dumps([scene.value for scene in Scene])
-    return _page(request, "wallet.html", title_key="wallet", script="wallet.js", scenes=scenes)
+    # Only a development server keeps one-time codes on its /dev page (decision 0015).
+    development = config.environment() is config.Environment.DEVELOPMENT
+    return _page(
+        request, "wallet.html", title_key="wallet", script="wallet.js", scenes=scenes,
+        development=development,
+    )  # fmt: skip
 
 
 @router.get("/wallet/receipts/{payment_id}", response_class=HTMLResponse)
