@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint typecheck venv bench bench-qr clean
+.PHONY: demo test lint typecheck venv bench bench-qr clean chromium test-web
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,19 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
-test: lint typecheck
+# The browser tests drive Debian's Chromium (Playwright's own browser download fails here, and
+# `playwright install` is never run): install the package when it is missing, and a small CJK
+# font so the Chinese pages render (and photograph) as text, not boxes.
+chromium:
+	command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	fc-list :lang=zh | grep -q . || apt-get install -y fonts-wqy-microhei
+
+test: lint typecheck chromium
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+# The pages in a real browser alone, with their timings printed (docs/benchmarks.md, issue 16).
+test-web: $(STAMP) chromium
+	$(BIN)/pytest -n 0 -s tests/web $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ledger_bench.py

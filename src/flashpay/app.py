@@ -52,6 +52,7 @@ from flashpay.transit import router as transit_router
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet.sessions import authenticate
+from flashpay.web import router as web_router
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -107,6 +108,7 @@ def create_app(
     app.include_router(qr_payments_router.router)
     app.include_router(enrolment_router.router)
     app.include_router(transit_router.router)
+    app.include_router(web_router.router)
     _declare_idempotency_key(app)
     return app
 

@@ -8,6 +8,13 @@ Credentials come in one of three headers:
   key is verified by ``flashpay.auth`` (the ``verify_api_key`` function the composition root,
   ``flashpay.app``, gives the ``Authenticator``).
 
+Pages in a browser (``flashpay.web``) carry the same credentials in a cookie instead: the
+``fp_session`` cookie (HttpOnly, SameSite=Strict) holds ``user.<token>`` or ``key.<api key>``
+and is read only when no credential header is present. A request that changes something
+(any method but GET, HEAD, OPTIONS) with the cookie must also send the ``fp_csrf`` cookie's
+value in the ``X-CSRF-Token`` header (double submit), else 403 ``csrf_token_invalid``: another
+site can make the browser send the cookie, but cannot read it to copy it into a header.
+
 Both verifiers are functions handed in, not imports: this module is part of the HTTP kernel, which
 imports no domain (docs/reference/architecture.md).
 
@@ -19,12 +26,14 @@ authenticate a request once.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
 from starlette.datastructures import Headers
+from starlette.requests import cookie_parser
 
 from flashpay.api.errors import ApiError
 from flashpay.errors import InvariantError
@@ -79,6 +88,39 @@ def _credentials(headers: Headers) -> tuple[str, str] | None:
     return scheme, value.strip()
 
 
+SESSION_COOKIE = "fp_session"
+CSRF_COOKIE = "fp_csrf"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_COOKIE_SCHEMES = {"user": "bearer", "key": "apikey"}
+
+
+def csrf_refused() -> ApiError:
+    return ApiError(
+        status_code=403,
+        code="csrf_token_invalid",
+        message="a page's request must send the fp_csrf cookie's value in X-CSRF-Token",
+    )
+
+
+def _cookie_credentials(headers: Headers, method: str) -> tuple[str, str] | None:
+    """The session cookie's credentials (see the module docstring), CSRF-checked."""
+    cookies = cookie_parser(headers.get("cookie", ""))
+    session = cookies.get(SESSION_COOKIE)
+    if not session:
+        return None
+    kind, _, value = session.partition(".")
+    scheme = _COOKIE_SCHEMES.get(kind)
+    if scheme is None or not value:
+        raise invalid_credentials()
+    if method.upper() not in _SAFE_METHODS:
+        expected = cookies.get(CSRF_COOKIE, "")
+        sent = headers.get(CSRF_HEADER, "")
+        if not expected or not hmac.compare_digest(expected.encode(), sent.encode()):
+            raise csrf_refused()
+    return scheme, value
+
+
 UserTokenVerifier = Callable[[str], int | None]
 """Maps a wallet bearer token to its user id, ``None`` when the token is not valid."""
 
@@ -106,9 +148,12 @@ class Authenticator:
     verify_api_key: ApiKeyVerifier = no_api_keys
     verify_user_token: UserTokenVerifier = no_user_tokens
 
-    def authenticate(self, headers: Headers) -> Principal | None:
-        """The caller: a principal, ``None`` when anonymous; raises 401 when invalid."""
+    def authenticate(self, headers: Headers, method: str = "GET") -> Principal | None:
+        """The caller: a principal, ``None`` when anonymous; raises 401 when invalid (403 for a
+        cookie without its CSRF token on a ``method`` that changes something)."""
         credentials = _credentials(headers)
+        if credentials is None:
+            credentials = _cookie_credentials(headers, method)
         if credentials is None:
             return None
         scheme, value = credentials
@@ -130,7 +175,7 @@ class Authenticator:
         cached = state.get(_SCOPE_KEY, UNRESOLVED)
         if cached is UNRESOLVED:
             try:
-                cached = self.authenticate(Headers(scope=scope))
+                cached = self.authenticate(Headers(scope=scope), str(scope.get("method", "GET")))
             except ApiError as error:
                 cached = error
             state[_SCOPE_KEY] = cached

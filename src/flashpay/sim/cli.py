@@ -18,7 +18,8 @@ from flashpay.cli.common import DataDirOption, DbOption, console, err_console
 from flashpay.errors import RefusedError
 from flashpay.money import CNY, Money
 from flashpay.sim.audit import AuditSummary
-from flashpay.sim.live import LiveOptions, run_live
+from flashpay.sim.live import PASSWORD, LiveOptions, run_live
+from flashpay.web.demo import demo_logins
 
 SUMMARY_FILE_NAME = "demo-summary.json"
 LIVE_FAST = LiveOptions(users=40, merchants=30)
@@ -73,6 +74,9 @@ def demo(
     _write(target, live.summary, live.timing, live.audit)
     console.print(f"\nJSON summary: {target}; ground truth: {directory / 'ground-truth.jsonl'}")
     _next(directory, db, data_dir)
+    lines = demo_logins(url, data_directory=directory, phone=f"139{0:08d}", password=PASSWORD,
+                        base_url="http://127.0.0.1:8000")  # fmt: skip
+    console.print("\n".join(lines), highlight=False)
     s = live.summary
     if not s["ledger_check"]["ok"] or not s["books_balance"]:
         raise typer.Exit(1)
