@@ -204,6 +204,13 @@ REFUSAL_STATUS: Mapping[str, int] = {
     "promo_card_cap": 409,
     "promo_already_taken": 409,
     "promo_coupon_unavailable": 409,
+    # webhooks
+    "endpoint_url_too_long": 422,
+    "invalid_endpoint_url": 422,
+    "invalid_event_types": 422,
+    "invalid_description": 422,
+    "too_many_endpoints": 409,
+    "invalid_event_id": 422,
 }
 """Refusal code → HTTP status, grouped by the domain that refuses (a code shared by domains has
 one status everywhere). Keep ``docs/reference/errors.md`` in step."""
