@@ -7,8 +7,9 @@ the endpoint or rotates it — and kept in the row because the worker needs it t
 key cannot be stored as a hash). A registration retried with the same Idempotency-Key answers
 the same endpoint with a new secret (the first answer, which held the secret, was never stored),
 as a retried merchant onboarding answers a new API key. Deleting an endpoint keeps its row and
-its delivery log and cancels its pending deliveries; disabling one holds its deliveries until
-it is enabled again.
+its delivery log and cancels its pending deliveries. A disabled endpoint is not sent the events
+of its time off (a replay sends any of them), and what was pending when it was disabled waits
+until it is enabled again.
 """
 
 from __future__ import annotations

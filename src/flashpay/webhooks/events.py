@@ -27,6 +27,7 @@ back), so a partial capture or refund carries its own amount, not the payment's.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,10 +70,11 @@ class Fact:
 
     type: EventType
     payment_id: int
-    n: int  # the refund's number; 0 for the other types
+    n: int  # the refund's record number (payments' ``seq``); 0 for the other types
     amount_minor: int
     created_at_ns: int  # the chain's ledger timestamp, or the hold's deadline
     source: int  # the chain id, or the payment id for a lapsed hold
+    refund_number: int = 0  # 1 for the payment's first refund, 2 for the second, …
 
     @property
     def id(self) -> str:
@@ -121,10 +123,11 @@ def classify(chain: CommittedChain, refunds: Sequence[RefundLine]) -> Fact | Non
         if any(t.id in capture for t in chain.transfers):
             return fact(EventType.PAYMENT_COMPLETED, capture)
         return Fact(EventType.PAYMENT_VOIDED, payment_id, 0, 0, at, chain.chain_id)
-    for refund in refunds:
+    for number, refund in enumerate(sorted(refunds, key=lambda r: r.seq), start=1):
         ids = ledger_ids(payment_id, f"refund{refund.seq}")
         if first in ids:
-            return fact(EventType.PAYMENT_REFUNDED, ids, refund.seq)
+            found = fact(EventType.PAYMENT_REFUNDED, ids, refund.seq)
+            return dataclasses.replace(found, refund_number=number)
     return None
 
 
@@ -143,7 +146,7 @@ def event_body(fact: Fact, payment: Payment, *, created_at: str) -> dict[str, An
     if fact.type is EventType.PAYMENT_AUTHORIZED or fact.type is EventType.HOLD_EXPIRED:
         data["hold_expires_at_ns"] = payment.hold_expires_at_ns
     if fact.type is EventType.PAYMENT_REFUNDED:
-        data["refund_number"] = fact.n
+        data["refund_number"] = fact.refund_number
     if fact.type is EventType.HOLD_EXPIRED:
         data["amount_minor"] = payment.amount
     if fact.type is not EventType.HOLD_EXPIRED:
