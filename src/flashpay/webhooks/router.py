@@ -29,7 +29,7 @@ from flashpay.webhooks.schemas import (
     ReplayIn,
     ReplayOut,
 )
-from flashpay.webhooks.stream import event_stream, start_position
+from flashpay.webhooks.stream import STREAM_SECONDS_MAX, event_stream, start_position
 
 router = APIRouter(tags=["webhooks"])
 EventIdPath = Annotated[str, "an event id"]
@@ -146,15 +146,19 @@ async def stream_events(
     platform: ServicesDep,
     after: AfterQuery = None,
     last_event_id: Annotated[str | None, Header(max_length=40)] = None,
+    max_seconds: Annotated[
+        int, Query(ge=1, le=STREAM_SECONDS_MAX, description="End the stream after this.")
+    ] = STREAM_SECONDS_MAX,
 ) -> StreamingResponse:
     """The merchant's events live, as Server-Sent Events (``text/event-stream``): each event's
     ``id:`` is its event id, ``event:`` its type and ``data:`` its JSON. Resumes after
-    ``Last-Event-ID`` (or ``after``); without either, starts with the next event."""
+    ``Last-Event-ID`` (or ``after``); without either, starts with the next event. Ends after
+    ``max_seconds`` (at most 300): the client reconnects with ``Last-Event-ID``."""
     seq = await start_position(platform, merchant.id, last_event_id or after)
     if seq is None:
         raise not_found("event")
     return StreamingResponse(
-        event_stream(request, platform, merchant.id, seq),
+        event_stream(request, platform, merchant.id, seq, max_seconds=max_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )

@@ -32,7 +32,7 @@ from flashpay.webhooks.models import webhook_events
 
 POLL_SECONDS = 0.2
 HEARTBEAT_SECONDS = 15.0
-STREAM_SECONDS_MAX = 300.0
+STREAM_SECONDS_MAX = 300
 BATCH_MAX = 100
 RETRY_MS = 1000
 
@@ -57,10 +57,15 @@ async def start_position(platform: Platform, merchant_id: int, after: str | None
 
 
 async def event_stream(
-    request: Request, platform: Platform, merchant_id: int, after_seq: int
+    request: Request,
+    platform: Platform,
+    merchant_id: int,
+    after_seq: int,
+    *,
+    max_seconds: float = STREAM_SECONDS_MAX,
 ) -> AsyncIterator[str]:
     """The merchant's events after ``after_seq`` as SSE text, live, until the client leaves or
-    ``STREAM_SECONDS_MAX`` passes."""
+    ``max_seconds`` pass."""
 
     def read(seq: int) -> list[tuple[int, str, str, str]]:
         with platform.engine.connect() as connection:
@@ -73,7 +78,7 @@ async def event_stream(
     seq = after_seq
     started = time.monotonic()
     last_sent = started
-    while time.monotonic() - started < STREAM_SECONDS_MAX:
+    while time.monotonic() - started < min(max_seconds, STREAM_SECONDS_MAX):
         if await request.is_disconnected():
             return
         batch = await to_thread.run_sync(read, seq)
