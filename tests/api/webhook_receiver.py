@@ -67,10 +67,13 @@ class Receiver:
                 status = receiver.statuses[min(n, len(receiver.statuses) - 1)]
                 if problem is not None:
                     status = 400
-                self.send_response(status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Length", "2")
+                    self.end_headers()
+                    self.wfile.write(b"ok")
+                except OSError:  # the sender is gone (a worker killed mid-delivery)
+                    pass
 
             def log_message(self, *_args: Any) -> None:
                 pass
