@@ -99,7 +99,8 @@ class Deriver:
 
     def run_once(self, *, full: bool = True) -> PassReport:
         """One pass: read new chains (``full``: from the low-water mark), derive and record
-        their events, move the cursors. Safe to run in many processes at once."""
+        their events, move the cursors. Safe to run in many processes at once. Lapsed holds
+        and the low-water mark move on full passes and on passes that found chains."""
         low = self._position(LEDGER_CURSOR)
         after = low if full else max(low, self._high)
         chains: list[CommittedChain] = []
@@ -109,9 +110,10 @@ class Deriver:
             if len(page) < CHAINS_PAGE:
                 break
             after = page[-1].chain_id
-        report = self._record(chains, low)
         self._passes += 1
-        return report
+        if not chains and not full:  # an idle fast pass writes nothing (no lock, no commit)
+            return PassReport(0, 0, 0, low)
+        return self._record(chains, low)
 
     def run(self, stop: threading.Event, *, poll_seconds: float = POLL_SECONDS) -> None:
         """Pass every ``poll_seconds`` (a full pass every ``FULL_PASS_SECONDS``) until ``stop``;
