@@ -44,7 +44,14 @@ from flashpay.ledger.types import CommittedChain
 from flashpay.payments.attempts import Payment
 from flashpay.payments.feeds import lapsed_holds, payments_of, refunds_of
 from flashpay.platform import Platform
-from flashpay.webhooks.events import EventType, Fact, chain_payment_id, classify, event_body
+from flashpay.webhooks.events import (
+    EventType,
+    Fact,
+    chain_payment_id,
+    classify,
+    event_body,
+    names_its_payment,
+)
 from flashpay.webhooks.models import (
     inserted_id,
     webhook_cursors,
@@ -150,9 +157,9 @@ class Deriver:
                     continue
                 payment = found.get(pid)
                 fact = classify(chain, refunds.get(pid, ()))
-                if payment is None or fact is None:
-                    # a payment chain whose record (or refund row) this read does not show: hold
-                    # the low-water mark below it for a while, then give up loudly
+                if payment is None and names_its_payment(chain, pid):
+                    # a payment's chain whose record this read does not show: hold the
+                    # low-water mark below it for a while, then give up loudly
                     if chain.chain_id > now - UNRESOLVED_GIVE_UP_NS:
                         unresolved.append(chain.chain_id)
                     else:
@@ -160,7 +167,7 @@ class Deriver:
                             "webhooks: chain %d of payment %d is no event", chain.chain_id, pid
                         )
                     continue
-                if fact is not None and payment.merchant_id is not None:
+                if fact is not None and payment is not None and payment.merchant_id is not None:
                     facts.append((fact, payment))
             facts.extend(self._lapsed_holds(connection, now))
             events, deliveries = insert_events(connection, facts, now_ns=now)

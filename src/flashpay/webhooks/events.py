@@ -92,6 +92,18 @@ def chain_payment_id(chain: CommittedChain) -> int | None:
     return first.user_data_64 or None
 
 
+def names_its_payment(chain: CommittedChain, payment_id: int) -> bool:
+    """Whether the chain's first transfer is a payment's purchase, hold or void leg (ids derived
+    from ``payment_id``): a chain of another domain's (a transit debit) that merely carries a
+    number in ``user_data_64`` is not. A refund needs its record to be told; see ``classify``."""
+    first = chain.transfers[0].id
+    return (
+        first in ledger_ids(payment_id, "purchase")
+        or first in ledger_ids(payment_id, "hold")
+        or first in _void_ids(payment_id)
+    )
+
+
 def _void_ids(payment_id: int) -> set[int]:
     return {derive_id("flashpay.payment", f"{payment_id}:void:{n}") for n in range(LEGS_MAX)}
 
