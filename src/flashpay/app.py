@@ -53,6 +53,8 @@ from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
 from flashpay.wallet.sessions import authenticate
 from flashpay.web import router as web_router
+from flashpay.webhooks import router as webhooks_router
+from flashpay.webhooks.runner import start_deriver
 
 _ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
     "4XX": {"model": ErrorResponse, "description": "error object"},
@@ -107,6 +109,7 @@ def create_app(
     app.include_router(promotions_router)
     app.include_router(qr_payments_router.router)
     app.include_router(enrolment_router.router)
+    app.include_router(webhooks_router.router)
     app.include_router(transit_router.router)
     app.include_router(web_router.router)
     _declare_idempotency_key(app)
@@ -186,7 +189,9 @@ def create_app_from_environment() -> FastAPI:
         # Settle what a crashed process left half-way (idempotent; each worker may run it).
         await to_thread.run_sync(lambda: recover_transfers(platform=platform))
         await to_thread.run_sync(lambda: recover_payments(platform=platform))
+        stop_deriver = start_deriver(platform)  # the merchants' event feed (decision 0024)
         yield
+        await to_thread.run_sync(stop_deriver)
         chain_log.close()
         if isinstance(notifier, HttpSmsGateway):
             notifier.close()

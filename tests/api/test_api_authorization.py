@@ -25,6 +25,10 @@ from flashpay.cards.numbers import generate_card_number
 from flashpay.chain.service import ChainLog
 from flashpay.keys import KeyRing
 from flashpay.platform import Platform
+from flashpay.webhooks import EventType, event_id
+from flashpay.webhooks.derive import Deriver
+from flashpay.webhooks.endpoints import create_endpoint
+from flashpay.webhooks.feed import list_deliveries
 
 pytestmark = pytest.mark.anyio
 
@@ -147,12 +151,26 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/chain/proof/consistency"):                _all(200),
     ("GET", "/v1/chain/leaves"):                           _all(200),
     ("GET", "/v1/chain/receipts/{chain_id}"):              _all(404),
+    # Webhooks: the shop's endpoint, event (its payment in the path) and delivery.
+    ("POST", "/v1/webhooks/endpoints"):                    _shop(201, 201),
+    ("GET", "/v1/webhooks/endpoints"):                     _shop(200, 200),
+    ("GET", "/v1/webhooks/endpoints/{endpoint_id}"):       _shop(200, 404),
+    ("PATCH", "/v1/webhooks/endpoints/{endpoint_id}"):     _shop(200, 404),
+    ("DELETE", "/v1/webhooks/endpoints/{endpoint_id}"):    _shop(204, 404),
+    ("POST", "/v1/webhooks/endpoints/{endpoint_id}/rotate-secret"): _shop(200, 404),
+    ("GET", "/v1/webhooks/events"):                        _shop(200, 200),
+    ("GET", "/v1/webhooks/events/stream"):                 _shop(200, 200),
+    ("GET", "/v1/webhooks/events/{event_id}"):             _shop(200, 404),
+    ("POST", "/v1/webhooks/events/{event_id}/replay"):     _shop(201, 404),
+    ("GET", "/v1/webhooks/deliveries"):                    _shop(200, 200),
+    ("GET", "/v1/webhooks/deliveries/{delivery_id}"):      _shop(200, 404),
 }
 # fmt: on
 QUERIES = {
     "/v1/chain/proof/inclusion": "?index=0&size=1",
     "/v1/chain/proof/consistency": "?first=0&second=0",
     "/v1/promotions/quote": "?merchant_id=1&amount=10.00",
+    "/v1/webhooks/events/stream": "?max_seconds=1",
 }
 # A stackable campaign of BOC's with claimable coupons (stackable: the fresh one of each route
 # never clashes with the ones activated before it).
@@ -249,7 +267,9 @@ async def test_authorization_matrix(database_url, leak_guard):
                        "unbound_id": unbound_issued["id"],
                        "order_payload": fresh_order["payload"], "code": fresh_code}  # fmt: skip
             campaign_id = await _campaign(world, active=template.endswith(("/pause", "/coupons")))
+            hooks = _webhooks(world, shop, paid) if template.startswith("/v1/webhooks/") else {}
             path = template.format(
+                **hooks,
                 campaign_id=campaign_id,
                 card_id=issued["id"] if template.startswith("/v1/issuer") else card["id"],
                 binding_id=binding_id,
@@ -280,6 +300,19 @@ async def test_authorization_matrix(database_url, leak_guard):
 
 
 _counter = iter(range(10**6))
+
+
+def _webhooks(world, shop, paid) -> dict[str, object]:
+    """A fresh endpoint of the shop's, the event of ``paid`` (derived now) and its delivery."""
+    endpoint, _secret = create_endpoint(
+        platform=world.platform, merchant_id=shop["id"], url="https://shop.example/hooks"
+    )
+    Deriver(world.platform).run_once()
+    evt = event_id(EventType.PAYMENT_COMPLETED, int(paid["id"]))
+    (delivery,) = list_deliveries(
+        platform=world.platform, merchant_id=shop["id"], event_id=evt, endpoint_id=endpoint.id
+    )
+    return {"endpoint_id": endpoint.id, "event_id": evt, "delivery_id": delivery.id}
 
 
 def _body(world, method, template, owner, context):
@@ -323,6 +356,10 @@ def _body(world, method, template, owner, context):
         return _default_network_json()
     if template == "/v1/promotions/campaigns" and method == "POST":
         return CAMPAIGN
+    if template == "/v1/webhooks/endpoints" and method == "POST":
+        return {"url": "https://shop.example/hooks/new"}
+    if template == "/v1/webhooks/endpoints/{endpoint_id}" and method == "PATCH":
+        return {"enabled": True}
     if template.endswith("/top-ups"):
         return {"uses": 1}
     return None

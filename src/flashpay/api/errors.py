@@ -204,6 +204,13 @@ REFUSAL_STATUS: Mapping[str, int] = {
     "promo_card_cap": 409,
     "promo_already_taken": 409,
     "promo_coupon_unavailable": 409,
+    # webhooks
+    "endpoint_url_too_long": 422,
+    "invalid_endpoint_url": 422,
+    "invalid_event_types": 422,
+    "invalid_description": 422,
+    "too_many_endpoints": 409,
+    "invalid_event_id": 422,
     # transit: the fare definition (details.where names the entry) and the service's refusals
     "transit_fares_not_toml": 422,
     "transit_fares_missing_field": 422,

@@ -23,6 +23,7 @@ from flashpay.qr import cli as qr_cli
 from flashpay.sim import cli as sim_cli
 from flashpay.transit import cli as transit_cli
 from flashpay.wallet import issuer_cli
+from flashpay.webhooks import cli as webhooks_cli
 
 app = typer.Typer(
     name="flashpay",
@@ -43,6 +44,7 @@ app.command("serve")(serve)
 app.add_typer(issuer_cli.app, name="issuer")
 app.add_typer(dev_cli.app, name="dev")
 app.add_typer(promo_cli.app, name="promo")
+app.add_typer(webhooks_cli.app, name="webhooks")
 app.add_typer(transit_cli.app, name="transit")
 
 
