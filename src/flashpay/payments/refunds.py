@@ -194,8 +194,11 @@ def _refund_many(
         after_legs = purchase_legs(platform, card, merchant, total)
         before_legs = purchase_legs(platform, card, merchant, total - request.fen)
         # Reverse each leg by the difference: the partial refunds add up to the full reversal.
+        # A leg rounded to the fen is not monotone in the amount (the acquirer's MDR share of
+        # ¥10.01 is 0 fen, of ¥6.34 it is 1): a difference below zero is posted forward, not
+        # left out — left out, it broke the acquirer's mirror by a fen.
         reverse = [
-            (credit, debit, after[2] - prior[2])
+            (credit, debit, d) if (d := after[2] - prior[2]) >= 0 else (debit, credit, -d)
             for after, prior, (debit, credit, _) in zip(after_legs, before_legs, after_legs,
                                                         strict=True)
         ]  # fmt: skip
