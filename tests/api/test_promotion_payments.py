@@ -11,7 +11,11 @@ invariants hold (``checked_world``). Then refunds, declines and the audit-log le
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from promo_kit import (
     available,
     campaign,
@@ -242,3 +246,55 @@ async def test_the_audit_leaf_of_a_discounted_payment_carries_the_discount(world
     assert (discounted.version, discounted.discount_minor) == (2, 10_00)
     assert [t.amount for t in discounted.transfers if t.code == TransferCode.PROMOTION] == [10_00]
     assert (full.version, full.discount_minor) == (1, None)  # a leaf as before promotions
+
+
+def _cases() -> list[tuple[dict[str, Any], int, str]]:
+    """Hypothesis-drawn (benefit, amount, payment ref) cases, drawn up front (the HTTP world is
+    async and expensive: one world runs them all, each with its own campaign)."""
+    benefits = st.one_of(
+        st.builds(lambda off, th: {"kind": "amount_off", "off_minor": off, "threshold_minor": th},
+                  st.integers(1, 3_000), st.integers(0, 5_000)),
+        st.builds(lambda bps, cap: {"kind": "percent_off", "rate_bps": bps, "cap_minor": cap},
+                  st.integers(1, 10_000), st.integers(1, 5_000)),
+        st.builds(lambda low, span: {"kind": "random_off", "low_minor": low,
+                                     "high_minor": low + span},
+                  st.integers(1, 500), st.integers(0, 2_000)),
+        st.builds(lambda price: {"kind": "fixed_price", "price_minor": price},
+                  st.integers(0, 3_000)),
+    )  # fmt: skip
+    found: list[tuple[dict[str, Any], int, str]] = []
+
+    @settings(max_examples=12, database=None, derandomize=True, deadline=None)
+    @given(benefits, st.integers(1, 4_000), st.text("abcdef0123456789-", min_size=1, max_size=40))
+    def draw(benefit: dict[str, Any], amount: int, ref: str) -> None:
+        found.append((benefit, amount, ref))
+
+    draw()
+    return found
+
+
+async def test_the_quote_equals_the_applied_discount_over_drawn_campaigns_and_payments(world):
+    shop = await world.merchant("Wumart")
+    alice, card = await world.member_with_card("Alice", balance="5000.00")
+    code = await world.static_code(shop)
+    for n, (benefit, amount, ref) in enumerate(_cases()):
+        campaign_id = await campaign(world, world.keys["BOC"], f"h{n}", benefit=benefit)
+        text = f"{amount // 100}.{amount % 100:02d}"
+        quoted = await world.client.get(
+            f"/v1/promotions/quote?merchant_id={shop['id']}&amount={text}&payment_ref={ref}-{n}",
+            headers=alice.headers,
+        )
+        assert quoted.status_code == 200, quoted.text
+        paid = await world.client.post(
+            "/v1/payments/qr",
+            json={"payload": code, "card_id": card, "amount": text, "pin": "135790"},
+            headers={**alice.headers, "Idempotency-Key": f"{ref}-{n}"},
+        )
+        body = paid.json()
+        assert body["status"] == "completed", body
+        assert (body["discount"], body["paid"]) == (quoted.json()["discount"],
+                                                    quoted.json()["pay"]), (benefit, amount)  # fmt: skip
+        ended = await world.client.post(
+            f"/v1/promotions/campaigns/{campaign_id}/end", headers=world.keys["BOC"]
+        )
+        assert ended.status_code == 200, ended.text
