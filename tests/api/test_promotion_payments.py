@@ -292,8 +292,8 @@ async def test_the_quote_equals_the_applied_discount_over_drawn_campaigns_and_pa
         )
         body = paid.json()
         assert body["status"] == "completed", body
-        assert (body["discount"], body["paid"]) == (quoted.json()["discount"],
-                                                    quoted.json()["pay"]), (benefit, amount)  # fmt: skip
+        quote = quoted.json()
+        assert (body["discount"], body["paid"]) == (quote["discount"], quote["pay"]), benefit
         ended = await world.client.post(
             f"/v1/promotions/campaigns/{campaign_id}/end", headers=world.keys["BOC"]
         )
