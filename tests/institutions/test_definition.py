@@ -149,7 +149,7 @@ def test_network_load_and_show(tmp_path: Path) -> None:
     first = flashpay("network", "load", "--data-dir", str(data))
     assert first.returncode == 0, first.stderr
     assert one_line(first.stdout) == (
-        "loaded: 9 institutions created, 0 updated, 11 BIN ranges, 40 ledger accounts opened"
+        "loaded: 9 institutions created, 0 updated, 11 BIN ranges, 49 ledger accounts opened"
     )
     assert (data / "flashpay.db").exists()
     assert (data / "keys.json").stat().st_mode & 0o777 == 0o600
