@@ -47,6 +47,7 @@ from flashpay.promotions import (
     take,
     usage_for,
 )
+from flashpay.promotions.eligibility import refusal
 from flashpay.promotions.storage import REFS_MAX
 
 STAGE_NAME = "promotions"
@@ -181,6 +182,12 @@ class PromotionStage:
             if user is not None:  # a later payment of this batch is no longer the first
                 paid.add(user)
                 seen.setdefault(user, set()).add(scene)
+            # The pure checks first (bank, merchant, window, new user…): a payment no campaign
+            # can apply to reads no usage (``choose`` runs them again; they are cheap).
+            facts = context.facts()
+            found = [c for c in found if refusal(c, facts) is None]
+            if not found:
+                continue
             usage = usage_for(
                 connection,
                 campaign_ids=[c.id for c in found],
