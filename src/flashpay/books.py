@@ -30,6 +30,7 @@ def check_books(*, platform: Platform) -> list[str]:
     c = AccountCode
     own: dict[int, list[int]] = {i.id: [] for i in members}
     for inst in members:
+        own[inst.id].append(institution_account_id(inst.code, c.PROMOTION_EXPENSE))
         if inst.kind is InstitutionKind.ISSUER:
             kinds = (c.NETWORK_PAYABLE, c.NETWORK_RECEIVABLE, c.INTERCHANGE_INCOME, c.CASH)
             own[inst.id] += [institution_account_id(inst.code, k) for k in kinds]

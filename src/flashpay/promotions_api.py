@@ -153,7 +153,9 @@ def quote_(
         bin=card.card.first6,
         card_kind=CardKind(card.card.card_type.value),
         mode=PaymentMode.SCAN,
-        user=UserKeys(phone=keys.phone, id_fingerprint=keys.id_fingerprint,
+        # Keyed as the payment stage keys the payer (flashpay.payments.promotion.user_keys):
+        # the paying card's holder, so the quote's caps are the payment's.
+        user=UserKeys(phone=keys.phone, id_fingerprint=card.card.holder_id_fingerprint.hex(),
                       card_fingerprint=card_key(card)),
         at_ns=platform.clock.now_ns(),
     )  # fmt: skip

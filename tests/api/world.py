@@ -292,7 +292,8 @@ async def checked_world(database_url: str, guard: LeakGuard):
         yield world
         report = check(database_url)
         assert report.ok, [str(p) for p in report.problems]
-        assert check_books(platform=world.platform) == []
+        problems = check_books(platform=world.platform)
+        assert problems == [], problems
 
 
 def code_of(response: httpx.Response) -> str:

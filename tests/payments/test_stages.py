@@ -18,6 +18,7 @@ from flashpay.money import Money
 from flashpay.payments import stages
 from flashpay.payments.attempts import DeclineReason, Payment, PaymentStatus
 from flashpay.payments.legs import first_posting_id, ledger_ids
+from flashpay.payments.promotion import PROMOTIONS
 from flashpay.payments.stages import Plan
 from flashpay.payments.submit import submit_payments
 from flashpay.payments.transfer_records import DeclineReason as TransferDeclineReason
@@ -74,8 +75,8 @@ def _send(town: Town, amounts: Sequence[int]) -> list[P2PTransfer]:
     return [a for a in answers if isinstance(a, P2PTransfer)]
 
 
-def test_no_stage_is_installed_by_default() -> None:
-    assert stages.STAGES == ()
+def test_only_the_promotion_stage_is_installed_by_default() -> None:
+    assert stages.STAGES == (PROMOTIONS,)
 
 
 def test_a_stage_declines_one_qr_payment_single_and_in_a_batch(platform: Platform) -> None:
@@ -85,7 +86,7 @@ def test_a_stage_declines_one_qr_payment_single_and_in_a_batch(platform: Platfor
     with stages.installed(stage):
         [single] = _pay(town, [MARKED])
         batch = _pay(town, [200, MARKED, 300])
-    assert stages.STAGES == ()
+    assert stages.STAGES == (PROMOTIONS,)
     declined = [single, batch[1]]
     for p in declined:
         assert (p.status, p.decline_reason) == (

@@ -13,6 +13,8 @@ twice.
 - network: ``issuer_receivable[issuer]``, ``issuer_payable[issuer]``,
   ``acquirer_payable[acquirer]``, ``fee_income``;
 - acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``.
+- every institution: ``promotion_expense`` (what its campaigns' discounts cost it; the legs are
+  ``flashpay.payments.legs.discount_legs``, decision 0019).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class AccountCode(IntEnum):
     NETWORK_RECEIVABLE = 104
     INTERCHANGE_INCOME = 105
     CASH = 106
+    PROMOTION_EXPENSE = 107  # any institution that funds campaigns, not only issuers
     ISSUER_RECEIVABLE = 201
     ISSUER_PAYABLE = 202
     ACQUIRER_PAYABLE = 203
@@ -45,6 +48,8 @@ class TransferCode(IntEnum):
     OPENING_DEPOSIT = 1
     PURCHASE = 10
     PURCHASE_HOLD = 11
+    PROMOTION = 12  # a discount's leg to (a refund's: from) the card (decision 0019)
+    PROMOTION_FUNDING = 13  # a discount's legs from its funder through the network
     P2P = 20
     FENCE = 90  # recovery's claim on a record's ledger ids (flashpay.payments.fence)
 

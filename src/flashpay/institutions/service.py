@@ -79,12 +79,14 @@ def _accounts_of(
             user_data_64=institution_id,
         )
 
+    # Every institution may fund campaigns: its discounts are debited to its promotion_expense.
+    expense = account(c.PROMOTION_EXPENSE)
     if inst.kind is InstitutionKind.ISSUER:
         kinds = (c.NETWORK_PAYABLE, c.NETWORK_RECEIVABLE, c.INTERCHANGE_INCOME, c.CASH)
-        return [account(k) for k in kinds]
+        return [account(k) for k in kinds] + [expense]
     if inst.kind is InstitutionKind.ACQUIRER:
-        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME)]
-    out = [account(c.FEE_INCOME)]
+        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME), expense]
+    out = [account(c.FEE_INCOME), expense]
     for issuer in definition.issuers:
         out += [
             account(c.ISSUER_RECEIVABLE, issuer.code),

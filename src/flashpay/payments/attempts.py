@@ -22,6 +22,7 @@ from flashpay.merchants.service import (
 )
 from flashpay.money import CNY, Money
 from flashpay.payments.payer import Payer
+from flashpay.payments.plans import Share
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +100,16 @@ class Payment:
     hold_expires_at_ns: int | None
     created_at_ns: int
     updated_at_ns: int
+    # A promotion's discount (decision 0019): ``amount`` stays the original amount (what the
+    # merchant sold, credited as for the full amount less MDR); the cardholder paid
+    # ``amount - discount``; ``promotions`` says which campaigns and funders paid the rest.
+    discount: int = 0
+    promotions: tuple[Share, ...] = ()
+
+    @property
+    def paid(self) -> int:
+        """What the cardholder paid (or, a hold, would pay)."""
+        return self.amount - self.discount
 
 
 @dataclass(frozen=True, slots=True)

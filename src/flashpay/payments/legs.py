@@ -3,6 +3,9 @@
 - a purchase (scan-to-pay, payment codes, a hold's capture, a refund's reversal): the six
   linked legs of ARCHITECTURE.md §4 with the MDR split of the merchant's scene
   (``purchase_legs``), zero legs left out (``chain_of``);
+- a discounted purchase: the six legs for the full amount, and per funder's share of the
+  discount up to three legs that carry it from the funder's ``promotion_expense`` through the
+  network to the card (``discount_legs``, decision 0019), in one chain (``priced_chain``);
 - a P2P transfer: one posting within a bank, three across banks (``transfer_chain``).
 
 Ledger ids derive from the record's id (``ledger_ids``, ``transfer_ledger_ids``), so a retry
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from flashpay.cards.service import Card
+from flashpay.errors import invariant
 from flashpay.institutions.chart import (
     LEDGER_CNY,
     AccountCode,
@@ -27,6 +31,7 @@ from flashpay.ledger.ids import derive_id
 from flashpay.merchants.fees import FeeSplit
 from flashpay.merchants.service import Merchant
 from flashpay.payments.attempts import Payment
+from flashpay.payments.plans import Share
 from flashpay.payments.receipts import chain_timestamp
 from flashpay.platform import Platform
 
@@ -54,6 +59,108 @@ def purchase_legs(
         (acquirer_receivable, merchant.ledger_account_id, merchant_net),
         (acquirer_receivable, institution_account_id(acquirer, a.MDR_INCOME), acquirer_income),
     ]  # fmt: skip
+
+
+Leg = tuple[int, int, int]  # (debit account, credit account, amount)
+DISCOUNT_SLOTS = 3  # ledger ids per share of a discount: to the card, the network, the funder
+
+
+def discount_legs(
+    platform: Platform, card: Card, merchant: Merchant, share: Share, amount: int
+) -> list[Leg]:
+    """The three legs (zero ones included) that pay ``amount`` of a discount from ``share``'s
+    funder to the card, through the network, each institution's books balanced on their own:
+
+    - the card's issuer credits the card from its ``promotion_expense`` when it funds the
+      campaign itself, else from its ``network_receivable`` (the network owes it the discount);
+    - the network credits that issuer's ``issuer_payable`` (the mirror of the issuer's
+      ``network_receivable``) from its ``promotion_expense``, or from what it owes the funder:
+      another issuer's ``issuer_receivable``, the acquirer's ``acquirer_payable``;
+    - the funder pays: another issuer from its ``promotion_expense`` to its
+      ``network_payable``; an acquirer from its ``promotion_expense`` to its
+      ``network_receivable`` (the network owes it less); a merchant from its own account at its
+      acquirer (``merchant_payable``: the merchant is credited the full amount less MDR by the
+      purchase legs and pays its discount back in the same chain).
+    """
+    a = AccountCode
+    issuer = institution_code(platform=platform, institution_id=card.issuer_id)
+    network = network_code(platform=platform)
+    kind, funder_id = share.funder_kind, share.funder_id
+    if kind == "issuer" and funder_id == card.issuer_id:
+        return [(institution_account_id(issuer, a.PROMOTION_EXPENSE), card.ledger_account_id,
+                 amount), (0, 0, 0), (0, 0, 0)]  # fmt: skip
+    to_card = (institution_account_id(issuer, a.NETWORK_RECEIVABLE), card.ledger_account_id, amount)
+    payable = institution_account_id(network, a.ISSUER_PAYABLE, issuer)
+    if kind == "network":
+        source = institution_account_id(network, a.PROMOTION_EXPENSE)
+        return [to_card, (source, payable, amount), (0, 0, 0)]
+    if kind == "issuer":
+        other = institution_code(platform=platform, institution_id=funder_id)
+        return [
+            to_card,
+            (institution_account_id(network, a.ISSUER_RECEIVABLE, other), payable, amount),
+            (institution_account_id(other, a.PROMOTION_EXPENSE),
+             institution_account_id(other, a.NETWORK_PAYABLE), amount),
+        ]  # fmt: skip
+    acquirer_id = funder_id if kind == "acquirer" else merchant.acquirer_id
+    invariant(
+        kind == "acquirer" or (kind == "merchant" and funder_id == merchant.id),
+        f"a {kind} funder {funder_id} cannot fund a payment to merchant {merchant.id}",
+    )
+    acquirer = institution_code(platform=platform, institution_id=acquirer_id)
+    source = (
+        institution_account_id(acquirer, a.PROMOTION_EXPENSE)
+        if kind == "acquirer"
+        else merchant.ledger_account_id
+    )
+    return [
+        to_card,
+        (institution_account_id(network, a.ACQUIRER_PAYABLE, acquirer), payable, amount),
+        (source, institution_account_id(acquirer, a.ACQUIRER_NETWORK_RECEIVABLE), amount),
+    ]
+
+
+def priced_chain(
+    purchase: Sequence[Leg],
+    discounts: Sequence[tuple[Share, Sequence[Leg]]],
+    ids: Sequence[int],
+    code: TransferCode,
+    payment_id: int,
+    *,
+    refund: bool = False,
+) -> list[Transfer]:
+    """One linked chain of the purchase legs (ids 0–5) and each share's discount legs (ids
+    ``6 + 3·k + j``), zero legs left out, in an order that never overdraws on the way:
+
+    - a purchase credits the card with the discount first (so a debit card holding just the
+      amount less the discount pays), then the six legs, then the network's and the funder's
+      legs (after the merchant's credit: a merchant-funded discount is paid from it);
+    - a refund (``refund``: the legs given are already reversed) first reverses the six legs
+      (the card is credited), then the discount legs.
+
+    The legs that credit (or, reversed, debit) the card carry ``TransferCode.PROMOTION`` — the
+    audit-log leaf's discount is their sum — the network's and the funder's legs
+    ``PROMOTION_FUNDING``; every discount leg carries its campaign id in ``user_data_32``."""
+    invariant(len(ids) >= 6 + DISCOUNT_SLOTS * len(discounts), "too few ledger ids")
+    placed: list[tuple[int, Leg, TransferCode, int]] = []  # (id slot, leg, code, campaign)
+    cards = [(6 + DISCOUNT_SLOTS * k, legs[0], TransferCode.PROMOTION, s.campaign_id)
+             for k, (s, legs) in enumerate(discounts)]  # fmt: skip
+    rest = [
+        (6 + DISCOUNT_SLOTS * k + j, legs[j], TransferCode.PROMOTION_FUNDING, s.campaign_id)
+        for k, (s, legs) in enumerate(discounts)
+        for j in range(1, DISCOUNT_SLOTS)
+    ]
+    own = [(n, leg, code, 0) for n, leg in enumerate(purchase)]
+    placed = own + cards + rest if refund else cards + own + rest
+    kept = [item for item in placed if item[1][2] > 0]
+    out = []
+    for i, (slot, (debit, credit, amount), leg_code, campaign) in enumerate(kept):
+        link = TransferFlags.LINKED if i < len(kept) - 1 else TransferFlags.NONE
+        out.append(
+            Transfer(ids[slot], debit, credit, amount, LEDGER_CNY, leg_code, flags=link,
+                     user_data_32=campaign, user_data_64=payment_id)
+        )  # fmt: skip
+    return out
 
 
 def chain_of(
@@ -88,6 +195,9 @@ def chain_of(
 
 
 def ledger_ids(payment_id: int, what: str, count: int = 6) -> list[int]:
+    """The ledger ids of one of a payment's chains: six for the purchase legs, and
+    ``DISCOUNT_SLOTS`` more per share of a discount (the first six do not depend on ``count``,
+    so a fence on them covers a discounted chain too)."""
     return [derive_id("flashpay.payment", f"{payment_id}:{what}:{n}") for n in range(count)]
 
 

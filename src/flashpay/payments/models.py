@@ -62,6 +62,9 @@ payments = sa.Table(
     sa.Column("day", sa.String(10), nullable=False),
     sa.Column("created_at_ns", sa.BigInteger, nullable=False),
     sa.Column("updated_at_ns", sa.BigInteger, nullable=False),
+    # payments_0004: a promotion's discount (fen) and its shares (JSON, ``plans.shares_json``)
+    sa.Column("discount", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("promotions", sa.Text, nullable=True),
     sa.Index("ix_payments_user_id_id", "user_id", "id"),
     sa.Index("ix_payments_merchant_id_id", "merchant_id", "id"),
 )

@@ -25,6 +25,7 @@ class Payer:
     free_per_payment: int
     qr_daily_limit: int
     token: str  # the network token the card is bound under
+    phone: str = ""  # the user's wallet phone
 
 
 def payers(
@@ -45,6 +46,7 @@ def payers(
             free_per_payment=b.free_per_payment,
             qr_daily_limit=b.qr_daily_limit,
             token=b.token,
+            phone=b.phone,
         )
         for b in bound
     ]

@@ -37,6 +37,7 @@ from flashpay.payments.schemas import (
     LimitsIn,
     PaymentCodeOut,
     PaymentOut,
+    PromotionOut,
     ReceiptOut,
     ScanIn,
 )
@@ -149,6 +150,10 @@ def _receipt(platform: ServicesDep, log: ChainLogDep, p: Payment) -> ReceiptOut:
         recipient=p.merchant_name or "",
         completed_at=to_datetime(p.updated_at_ns),
         audit=audit,
+        original_amount=money_text(p.amount),
+        discount=money_text(p.discount),
+        paid=money_text(p.amount - p.discount),
+        promotions=[PromotionOut.of(s) for s in p.promotions],
     )
 
 

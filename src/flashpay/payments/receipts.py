@@ -15,10 +15,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
+from flashpay.payments.plans import Share
 from flashpay.platform import Platform
 
 AMOUNT_MAX = 10**12  # minor units: anything larger is a malformed request, not a limit decline
 PAYMENT_COMMITMENT = "flashpay.payment.v1"  # fields: id, what (purchase, capture, refundN), amount
+# A discounted payment's chains (decision 0019): v1's fields, then the discount the chain moves
+# and each share as ``campaign:funder_kind:funder_id:fen``, ``;``-separated. A chain without a
+# discount keeps v1, so every receipt and leaf made before promotions stays what it was.
+DISCOUNTED_COMMITMENT = "flashpay.payment.v2"
 TRANSFER_COMMITMENT = "flashpay.p2p.v1"  # fields: id, amount, currency, voucher
 
 
@@ -34,8 +39,18 @@ def commitment(salt: bytes, recipe: str, *fields: object) -> bytes:
     return hashlib.sha256(salt + record).digest()
 
 
-def payment_commitment(salt: bytes, payment_id: int, what: str, amount: int) -> bytes:
-    return commitment(salt, PAYMENT_COMMITMENT, payment_id, what, amount, "CNY")
+def payment_commitment(
+    salt: bytes, payment_id: int, what: str, amount: int, shares: Sequence[Share] = ()
+) -> bytes:
+    """The commitment of one of a payment's chains; ``shares``: the discount it moves (for a
+    refund, the part of each share it takes back)."""
+    if not any(s.discount_minor for s in shares):
+        return commitment(salt, PAYMENT_COMMITMENT, payment_id, what, amount, "CNY")
+    parts = ";".join(
+        f"{s.campaign_id}:{s.funder_kind}:{s.funder_id}:{s.discount_minor}" for s in shares
+    )
+    discount = sum(s.discount_minor for s in shares)
+    return commitment(salt, DISCOUNTED_COMMITMENT, payment_id, what, amount, "CNY", discount, parts)
 
 
 def transfer_commitment(salt: bytes, transfer_id: int, amount: int, voucher: str) -> bytes:

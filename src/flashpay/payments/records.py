@@ -36,6 +36,7 @@ from flashpay.payments.models import (
     payment_events,
     payments,
 )
+from flashpay.payments.plans import shares_of
 from flashpay.platform import Platform
 
 
@@ -123,6 +124,7 @@ def _payment(row: sa.Row[Any], labels: PaymentLabels, paying: Mapping[int, Card]
         voucher=m["voucher"], pin_verified=bool(m["pin_verified"]),
         two_phase=bool(m["two_phase"]), hold_expires_at_ns=m["hold_expires_at_ns"],
         created_at_ns=int(m["created_at_ns"]), updated_at_ns=int(m["updated_at_ns"]),
+        discount=int(m["discount"]), promotions=shares_of(m["promotions"]),
     )  # fmt: skip
 
 

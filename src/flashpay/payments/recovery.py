@@ -1,6 +1,6 @@
 """Settling payments a dead process left ``created``, behind a fence on their ledger ids
 (``flashpay.payments.fence``): completed (or authorized for a hold) if their chain posted
-first, else declined ``processing_error`` with their limits and order given back.
+first, else declined ``processing_error`` with their limits, order and discount given back.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from flashpay.payments.records import (
 from flashpay.payments.refunds import (
     recover_refunds,
 )
+from flashpay.payments.stages import release_adjustments
 from flashpay.platform import Platform
 
 
@@ -60,6 +61,7 @@ def _decline_created(
     add_event(connection, payment_id, next_seq(connection, payment_id), PaymentStatus.DECLINED,
            amount, now, reason.value)  # fmt: skip
     limits.release_many(connection, day=day, given_back=[(amount, list(scopes))])
+    release_adjustments(connection, [payment_id], now)  # the promotion stage's take, if any
     if order_id is not None:  # the order can be paid again (with another card)
         order_claims.reopen(connection, [(order_id, payment_id)])
 

@@ -16,6 +16,7 @@ from flashpay.api.schemas import Strict, money_text
 from flashpay.api.types import IdField
 from flashpay.clock import to_datetime
 from flashpay.payments.attempts import Payment, PaymentEvent
+from flashpay.payments.plans import Share
 from flashpay.payments.transfer_records import P2PTransfer
 
 
@@ -66,6 +67,23 @@ class TransferOut(BaseModel):
         )
 
 
+class PromotionOut(BaseModel):
+    """One campaign's part of a payment's discount, and who funded it."""
+
+    campaign_id: int
+    name: str
+    funder_kind: str  # issuer | network | acquirer | merchant
+    funder_id: int
+    discount: str
+    discount_minor: int
+
+    @classmethod
+    def of(cls, s: Share) -> PromotionOut:
+        return cls(campaign_id=s.campaign_id, name=s.name, funder_kind=s.funder_kind,
+                   funder_id=s.funder_id, discount=money_text(s.discount_minor),
+                   discount_minor=s.discount_minor)  # fmt: skip
+
+
 class ReceiptOut(BaseModel):
     voucher: str
     transfer_id: str
@@ -80,6 +98,11 @@ class ReceiptOut(BaseModel):
         description="flashpay-receipt/v1 from the audit log; null until a final checkpoint "
         "covers the transfer's postings.",
     )
+    # A QR payment's receipt: ``amount`` is the original amount; the cardholder paid ``paid``.
+    original_amount: str | None = None
+    discount: str | None = None
+    paid: str | None = None
+    promotions: list[PromotionOut] = Field(default_factory=list)
 
 
 # -- QR payments ---------------------------------------------------------------------------------
@@ -125,8 +148,12 @@ class PaymentOut(BaseModel):
     kind: str
     status: str
     decline_reason: str | None
-    amount: str
+    amount: str  # the original amount (what the merchant sold)
     amount_minor: int
+    discount: str  # a promotion's discount (decision 0019); "0.00" without one
+    discount_minor: int
+    paid: str  # what the cardholder paid: amount - discount
+    promotions: list[PromotionOut]  # the campaigns that paid the discount, and their funders
     captured: str
     refunded: str
     currency: str
@@ -155,6 +182,10 @@ class PaymentOut(BaseModel):
             decline_reason=None if p.decline_reason is None else p.decline_reason.value,
             amount=money_text(p.amount),
             amount_minor=p.amount,
+            discount=money_text(p.discount),
+            discount_minor=p.discount,
+            paid=money_text(p.paid),
+            promotions=[PromotionOut.of(s) for s in p.promotions],
             captured=money_text(p.captured),
             refunded=money_text(p.refunded),
             currency=p.currency,

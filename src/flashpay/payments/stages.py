@@ -4,19 +4,32 @@ Where a stage runs
     In the unit of work of every payment kind — scan-to-pay and payment codes
     (``unit_of_work.run_payments``) and P2P transfers (``transfers``) — for a single request
     (a batch of one) and for a batch alike: once per batch, inside the transaction that records
-    the batch, after the checks that need no write (PIN, card, recipient) and before the claims
-    (orders, payment codes, limits) and the ledger. ``run_stages`` calls the ``STAGES`` in
-    order; each sees only the plans still going after the stages before it.
+    the batch. ``review`` runs after the checks that need no write (PIN, card, recipient) and
+    before the claims (orders, payment codes, limits); ``adjust`` (a *pricing* stage only) runs
+    after the claims, in the same transaction, and before the ledger. ``run_stages`` and
+    ``run_adjustments`` call the ``STAGES`` in order; each sees only the plans still going.
 
 What a stage receives
-    ``plans``: a frozen ``Plan`` per record still going — its kind, record id, payer, amount —
-    in request order, and ``connection``: the open transaction that records the batch.
+    ``plans``: a frozen ``Plan`` per record still going — its kind, record id, payer, amount,
+    and for QR payments the card, the merchant, the payer's phone, the request's
+    Idempotency-Key and the time — in request order, and ``connection``: the open transaction
+    that records the batch.
 
 What a stage may do
-    - decline a plan: return ``{plan.record_id: reason}``, ``reason`` being the value of a
-      refusal code the payment kind knows (today ``processing_error`` for every kind; a risk
-      stage will add its own). A declined plan is recorded ``declined`` with that reason; it
-      claims nothing, reserves no limit and posts nothing to the ledger;
+    - decline a plan (``review``): return ``{plan.record_id: reason}``, ``reason`` being the
+      value of a refusal code the payment kind knows (today ``processing_error`` for every
+      kind; a risk stage will add its own). A declined plan is recorded ``declined`` with that
+      reason; it claims nothing, reserves no limit and posts nothing to the ledger;
+    - attach an ``Adjustment`` to a QR payment's plan (``adjust``, decision 0019): a discount
+      in ``Share``s, one per funder's benefit. The cardholder is then debited the amount less
+      the discount, the merchant is credited as for the full amount (less MDR), and each
+      share's funder pays its part from its ``promotion_expense`` through the network
+      (``legs.discount_legs``): still one linked chain. ``adjust`` runs after the claims, so a
+      plan the claims decline never reaches it, and whatever it takes is in the transaction
+      that records the payment: it commits with the record or not at all;
+    - give back what it took for a plan declined after it (``release``: the ledger refused the
+      chain, or recovery declined a record left ``created``) and for a payment refunded in full
+      (``refunded``), each in the caller's transaction and exactly once;
     - read, and write its own domain's tables through its owner's functions in ``connection``
       (a promotion budget, a risk score), so its writes commit or roll back with the batch.
 
@@ -26,48 +39,33 @@ What a stage may not do
       work's, after the claims: a stage that posted would post for a plan a later check
       declines);
     - raise for an expected outcome: a decline is a value. An exception rolls the whole batch
-      back (every request of it fails), so it is for bugs and infrastructure only.
-    - adjust amounts or legs: not yet. A promotion's discount leg needs the plan to carry extra
-      legs into ``legs``; that extension belongs with the first stage that needs it.
+      back (every request of it fails), so it is for bugs and infrastructure only;
+    - adjust a P2P transfer or a two-phase payment (a hold): only single-phase QR payments are
+      priced (a hold's capture may differ from its authorization; pricing it is not built).
 
-Today ``STAGES`` is empty. Tests install a stage with ``installed`` (the seam; nothing is
-monkey-patched).
+A decline-only stage implements ``review`` alone (``Stage``); a pricing stage implements
+``PricingStage`` (``review``, ``adjust``, ``release``, ``refunded``). ``STAGES`` holds the
+promotion stage (``flashpay.payments.promotion.PROMOTIONS``): with no campaign running it costs
+one indexed SELECT per batch. The shapes (``Plan``, ``Share``, ``Adjustment``, the protocols)
+live in ``flashpay.payments.plans`` so the stages can import them. Tests install more with
+``installed`` (the seam; nothing is monkey-patched).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Protocol
 
 import sqlalchemy as sa
 
 from flashpay.errors import invariant
+from flashpay.payments.plans import Adjustment, Plan, PricingStage, Share, Stage
+from flashpay.payments.promotion import PROMOTIONS
+from flashpay.platform import Platform
 
+__all__ = ["STAGES", "Adjustment", "Plan", "PricingStage", "Share", "Stage", "installed"]
 
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What a stage sees of one payment going ahead."""
-
-    kind: str  # "mpm_static", "mpm_dynamic", "cpm" or "p2p"
-    record_id: int  # the payment's or the transfer's id
-    user_id: int | None  # the payer (None: a payment code whose card is unknown cannot go)
-    card_id: int | None
-    amount: int  # minor units, CNY
-
-
-class Stage(Protocol):
-    """A later stage of the pipeline (see the module docstring for its contract)."""
-
-    name: str
-
-    def review(self, connection: sa.Connection, plans: Sequence[Plan]) -> Mapping[int, str]:
-        """The plans this stage declines: refusal code by record id (empty: all go on)."""
-        ...
-
-
-STAGES: tuple[Stage, ...] = ()
+STAGES: tuple[Stage, ...] = (PROMOTIONS,)
 
 
 def run_stages(connection: sa.Connection, plans: Sequence[Plan]) -> dict[int, str]:
@@ -84,12 +82,69 @@ def run_stages(connection: sa.Connection, plans: Sequence[Plan]) -> dict[int, st
     return declined
 
 
+def _pricing() -> list[PricingStage]:
+    return [stage for stage in STAGES if isinstance(stage, PricingStage)]
+
+
+def run_adjustments(
+    platform: Platform, connection: sa.Connection, plans: Sequence[Plan]
+) -> dict[int, Adjustment]:
+    """Every pricing stage in order over the single-phase QR plans (after the claims, in the
+    recording transaction); the adjustments, by record id. Two stages adjusting one plan is a
+    bug (their shares would need an order of application that nobody has decided)."""
+    priced = [p for p in plans if p.kind != "p2p" and not p.two_phase and p.card is not None]
+    adjusted: dict[int, Adjustment] = {}
+    for stage in _pricing() if priced else []:
+        found = stage.adjust(platform, connection, priced)
+        invariant(
+            set(found) <= {p.record_id for p in priced} and not set(found) & set(adjusted),
+            f"stage {stage.name} adjusted a plan it was not given or one already adjusted",
+        )
+        for record_id, adjustment in found.items():
+            plan = next(p for p in priced if p.record_id == record_id)
+            invariant(
+                0 < adjustment.discount_minor <= plan.amount
+                and all(s.discount_minor > 0 for s in adjustment.shares),
+                f"stage {stage.name}: a discount outside 1..amount",
+            )
+        adjusted.update(found)
+    return adjusted
+
+
+def release_adjustments(connection: sa.Connection, record_ids: Sequence[int], now_ns: int) -> None:
+    """Give back what the pricing stages took for records declined after ``adjust`` (the
+    ledger refused the chain, or recovery declined a record left ``created``)."""
+    if record_ids:
+        for stage in _pricing():
+            stage.release(connection, record_ids, now_ns)
+
+
+def refunded_in_full(connection: sa.Connection, record_ids: Sequence[int], now_ns: int) -> None:
+    """Tell the pricing stages these payments were refunded in full (a promotion gives its
+    budget, caps and coupon back)."""
+    if record_ids:
+        for stage in _pricing():
+            stage.refunded(connection, record_ids, now_ns)
+
+
 @contextmanager
 def installed(*stages: Stage) -> Iterator[None]:
     """Run with ``stages`` after the installed ones (for tests and the simulator)."""
     global STAGES
     before = STAGES
     STAGES = before + stages
+    try:
+        yield
+    finally:
+        STAGES = before
+
+
+@contextmanager
+def only(*stages: Stage) -> Iterator[None]:
+    """Run with exactly ``stages`` (``only()``: none, e.g. the demo's run without promotions)."""
+    global STAGES
+    before = STAGES
+    STAGES = stages
     try:
         yield
     finally:

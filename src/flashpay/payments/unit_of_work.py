@@ -6,16 +6,19 @@ applied, in the order of ``DeclineReason``:
    (``pin_required`` above the user's threshold); the issuer's checks: card frozen, closed or
    expired;
 2. one transaction that records the payments with their PIN outcomes, runs the later stages
-   (``flashpay.payments.stages``), claims a dynamic order or a payment code
+   (``flashpay.payments.stages``: ``review``), claims a dynamic order or a payment code
    (``order_already_paid``, ``code_already_used`` — exactly once under concurrency, by a
    conditional UPDATE), and reserves the People's Bank of China limits (``limit_exceeded``:
    all QR payments ≤ the user's daily limit, default ¥5,000; password-free ≤ ¥1,000 a day;
-   static codes ≤ ¥500 a day; the card's issuer limit);
+   static codes ≤ ¥500 a day; the card's issuer limit), then prices the payments whose
+   claims held (``stages.run_adjustments``: the promotion stage chooses and takes their
+   discounts, decision 0019) — so a claim's decline never takes a discount;
 3. the ledger: the six linked transfers of ARCHITECTURE.md §4 with the MDR split of the
    merchant's scene (``insufficient_funds`` is the ledger's answer, in the same transaction as
-   the posting); a two-phase payment posts them as pending transfers with a timeout instead;
+   the posting), with a discount's legs in the same chain (``legs.priced_chain``); a two-phase
+   payment posts them as pending transfers with a timeout instead;
 4. one transaction completing the records (``completed``/``authorized``) or declining them,
-   giving back their limits and orders.
+   giving back their limits, orders and discounts (``stages.release_adjustments``).
 
 Ledger ids derive from the payment id, so a retry can never post twice.
 """
@@ -50,10 +53,13 @@ from flashpay.payments.attempts import (
     PaymentStatus,
 )
 from flashpay.payments.legs import (
+    DISCOUNT_SLOTS,
     chain_of,
     chain_refusal,
+    discount_legs,
     ledger_ids,
     post_chains,
+    priced_chain,
     purchase_legs,
 )
 from flashpay.payments.models import (
@@ -64,6 +70,7 @@ from flashpay.payments.models import (
 from flashpay.payments.pins import (
     pin_verdicts,
 )
+from flashpay.payments.plans import Adjustment, shares_json
 from flashpay.payments.receipts import (
     payment_commitment,
     voucher,
@@ -73,6 +80,8 @@ from flashpay.payments.records import (
 )
 from flashpay.payments.stages import (
     Plan,
+    release_adjustments,
+    run_adjustments,
     run_stages,
 )
 from flashpay.platform import Platform
@@ -90,6 +99,11 @@ class _Record:
     salt: bytes
     scopes: Mapping[str, int]
     pin_ok: bool
+    adjustment: Adjustment | None = None  # a pricing stage's discount (decision 0019)
+
+    @property
+    def discount(self) -> int:
+        return 0 if self.adjustment is None else self.adjustment.discount_minor
 
 
 def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
@@ -129,8 +143,9 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
             if state is not None and verdict is not None:
                 record_pin_check(platform=platform, connection=connection, state=state,
                                  verdict=verdict)  # fmt: skip
-        records = _run_stages(connection, records)
+        records = _run_stages(connection, now, records)
         records = _claim(connection, now, day, records)
+        records = _adjust(platform, connection, now, records)
         connection.execute(payments.insert(), [_payment_row(r, now, day) for r in records])
         connection.execute(
             payment_events.insert(),
@@ -144,17 +159,32 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
     return [_answer(r, outcomes.get(r.id, declined), now) for r in records]
 
 
-def _run_stages(connection: sa.Connection, records: Sequence[_Record]) -> list[_Record]:
+def _plans(records: Sequence[_Record], now: int) -> list[Plan]:
+    """The plans of the records still going, with what a pricing stage needs."""
+    return [
+        Plan(a.kind.value, r.id, payer.user_id, payer.card.id, a.amount, card=payer.card,
+             merchant=a.merchant, phone=payer.phone,
+             ref=None if a.idempotency is None else a.idempotency.key, at_ns=now,
+             two_phase=a.two_phase)
+        for r in records
+        if (a := r.attempt).reason is None and (payer := a.payer) is not None
+    ]  # fmt: skip
+
+
+def _run_stages(connection: sa.Connection, now: int, records: Sequence[_Record]) -> list[_Record]:
     """The later stages (``flashpay.payments.stages``) over the records still going; a plan a
     stage declines is recorded declined with its reason and claims and posts nothing."""
-    going = {r.id: r for r in records if r.attempt.reason is None and r.attempt.payer is not None}
-    plans = [
-        Plan(r.attempt.kind.value, r.id, payer.user_id, payer.card.id, r.attempt.amount)
-        for r in going.values()
-        if (payer := r.attempt.payer) is not None
-    ]
-    declined = run_stages(connection, plans)
+    declined = run_stages(connection, _plans(records, now))
     return [_declined(r, DeclineReason(declined[r.id])) if r.id in declined else r for r in records]
+
+
+def _adjust(
+    platform: Platform, connection: sa.Connection, now: int, records: Sequence[_Record]
+) -> list[_Record]:
+    """The pricing stages over the records whose claims held: their discounts, taken in this
+    transaction (a record declined later gives them back, ``release_adjustments``)."""
+    adjusted = run_adjustments(platform, connection, _plans(records, now))
+    return [replace(r, adjustment=adjusted[r.id]) if r.id in adjusted else r for r in records]
 
 
 def _declined(r: _Record, reason: DeclineReason) -> _Record:
@@ -180,6 +210,8 @@ def _payment_row(r: _Record, now: int, day: str) -> dict[str, object]:
         "decline_reason": a.reason and a.reason.value, "voucher": None,
         "pin_verified": r.pin_ok, "two_phase": a.two_phase, "hold_expires_at_ns": None,
         "commitment_salt": r.salt, "day": day, "created_at_ns": now, "updated_at_ns": now,
+        "discount": r.discount,
+        "promotions": None if r.adjustment is None else shares_json(r.adjustment.shares),
     }  # fmt: skip
 
 
@@ -208,6 +240,12 @@ def _answer(r: _Record, outcome: _Outcome, now: int) -> Payment:
         hold_expires_at_ns=outcome.hold_expires_at_ns,
         created_at_ns=now,
         updated_at_ns=outcome.updated_at_ns,
+        discount=r.discount if outcome.reason is None and a.reason is None else 0,
+        promotions=(
+            r.adjustment.shares
+            if r.adjustment is not None and outcome.reason is None and a.reason is None
+            else ()
+        ),
     )
 
 
@@ -317,6 +355,17 @@ def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _
         if a.merchant is None:
             raise InvariantError("a payment reaches the ledger only with a merchant")
         legs = purchase_legs(platform, a.payer.card, a.merchant, a.amount)
+        if r.adjustment is not None:
+            shares = r.adjustment.shares
+            discounts = [(s, discount_legs(platform, a.payer.card, a.merchant, s,
+                                           s.discount_minor)) for s in shares]  # fmt: skip
+            ids = ledger_ids(r.id, "purchase", 6 + DISCOUNT_SLOTS * len(shares))
+            chain = priced_chain(legs, discounts, ids, TransferCode.PURCHASE, r.id)
+            chains.append(chain)
+            commitments[chain[0].id] = payment_commitment(
+                r.salt, r.id, "purchase", a.amount, shares
+            )
+            continue
         if a.two_phase:
             chain = chain_of(legs, ledger_ids(r.id, "hold"), TransferCode.PURCHASE_HOLD, r.id,
                                flags=TransferFlags.PENDING, timeout=a.hold_seconds)  # fmt: skip
@@ -366,6 +415,10 @@ def _post(platform: Platform, day: str, going: Sequence[_Record]) -> dict[int, _
             limits.release_many(connection, day=day, given_back=[
                 (r.attempt.amount, list(r.scopes)) for r, _ in refused
             ])  # fmt: skip
+            # The discounts the promotion stage took in the record's transaction, back.
+            release_adjustments(
+                connection, [r.id for r, _ in refused if r.adjustment is not None], now
+            )
             # The orders can be paid again (with another card).
             order_claims.reopen(connection, [
                 (r.attempt.order_id, r.id) for r, _ in refused if r.attempt.order_id is not None

@@ -37,6 +37,9 @@ def demo(
     days: Annotated[int, typer.Option(min=1, max=30, help="Days of traffic.")] = 1,
     seed: Annotated[int, typer.Option(help="Seed: the same seed gives the same run.")] = 7,
     fast: Annotated[bool, typer.Option("--fast", help="A small run for tests.")] = False,
+    promotions: Annotated[
+        bool, typer.Option("--promotions/--no-promotions", help="Run the theme month.")
+    ] = True,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON summary.")
     ] = None,
@@ -55,6 +58,7 @@ def demo(
         users=users or (LIVE_FAST.users if fast else LiveOptions().users),
         merchants=LIVE_FAST.merchants if fast else merchants,
         days=days,
+        promotions=promotions,
     )
     console.print(
         f"[bold]flashpay demo[/bold]: {options.users:,} users, {options.merchants:,} merchants, "
@@ -178,6 +182,12 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
             text_columns=2,
         )
     )  # fmt: skip
+    if s.get("promotions"):
+        console.print(
+            _table("theme month: promotions", ("campaign", "budget", "spent", "uses", "state"),
+                   [(c["name"], _budget(c), _yuan(c["spent_fen"]), f"{c['uses']:,}",
+                     "exhausted" if c["exhausted"] else c["state"]) for c in s["promotions"]])
+        )  # fmt: skip
     console.print(
         f"P2P transfers: {s['transfers']}; refunds: {s['refunds']['count']:,} "
         f"({_yuan(s['refunds']['volume_fen'])}); anomalies injected: {s['anomalies_injected']}"
@@ -197,6 +207,12 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
     )
     for problem in [*s["ledger_check"]["problems"], *s["book_problems"]]:
         err_console.print(f"[red]{problem}[/red]")
+
+
+def _budget(c: dict[str, Any]) -> str:
+    parts = [] if c["budget_fen"] is None else [_yuan(c["budget_fen"])]
+    parts += [] if c["budget_uses"] is None else [f"{c['budget_uses']:,} uses"]
+    return ", ".join(parts)
 
 
 def _table(

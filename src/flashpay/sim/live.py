@@ -43,6 +43,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,7 @@ from flashpay.merchants.service import static_payload as merchant_static_payload
 from flashpay.money import Money
 from flashpay.notify import RecordingNotifier
 from flashpay.passwords import DEMO_PASSWORD_POLICY
+from flashpay.payments import stages
 from flashpay.payments.attempts import (
     CollectRequest,
     HoldSettlement,
@@ -100,6 +102,7 @@ from flashpay.payments.transfers import create_transfers
 from flashpay.platform import Platform
 from flashpay.sim.audit import AuditSummary, Witnesses
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
+from flashpay.sim.theme import start_theme_month, theme_summary
 from flashpay.sim.traffic import DAY_START_NS, PARKING_HOLD_FEN, Event, day_of_traffic
 from flashpay.wallet.binding import confirm_binding, start_binding
 from flashpay.wallet.enrolment import ENROL_BATCH_MAX, enrol_cards
@@ -131,6 +134,7 @@ class LiveOptions:
     users: int = 5_100
     merchants: int = 300
     days: int = 1
+    promotions: bool = True  # the theme month's campaigns (off: no promotion stage at all)
 
 
 @dataclass
@@ -724,6 +728,11 @@ def run_live(
     try:
         network = build_network(seed=options.seed, users=options.users, merchants=options.merchants)
         world = _build(platform, clock, notifier, network, options.seed)
+        theme = (
+            start_theme_month(platform, world.merchants, world.phones, DAY_START_NS)
+            if options.promotions
+            else []
+        )
         timing["setup_seconds"] = time.perf_counter() - started
         rng = random.Random(options.seed)
         events = day_of_traffic(rng, network, options.days)
@@ -731,15 +740,18 @@ def run_live(
         run.issuer_of = {card.index: ISSUER_CODES[card.issuer] for card in network.cards}
         traffic_started = time.perf_counter()
         done = 0
-        for window in _windows(events):
-            # The window's requests reach the switch together, at its last event's time.
-            clock.set_ns(max(clock.now_ns(), DAY_START_NS + window[-1].at_s * NS_PER_SECOND))
-            _window(run, window)
-            done += len(window)
-            if progress is not None:
-                progress(done, len(events))
-        _late_codes(run)
-        _refunds(run)
+        # Without promotions the pipeline runs with no stage at all: the baseline of the
+        # side-by-side throughput (docs/benchmarks.md, issue 15).
+        with nullcontext() if options.promotions else stages.only():
+            for window in _windows(events):
+                # The window's requests reach the switch together, at its last event's time.
+                clock.set_ns(max(clock.now_ns(), DAY_START_NS + window[-1].at_s * NS_PER_SECOND))
+                _window(run, window)
+                done += len(window)
+                if progress is not None:
+                    progress(done, len(events))
+            _late_codes(run)
+            _refunds(run)
         if run.app is not None:
             run.app.close()
         clock.set_ns(clock.now_ns() + 5 * 3600 * NS_PER_SECOND)  # unreleased holds expire
@@ -755,6 +767,7 @@ def run_live(
             positions = net_positions(platform=platform)
             audit_summary = witnesses.cosign(platform.ledger) if witnesses is not None else None
             report = checking.result()
+        promotions = theme_summary(platform, theme)
         if audit_summary is not None:
             timing["audit_seconds"] = audit_summary.seconds
     finally:
@@ -808,5 +821,6 @@ def run_live(
         "ledger_check": {"ok": report.ok, "problems": [str(p) for p in report.problems[:20]]},
         "books_balance": not books,
         "book_problems": books[:20],
+        "promotions": promotions,
     }
     return LiveResult(summary, timing, audit_summary)

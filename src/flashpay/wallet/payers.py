@@ -33,6 +33,7 @@ class BoundCard:
     pin: PinState
     free_per_payment: int  # minor units: the password-free threshold
     qr_daily_limit: int  # minor units: the user's daily total of QR payments
+    phone: str = ""  # the user's wallet phone (what promotions count a user by)
 
 
 def bound_cards(
@@ -57,6 +58,7 @@ def bound_cards(
             wallet_cards.c.token,
             wallet_users.c.free_per_payment,
             wallet_users.c.qr_daily_limit,
+            wallet_users.c.phone.label("user_phone"),
             *pin_state_columns(),
             *issued.c,
         )
@@ -76,6 +78,7 @@ def bound_cards(
             ),
             free_per_payment=int(row.free_per_payment),
             qr_daily_limit=int(row.qr_daily_limit),
+            phone=str(row.user_phone),
         )
         for row in rows
     ]
