@@ -76,7 +76,7 @@ def narrowed(
 ) -> list[sa.ColumnElement[bool]]:
     """WHERE clauses keeping the campaigns (``ids``) the index admits for each known fact."""
     x = promo_campaign_index.c
-    clauses = []
+    clauses: list[sa.ColumnElement[bool]] = []
     for dimension, value in ((SCENE, scene), (MERCHANT, merchant_id), (CITY, city)):
         if value is None:
             continue

@@ -37,6 +37,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -80,7 +81,7 @@ _EXHAUSTED = CampaignState.EXHAUSTED.value
 
 
 # -- campaigns ----------------------------------------------------------------------------------
-def _campaign(row: sa.Row[tuple[object, ...]]) -> Campaign:
+def _campaign(row: Any) -> Campaign:  # a row with id, state, definition
     spec = spec_of(str(row.definition))  # parsed once per process: a definition never changes
     return Campaign(id=int(str(row.id)), state=CampaignState(row.state), spec=spec)
 
