@@ -298,7 +298,8 @@ def push(
     in all): per user ``issued``, or why not (``promo_unknown_user``,
     ``promo_coupon_already_held``, ``promo_coupons_all_issued``). The campaign must be the
     caller's (404 otherwise), offer coupons and not be ended or spent. A retry with the same
-    Idempotency-Key pushes nothing more and answers who holds a coupon now (``held``)."""
+    Idempotency-Key pushes nothing more: it gets the stored answer, or — when the first answer
+    was lost after the push committed — who holds a coupon now (``held``)."""
     users = [f"phone:{p}" for p in dict.fromkeys(body.phones)]
     users += [f"user:{i}" for i in dict.fromkeys(body.user_ids)]
     if len(users) > PUSH_USERS_MAX:
