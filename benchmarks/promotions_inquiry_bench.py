@@ -60,7 +60,7 @@ from flashpay.wallet.registration import register
 from flashpay.wallet.sessions import login
 
 MERCHANTS = 50
-USERS = 16
+USERS = 8
 CITIES = ("Beijing", "Shanghai", "Guangzhou")
 CARDS = (("BOC", "621661"), ("ICBC", "622202"), ("CMB", "622588"))
 ISSUERS = ("BOC", "ICBC", "CCB", "CMB", "ABC")

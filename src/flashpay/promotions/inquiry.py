@@ -150,18 +150,23 @@ def discounts_for(
         first_payment_ever=inquiry.first_payment_ever,
         first_in_scene=inquiry.first_in_scene,
     )
+    # the facts per card, built once (not per campaign and card: a thousand campaigns)
+    per_card = [
+        (
+            card,
+            facts
+            if card is None
+            else replace(facts, issuer_id=card.issuer_id, bin=card.bin, card_kind=card.kind),
+        )
+        for card in cards or (None,)
+    ]
     offers = []
     for campaign in campaigns:
         known = _known_discount(campaign.spec.benefit, inquiry.amount_minor)
         applying: list[str] = []
         reasons: list[PromotionRefusal] = []
         refused: list[tuple[str, PromotionRefusal]] = []
-        for card in cards or (None,):
-            card_facts = (
-                facts
-                if card is None
-                else replace(facts, issuer_id=card.issuer_id, bin=card.bin, card_kind=card.kind)
-            )
+        for card, card_facts in per_card:
             reason = refusal(campaign, card_facts)
             if reason is None:
                 reason = cap_refusal(
