@@ -67,9 +67,8 @@ ISSUERS = ("BOC", "ICBC", "CCB", "CMB", "ABC")
 ACQUIRERS = ("UMS", "LKL", "BOCMS")
 TARGET_P99_MS = 10.0
 DAY_NS = 86_400 * NS_PER_SECOND
-sys.modules[
-    "api_p2p_bench"
-].STARTUP_SECONDS_MAX = 180.0  # a busy shared machine starts workers slowly
+# a busy shared machine starts the workers slowly: wait up to 3 minutes for ``flashpay serve``
+sys.modules["api_p2p_bench"].STARTUP_SECONDS_MAX = 180.0
 
 _LUA = r"""
 local users, shops = {}, {}
