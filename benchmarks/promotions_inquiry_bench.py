@@ -211,18 +211,26 @@ def _iso(at_ns: int) -> str:
 def _campaigns(
     platform: Platform, definitions: list[dict[str, Any]], now_ns: int
 ) -> dict[int, dict[str, Any]]:
-    """Create and activate; an exclusive one that clashes with its funder's stays a draft.
-    The active ones' definitions, by campaign id."""
+    """Create and activate every one. An exclusive one that clashes with another exclusive
+    campaign of its funder (refused ``promo_overlapping_exclusive``) is ended and made again as
+    a stackable amount off, so that all ``len(definitions)`` run. The active ones' definitions,
+    by campaign id."""
     active = {}
     for body in definitions:
-        with platform.engine.begin() as connection:
-            campaign = create_campaign(connection, spec=parse_campaign(body), now_ns=now_ns)
-        try:
+        for attempt in (body, {**body, "stacking": "stackable",
+                               "benefit": {"kind": "amount_off", "off_minor": 200}}):  # fmt: skip
             with platform.engine.begin() as connection:
-                change_state(connection, campaign_id=campaign.id, action="activate", now_ns=now_ns)
-        except PromotionError:
-            continue
-        active[campaign.id] = body
+                campaign = create_campaign(connection, spec=parse_campaign(attempt), now_ns=now_ns)
+            try:
+                with platform.engine.begin() as connection:
+                    change_state(connection, campaign_id=campaign.id, action="activate",
+                                 now_ns=now_ns)  # fmt: skip
+            except PromotionError:
+                with platform.engine.begin() as connection:
+                    change_state(connection, campaign_id=campaign.id, action="end", now_ns=now_ns)
+                continue
+            active[campaign.id] = attempt
+            break
     return active
 
 
