@@ -1,4 +1,5 @@
-"""``/v1/promotions`` for the app user: what applies to me, a quote, claiming coupons, my coupons.
+"""``/v1/promotions`` for the app user — what applies to me, a quote (by merchant or by a scanned
+code, for each of my cards), claiming coupons, my coupons — and the funder's coupon push.
 
 The inquiry (``flashpay.promotions.inquiry``) takes plain values; this module reads them from
 their owners — the user's phone (``wallet.registration.get_user``), the bound cards
@@ -10,6 +11,14 @@ management router (``flashpay.promotions.router``), so the composition root incl
 How a user and a card are keyed (the payment stage must key them the same way, or its caps and
 the inquiry's "uses left" would disagree): the user by ``phone:<phone>`` and, when a bound card
 carries it, ``id:<the holder's ID fingerprint, hex>``; a card by its card id (``card_key``).
+
+A scanned payload is read as the payment's scan-to-pay front reads it (``qr.mpm.decode_mpm``,
+``qr.merchant_codes.read_flashpay_code``) and the merchant resolved by the merchants domain's owner
+functions (``merchant_terminals``, ``orders_by_bill``); a dynamic code's amount is its order's.
+
+A coupon push names users by phone or wallet user id; they are resolved in one query
+(``wallet.payers.phones_of_users``) and a coupon goes to each one's ``phone:`` key, the key the
+app claims and lists coupons under.
 
 The quote's random draws are keyed on ``payment_ref``, the Idempotency-Key the app will pay
 with, and the network's draw key (``draw_key``): with the same ref and nothing changed in
@@ -24,21 +33,48 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
-from flashpay.api.errors import not_found
+from flashpay.api.errors import ApiError, not_found
+from flashpay.api.schemas import money_text
 from flashpay.api.types import ID_MAX, IdPath, IdQuery, amount_minor
 from flashpay.errors import InvariantError
 from flashpay.idempotency import once
-from flashpay.merchants.service import Merchant, get_merchant
+from flashpay.merchants.service import Merchant, get_merchant, merchant_terminals, orders_by_bill
+from flashpay.money import MoneyError
 from flashpay.platform import Platform
 from flashpay.promotions import router as management
 from flashpay.promotions.campaigns import CardKind, PaymentMode
 from flashpay.promotions.context import PaymentContext, UserKeys
-from flashpay.promotions.coupons import claim_coupon, coupon_wallet
+from flashpay.promotions.coupons import (
+    PUSH_USERS_MAX,
+    claim_coupon,
+    coupon_wallet,
+    held_coupons,
+    push_coupons,
+)
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
-from flashpay.promotions.inquiry import InquiryCard, InquiryContext, discounts_for, quote
-from flashpay.promotions.schemas import CouponOut, OfferOut, QuoteOut
+from flashpay.promotions.inquiry import (
+    CAMPAIGN_IDS_MAX,
+    InquiryCard,
+    InquiryContext,
+    discounts_for,
+    quote,
+    quote_cards,
+)
+from flashpay.promotions.schemas import (
+    CardQuoteOut,
+    CouponOut,
+    CouponPushIn,
+    CouponPushOut,
+    OfferOut,
+    PushedOut,
+    QuoteOut,
+    ScanQuoteOut,
+)
+from flashpay.qr.merchant_codes import read_flashpay_code
+from flashpay.qr.mpm import MpmDecodeError, QrError, decode_mpm
 from flashpay.wallet.cards import WalletCard, WalletCardStatus, list_wallet_cards
+from flashpay.wallet.payers import phones_of_users
 from flashpay.wallet.registration import get_user
 
 router = APIRouter(tags=["promotions"])
@@ -96,9 +132,19 @@ def discounts(
     city: TextQuery = None,
     merchant_id: IdQuery = None,
     amount: AmountQuery = None,
+    campaign_id: Annotated[list[int] | None, Query()] = None,
 ) -> list[OfferOut]:
-    """Every campaign running now (for ``scene``, or the merchant's), whether it applies to your
-    cards and, when it does not, why not. With a merchant its scene and city are the merchant's."""
+    """Every campaign running now that can apply here (the scene, or the merchant: its scene,
+    city and acquirer), whether it applies to each of your cards and, when it does not, why not.
+    With ``campaign_id`` (repeatable, at most 50): exactly those campaigns, in any state — why
+    the one you saw advertised does not apply here."""
+    ids = campaign_id or []
+    if len(ids) > CAMPAIGN_IDS_MAX or any(not 1 <= i <= ID_MAX for i in ids):
+        raise ApiError(
+            status_code=422,
+            code="validation_error",
+            message=f"campaign_id: at most {CAMPAIGN_IDS_MAX} positive ids",
+        )
     cards = _active_cards(platform, user.id)
     merchant = None if merchant_id is None else _merchant(platform, merchant_id)
     inquiry = InquiryContext(
@@ -117,8 +163,38 @@ def discounts(
             inquiry=inquiry,
             at_ns=platform.clock.now_ns(),
             scene=scene if merchant is None else merchant.scene.value,
+            campaign_ids=ids,
         )
-    return [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints]) for o in offers]
+    return [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints], by_key) for o in offers]
+
+
+def _scan_context(
+    payment_ref: str,
+    amount: int,
+    merchant: Merchant,
+    card: WalletCard,
+    keys: UserKeys,
+    at_ns: int,
+) -> PaymentContext:
+    """A scan-to-pay with ``card`` at ``merchant``, keyed as the payment keys it."""
+    return PaymentContext(
+        payment_ref=payment_ref,
+        amount_minor=amount,
+        merchant_id=merchant.id,
+        scene=merchant.scene.value,
+        mcc=merchant.mcc,
+        city=merchant.city,
+        acquirer_id=merchant.acquirer_id,
+        issuer_id=card.card.issuer_id,
+        bin=card.card.first6,
+        card_kind=CardKind(card.card.card_type.value),
+        mode=PaymentMode.SCAN,
+        # Keyed as the payment stage keys the payer (flashpay.payments.promotion.user_keys):
+        # the paying card's holder, so the quote's caps are the payment's.
+        user=UserKeys(phone=keys.phone, id_fingerprint=card.card.holder_id_fingerprint.hex(),
+                      card_fingerprint=card_key(card)),
+        at_ns=at_ns,
+    )  # fmt: skip
 
 
 @router.get("/v1/promotions/quote", response_model=QuoteOut)
@@ -141,27 +217,150 @@ def quote_(
         raise not_found("card")
     merchant = _merchant(platform, merchant_id)
     keys = _user_keys(platform, user.id, cards)
-    context = PaymentContext(
-        payment_ref=payment_ref,
-        amount_minor=amount_minor(amount),
-        merchant_id=merchant.id,
-        scene=merchant.scene.value,
-        mcc=merchant.mcc,
-        city=merchant.city,
-        acquirer_id=merchant.acquirer_id,
-        issuer_id=card.card.issuer_id,
-        bin=card.card.first6,
-        card_kind=CardKind(card.card.card_type.value),
-        mode=PaymentMode.SCAN,
-        # Keyed as the payment stage keys the payer (flashpay.payments.promotion.user_keys):
-        # the paying card's holder, so the quote's caps are the payment's.
-        user=UserKeys(phone=keys.phone, id_fingerprint=card.card.holder_id_fingerprint.hex(),
-                      card_fingerprint=card_key(card)),
-        at_ns=platform.clock.now_ns(),
-    )  # fmt: skip
+    context = _scan_context(
+        payment_ref, amount_minor(amount), merchant, card, keys, platform.clock.now_ns()
+    )
     with platform.engine.connect() as connection:
         choice = quote(connection, context=context, draw_key=draw_key(platform))
     return QuoteOut.of(choice, card.id)
+
+
+PAYLOAD_CHARS_MAX = 512  # an EMVCo payload is at most 512 characters
+
+
+def _scanned(
+    platform: Platform, payload: str, amount: str | None
+) -> tuple[Merchant, int, str | None]:
+    """The merchant, the amount and the bill number of a scanned code, as the payment reads
+    them: a dynamic code's amount is its order's (another amount is refused); a static code
+    needs one."""
+    try:
+        code = read_flashpay_code(decode_mpm(payload))
+    except (MpmDecodeError, MoneyError, QrError) as exc:
+        raise PromotionError(R.INVALID_CODE, "the payload is not a merchant code") from exc
+    if code is None:
+        raise PromotionError(R.INVALID_CODE, "the code is not a flashpay merchant's")
+    by_code, _ = merchant_terminals(
+        platform=platform, by_code={(code.merchant_id, code.terminal_id)}
+    )
+    merchant, terminal = by_code[(code.merchant_id, code.terminal_id)]
+    if merchant is None or terminal is None or merchant.status != "active":
+        raise not_found("merchant")
+    given = None if amount is None else amount_minor(amount)
+    if not code.dynamic:
+        if given is None:
+            raise PromotionError(R.AMOUNT_REQUIRED, "a static code is quoted for an amount")
+        return merchant, given, None
+    bill = code.bill_number
+    order = orders_by_bill(platform=platform, keys={(merchant.id, bill)}).get(
+        (merchant.id, bill or "")
+    ) if bill else None  # fmt: skip
+    if order is None or code.amount is None or code.amount.amount_minor != order.amount:
+        raise not_found("order")
+    if given is not None and given != order.amount:
+        raise PromotionError(R.AMOUNT_MISMATCH, "a dynamic code carries its own amount")
+    return merchant, order.amount, order.bill_number
+
+
+@router.get("/v1/promotions/scan-quote", response_model=ScanQuoteOut)
+def scan_quote(
+    user: CurrentUser,
+    platform: ServicesDep,
+    payload: Annotated[str, Query(min_length=1, max_length=PAYLOAD_CHARS_MAX)],
+    amount: AmountQuery = None,
+    payment_ref: Annotated[str, Query(min_length=1, max_length=64)] = "quote",
+) -> ScanQuoteOut:
+    """A scanned merchant code (static with ``amount``, or dynamic: its order's amount) quoted
+    for each of your active cards: the benefit, what you would pay, what is left — what the
+    payment with that card and ``payment_ref`` as its Idempotency-Key then applies."""
+    merchant, amount_due, bill = _scanned(platform, payload, amount)
+    cards = _active_cards(platform, user.id)
+    keys = _user_keys(platform, user.id, cards)
+    now_ns = platform.clock.now_ns()
+    contexts = [_scan_context(payment_ref, amount_due, merchant, c, keys, now_ns) for c in cards]
+    with platform.engine.connect() as connection:
+        quoted = quote_cards(connection, contexts=contexts, draw_key=draw_key(platform))
+    return ScanQuoteOut(
+        merchant_id=merchant.id, merchant_name=merchant.display_name, scene=merchant.scene.value,
+        dynamic=bill is not None, bill_number=bill, amount=money_text(amount_due),
+        amount_minor=amount_due, payment_ref=payment_ref,
+        cards=[CardQuoteOut.of_card(q, c.id) for q, c in zip(quoted, cards, strict=True)],
+    )  # fmt: skip
+
+
+@router.post("/v1/promotions/campaigns/{campaign_id}/coupon-pushes", response_model=CouponPushOut)
+def push(
+    campaign_id: IdPath,
+    body: CouponPushIn,
+    caller: management.FunderCaller,
+    platform: ServicesDep,
+    idempotency: IdempotencyDep,
+) -> CouponPushOut:
+    """The funder pushes the campaign's coupon to users by phone and/or user id (at most 1,000
+    in all): per user ``issued``, or why not (``promo_unknown_user``,
+    ``promo_coupon_already_held``, ``promo_coupons_all_issued``). The campaign must be the
+    caller's (404 otherwise), offer coupons and not be ended or spent. A retry with the same
+    Idempotency-Key pushes nothing more: it gets the stored answer, or — when the first answer
+    was lost after the push committed — who holds a coupon now (``held``)."""
+    users = [f"phone:{p}" for p in dict.fromkeys(body.phones)]
+    users += [f"user:{i}" for i in dict.fromkeys(body.user_ids)]
+    if len(users) > PUSH_USERS_MAX:
+        raise ApiError(status_code=422, code="validation_error",
+                       message=f"at most {PUSH_USERS_MAX} users in one push")  # fmt: skip
+    funder = management.funder_of(platform, caller)
+    now_ns = platform.clock.now_ns()
+
+    def owners(connection: sa.Connection) -> dict[str, str | None]:
+        phones, by_id = phones_of_users(connection, phones=body.phones, user_ids=body.user_ids)
+        found: dict[str, str | None] = {}
+        for given in users:
+            kind, _, value = given.partition(":")
+            phone = (
+                (value if value in phones else None) if kind == "phone" else by_id.get(int(value))
+            )
+            found[given] = None if phone is None else f"phone:{phone}"
+        return found
+
+    def answer(connection: sa.Connection, outcomes: dict[str, R | None] | None) -> CouponPushOut:
+        keys = owners(connection)
+        held = held_coupons(
+            connection, campaign_id=campaign_id, owner_keys=[k for k in keys.values() if k]
+        )
+        items = []
+        for given, key in keys.items():
+            if key is None:
+                items.append(PushedOut.of(given, R.UNKNOWN_USER, None))
+            elif outcomes is None:  # a replay: what the user holds now
+                coupon = held.get(key)
+                items.append(
+                    PushedOut.of(given, "held" if coupon else R.COUPONS_ALL_ISSUED, coupon)
+                )
+            else:
+                refused = outcomes[key]
+                items.append(PushedOut.of(given, refused or "issued", held.get(key)))
+        issued = sum(1 for item in items if item.outcome == "issued")
+        return CouponPushOut(campaign_id=campaign_id, issued=issued, users=items)
+
+    def create(connection: sa.Connection) -> tuple[int, CouponPushOut]:
+        management.owned_campaign(connection, campaign_id, funder)
+        keys = [k for k in owners(connection).values() if k is not None]
+        outcomes = push_coupons(
+            connection, campaign_id=campaign_id, owner_keys=keys, now_ns=now_ns, funder=funder
+        )
+        return campaign_id, answer(connection, outcomes)
+
+    def load(connection: sa.Connection, _campaign_id: int) -> CouponPushOut:
+        management.owned_campaign(connection, campaign_id, funder)
+        return answer(connection, None)
+
+    return once(
+        platform.engine,
+        idempotency,
+        kind="promo_coupon_push",
+        now_ns=platform.clock.now_ns,
+        create=create,
+        load=load,
+    )
 
 
 @router.post(

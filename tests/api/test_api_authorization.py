@@ -140,11 +140,15 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/promotions/campaigns/{campaign_id}/pause"): _funder(200),
     ("POST", "/v1/promotions/campaigns/{campaign_id}/end"): _funder(200),
     ("POST", "/v1/promotions/campaigns/{campaign_id}/top-ups"): _funder(200),
+    ("POST", "/v1/promotions/campaigns/{campaign_id}/coupon-pushes"): _funder(200),
     ("POST", "/v1/promotions/campaigns/{campaign_id}/coupons"): _user(201, 201),
     ("GET", "/v1/promotions/coupons"):                     _user(200, 200),
     ("GET", "/v1/promotions/discounts"):                   _user(200, 200),
     # At the first merchant signed; the other user has no card to quote with (404).
     ("GET", "/v1/promotions/quote"):                       _user(200, 404),
+    # Any user may ask; the payload here is no merchant code (the quote itself is tested in
+    # test_promotions_inquiry), so a user passes authorization and gets 422.
+    ("GET", "/v1/promotions/scan-quote"):                  _user(422, 422),
     # The audit log is public to the members' network (decision 0006); the log here is empty.
     ("GET", "/v1/chain/checkpoint"):                       _all(404),
     ("GET", "/v1/chain/proof/inclusion"):                  _all(400),
@@ -171,6 +175,7 @@ QUERIES = {
     "/v1/chain/proof/consistency": "?first=0&second=0",
     "/v1/promotions/quote": "?merchant_id=1&amount=10.00",
     "/v1/webhooks/events/stream": "?max_seconds=1",
+    "/v1/promotions/scan-quote": "?payload=not-a-code&amount=10.00",
 }
 # A stackable campaign of BOC's with claimable coupons (stackable: the fresh one of each route
 # never clashes with the ones activated before it).
@@ -362,4 +367,6 @@ def _body(world, method, template, owner, context):
         return {"enabled": True}
     if template.endswith("/top-ups"):
         return {"uses": 1}
+    if template.endswith("/coupon-pushes"):
+        return {"phones": ["13600000001"]}
     return None

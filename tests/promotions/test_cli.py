@@ -76,3 +76,34 @@ def test_a_bad_definition_exits_2_naming_the_field(sqlite_url: str, tmp_path: Pa
     result = CliRunner().invoke(app, ["promo", "create", str(path), "--db", sqlite_url])
     assert result.exit_code == 2
     assert "promo_invalid_benefit" in result.output
+
+
+def test_top_up_and_push_coupons(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(console, "width", 250)
+    runner = CliRunner()
+    path = tmp_path / "coupons.toml"
+    coupons = DEFINITION + "\n[coupon]\nvalid_seconds = 86400\nclaimable = false\ncoupons_max = 2\n"
+    path.write_text(coupons, encoding="utf-8")
+    assert runner.invoke(app, ["promo", "create", str(path), "--db", sqlite_url]).exit_code == 0
+
+    topped = runner.invoke(
+        app, ["promo", "top-up", "1", "--amount-minor", "10000", "--db", sqlite_url]
+    )
+    assert topped.exit_code == 0, topped.output
+    assert "budget ¥600.00" in topped.output
+    zero = runner.invoke(app, ["promo", "top-up", "1", "--db", sqlite_url])
+    assert (zero.exit_code, "refused: promo_invalid_budget" in zero.output) == (1, True)
+
+    phones = tmp_path / "phones.txt"
+    phones.write_text("13800000002\n13800000003\n", encoding="utf-8")
+    pushed = runner.invoke(app, ["promo", "push-coupons", "1", "--phone", "13800000001",
+                                 "--phones-file", str(phones), "--db", sqlite_url])  # fmt: skip
+    assert pushed.exit_code == 0, pushed.output
+    assert "phone:13800000001: issued" in pushed.output
+    assert "phone:13800000003: promo_coupons_all_issued" in pushed.output
+    assert "2 coupon(s) issued" in pushed.output
+    assert runner.invoke(app, ["promo", "end", "1", "--db", sqlite_url]).exit_code == 0
+    ended = runner.invoke(app, ["promo", "push-coupons", "1", "--phone", "1", "--db", sqlite_url])
+    assert (ended.exit_code, "refused: promo_not_active" in ended.output) == (1, True)

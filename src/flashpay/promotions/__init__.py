@@ -15,7 +15,9 @@ domain's tables or services. The payment stage calls, inside its own transaction
 Modules: ``campaigns`` (the model), ``benefits`` (arithmetic, the random draw), ``context`` (the
 payment as plain values), ``eligibility`` (the checks), ``usage`` (counts snapshot), ``choose``
 (the rule), ``definition`` (TOML/JSON in and out), ``models`` (tables), ``storage`` (campaigns,
-``take``, ``give_back``), ``coupons``, ``inquiry``, ``report`` (per campaign), ``errors``, ``cli``.
+``take``, ``give_back``), ``index`` (the inquiry's index by scene, merchant and city, and the
+parsed-definition cache: decision 0020), ``coupons``, ``inquiry``, ``report`` (per campaign),
+``errors``, ``cli``.
 """
 
 from __future__ import annotations
@@ -51,7 +53,16 @@ from flashpay.promotions.context import PaymentContext, UserKeys
 from flashpay.promotions.coupons import Coupon, claim_coupon, coupon_wallet, push_coupons
 from flashpay.promotions.definition import parse_campaign, to_definition
 from flashpay.promotions.errors import PromotionError, PromotionRefusal
-from flashpay.promotions.inquiry import InquiryCard, InquiryContext, Offer, discounts_for, quote
+from flashpay.promotions.inquiry import (
+    CardQuote,
+    InquiryCard,
+    InquiryContext,
+    Left,
+    Offer,
+    discounts_for,
+    quote,
+    quote_cards,
+)
 from flashpay.promotions.report import CampaignReport, ReportLine, campaign_report
 from flashpay.promotions.storage import (
     GivenBack,
@@ -80,6 +91,7 @@ __all__ = [
     "CampaignState",
     "Caps",
     "CardKind",
+    "CardQuote",
     "Choice",
     "Coupon",
     "CouponPolicy",
@@ -90,6 +102,7 @@ __all__ = [
     "GivenBack",
     "InquiryCard",
     "InquiryContext",
+    "Left",
     "NewUser",
     "Offer",
     "PaymentContext",
@@ -120,6 +133,7 @@ __all__ = [
     "parse_campaign",
     "push_coupons",
     "quote",
+    "quote_cards",
     "refund_share_minor",
     "take",
     "to_definition",

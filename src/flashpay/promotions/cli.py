@@ -1,6 +1,9 @@
-"""``flashpay promo``: create campaigns from TOML, list them, change their state, report, inquire.
+"""``flashpay promo``: create campaigns from TOML, list them, change their state, top them up,
+push coupons, report, inquire.
 
-Management here is the operator's: no funder check (the API will pass the caller's funder).
+Management here is the operator's: no funder check (the API passes the caller's funder). A push
+from here goes to ``phone:`` keys as given: this package may not read the wallet, so it cannot
+tell an unknown phone (the HTTP push can, and refuses it ``promo_unknown_user``).
 Refusals print one line ``refused: <code>: <message>`` and exit 1; a bad file exits 2.
 """
 
@@ -20,11 +23,18 @@ from flashpay.db import create_engine
 from flashpay.promotions.benefits import describe
 from flashpay.promotions.campaigns import CampaignState
 from flashpay.promotions.context import CHINA_TIME, UserKeys
+from flashpay.promotions.coupons import PUSH_USERS_MAX, push_coupons
 from flashpay.promotions.definition import parse_campaign
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.inquiry import InquiryContext, discounts_for
 from flashpay.promotions.report import campaign_report
-from flashpay.promotions.storage import budgets, change_state, create_campaign, list_campaigns
+from flashpay.promotions.storage import (
+    budgets,
+    change_state,
+    create_campaign,
+    list_campaigns,
+    top_up,
+)
 
 app = typer.Typer(
     help="Promotion campaigns: create, list, activate, inquire.", no_args_is_help=True
@@ -136,6 +146,66 @@ def pause(campaign_id: CampaignId, db: DbOption = None, data_dir: DataDirOption 
 def end(campaign_id: CampaignId, db: DbOption = None, data_dir: DataDirOption = None) -> None:
     """End a campaign for good."""
     _change(campaign_id, "end", db, data_dir)
+
+
+@app.command("top-up")
+def top_up_(
+    campaign_id: CampaignId,
+    amount_minor: Annotated[int, typer.Option(help="Money to add, in fen.")] = 0,
+    uses: Annotated[int, typer.Option(help="Uses to add.")] = 0,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Add money and/or uses to a campaign's budget (an exhausted one that can pay is active)."""
+    engine = create_engine(resolve_db(db, data_dir))
+    try:
+        with engine.begin() as connection:
+            budget = top_up(connection, campaign_id=campaign_id, money_minor=amount_minor,
+                            uses=uses, now_ns=SystemClock().now_ns())  # fmt: skip
+    except PromotionError as exc:
+        raise _refused(exc) from exc
+    finally:
+        engine.dispose()
+    console.print(
+        f"campaign {campaign_id}: budget ¥{_yuan(budget.money_minor)}, "
+        f"{'—' if budget.uses_max is None else budget.uses_max} uses "
+        f"(spent ¥{_yuan(budget.spent_minor)}, {budget.uses} uses)",
+        highlight=False,
+    )
+
+
+@app.command("push-coupons")
+def push_coupons_(
+    campaign_id: CampaignId,
+    phone: Annotated[list[str] | None, typer.Option(help="A user's phone (repeatable).")] = None,
+    phones_file: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Phones, one a line.")
+    ] = None,
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+) -> None:
+    """Push the campaign's coupon to users by phone (at most 1,000 at once); prints each one's
+    outcome: issued, or why not."""
+    phones = list(phone or [])
+    if phones_file is not None:
+        phones += [x.strip() for x in phones_file.read_text().splitlines() if x.strip()]
+    if not phones or len(set(phones)) > PUSH_USERS_MAX:
+        err_console.print(f"give 1 to {PUSH_USERS_MAX} phones", highlight=False)
+        raise typer.Exit(2)
+    engine = create_engine(resolve_db(db, data_dir))
+    try:
+        with engine.begin() as connection:
+            outcomes = push_coupons(connection, campaign_id=campaign_id,
+                                    owner_keys=[f"phone:{p}" for p in phones],
+                                    now_ns=SystemClock().now_ns())  # fmt: skip
+    except PromotionError as exc:
+        raise _refused(exc) from exc
+    finally:
+        engine.dispose()
+    for key, refused in outcomes.items():
+        console.print(f"{key}: {'issued' if refused is None else refused.value}", highlight=False)
+    issued = sum(1 for r in outcomes.values() if r is None)
+    console.print(f"{issued} coupon(s) issued of campaign {campaign_id}", highlight=False)
 
 
 @app.command("report")

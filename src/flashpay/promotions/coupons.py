@@ -60,6 +60,8 @@ def _issuable(
         if claim
         else {CampaignState.DRAFT, CampaignState.ACTIVE, CampaignState.PAUSED}
     )
+    if not claim and campaign.state is CampaignState.EXHAUSTED:
+        raise PromotionError(R.BUDGET_EXHAUSTED, f"campaign {campaign_id} has spent its budget")
     if campaign.state not in allowed:
         raise PromotionError(R.NOT_ACTIVE, f"campaign {campaign_id} is {campaign.state.value}")
     return campaign, policy
@@ -155,6 +157,19 @@ def push_coupons(
         raise PromotionError(R.NOT_FUNDER, f"campaign {campaign_id} is not funded by {funder}")
     unique_keys = dict.fromkeys(owner_keys)  # in order, each once
     return {key: _issue(connection, campaign, policy, key, now_ns) for key in unique_keys}
+
+
+def held_coupons(
+    connection: sa.Connection, *, campaign_id: int, owner_keys: Collection[str]
+) -> dict[str, int]:
+    """The coupon of the campaign each owner key holds (issued or redeemed), by owner key."""
+    k = promo_coupons.c
+    rows = connection.execute(
+        sa.select(k.owner_key, k.id).where(
+            k.campaign_id == campaign_id, k.owner_key.in_(sorted(set(owner_keys)))
+        )
+    )
+    return {str(row.owner_key): int(row.id) for row in rows}
 
 
 def coupon_wallet(

@@ -38,6 +38,10 @@ class PromotionRefusal(StrEnum):
     COUPON_NOT_CLAIMABLE = "promo_coupon_not_claimable"  # pushed only, not claimed by the user
     COUPONS_ALL_ISSUED = "promo_coupons_all_issued"
     COUPON_ALREADY_HELD = "promo_coupon_already_held"  # one coupon per user and campaign
+    UNKNOWN_USER = "promo_unknown_user"  # a coupon pushed to a phone or user id with no account
+    INVALID_CODE = "promo_invalid_code"  # a scanned payload that is not a flashpay merchant code
+    AMOUNT_REQUIRED = "promo_amount_required"  # a static code quoted without an amount
+    AMOUNT_MISMATCH = "promo_amount_mismatch"  # an amount given for a dynamic code, not its own
 
     # 2. eligibility, in the order eligibility.refusal checks it (cheap and general first)
     NOT_ACTIVE = "promo_not_active"  # draft, paused, ended or exhausted

@@ -7,13 +7,20 @@ that bank, wrong scene, outside the time window, budget spent, user cap reached 
 the same ``eligibility`` functions ``choose`` uses, so the inquiry and the payment cannot
 disagree about a rule.
 
+With ``campaign_ids`` the inquiry checks exactly those campaigns, in whatever state: "why does
+the campaign I saw advertised not apply here?" — wrong scene, not running yet, paused, ended.
+Without, it lists the campaigns the index (``flashpay.promotions.index``) admits for the scene,
+merchant and city: at a thousand campaigns it reads only the ones that can apply here.
+
 ``quote`` is the answer for one prospective payment (a scanned code and an amount): exactly
 ``choose`` over the same campaigns and usage, so with the same ``payment_ref`` and nothing
-changed in between, the payment applies what the quote said.
+changed in between, the payment applies what the quote said. ``quote_cards`` is the quote for
+each of the user's cards, with what is left of each applied campaign.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
@@ -25,14 +32,16 @@ from flashpay.promotions.benefits import (
     discount_minor,
     smallest_discount_minor,
 )
-from flashpay.promotions.campaigns import CardKind, Funder, PaymentMode
+from flashpay.promotions.campaigns import Campaign, CardKind, Funder, PaymentMode
 from flashpay.promotions.choose import Choice, choose
 from flashpay.promotions.context import Facts, PaymentContext, UserKeys, china_day
 from flashpay.promotions.eligibility import cap_refusal, refusal
 from flashpay.promotions.errors import PromotionRefusal
-from flashpay.promotions.storage import active_campaigns, usage_for
+from flashpay.promotions.storage import active_campaigns, campaigns_by_id, usage_for
+from flashpay.promotions.usage import Usage
 
 CARDS_MAX = 15  # a wallet binds at most 15 cards
+CAMPAIGN_IDS_MAX = 50  # campaigns asked about by id in one inquiry
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +87,8 @@ class Offer:
     # otherwise the first card's reason when it applies to none of them
     why_not: PromotionRefusal | None
     discount_minor: int | None  # on ``amount_minor``, when known and not a random draw
+    # each of the user's cards it does not apply to, with that card's first reason
+    card_refusals: tuple[tuple[str, PromotionRefusal], ...] = ()
 
 
 def _left(cap: int | None, used: int) -> int | None:
@@ -97,13 +108,25 @@ def discounts_for(
     inquiry: InquiryContext,
     at_ns: int,
     scene: str | None = None,
+    campaign_ids: Collection[int] = (),
 ) -> list[Offer]:
-    """Every campaign running at ``at_ns`` (for ``scene``), and whether and how it applies.
+    """Every campaign running at ``at_ns`` that can apply to ``scene`` and the inquiry's merchant
+    and city, and whether and how it applies — or, with ``campaign_ids``, exactly those.
 
     Exhausted campaigns are listed too (``why_not`` = ``BUDGET_EXHAUSTED``): "it ran out" is
     what a user who saw the campaign advertised needs to hear.
     """
-    campaigns = active_campaigns(connection, at_ns=at_ns, scene=scene, include_exhausted=True)
+    if campaign_ids:
+        campaigns = campaigns_by_id(connection, campaign_ids=list(campaign_ids)[:CAMPAIGN_IDS_MAX])
+    else:
+        campaigns = active_campaigns(
+            connection,
+            at_ns=at_ns,
+            scene=scene,
+            include_exhausted=True,
+            merchant_id=inquiry.merchant_id,
+            city=inquiry.city,
+        )
     cards = inquiry.cards[:CARDS_MAX]
     base_keys = inquiry.user.keys()
     all_keys = tuple(sorted({*base_keys, *(f"card:{card.fingerprint}" for card in cards)}))
@@ -127,17 +150,23 @@ def discounts_for(
         first_payment_ever=inquiry.first_payment_ever,
         first_in_scene=inquiry.first_in_scene,
     )
+    # the facts per card, built once (not per campaign and card: a thousand campaigns)
+    per_card = [
+        (
+            card,
+            facts
+            if card is None
+            else replace(facts, issuer_id=card.issuer_id, bin=card.bin, card_kind=card.kind),
+        )
+        for card in cards or (None,)
+    ]
     offers = []
     for campaign in campaigns:
         known = _known_discount(campaign.spec.benefit, inquiry.amount_minor)
         applying: list[str] = []
         reasons: list[PromotionRefusal] = []
-        for card in cards or (None,):
-            card_facts = (
-                facts
-                if card is None
-                else replace(facts, issuer_id=card.issuer_id, bin=card.bin, card_kind=card.kind)
-            )
+        refused: list[tuple[str, PromotionRefusal]] = []
+        for card, card_facts in per_card:
             reason = refusal(campaign, card_facts)
             if reason is None:
                 reason = cap_refusal(
@@ -151,6 +180,8 @@ def discounts_for(
                 applying.append(card.fingerprint)
             elif reason is not None:
                 reasons.append(reason)
+                if card is not None:
+                    refused.append((card.fingerprint, reason))
         budget, caps = usage.budget(campaign), campaign.spec.caps
         zh, en = describe(campaign.spec.benefit)
         offers.append(
@@ -172,21 +203,90 @@ def discounts_for(
                 card_fingerprints=tuple(applying),
                 why_not=None if applying or not reasons else reasons[0],
                 discount_minor=known,
+                card_refusals=tuple(refused),
             )
         )
     return offers
 
 
-def quote(connection: sa.Connection, *, context: PaymentContext, draw_key: bytes) -> Choice:
-    """What ``context`` would get if paid now: ``choose`` over the same campaigns and usage."""
-    campaigns = active_campaigns(connection, at_ns=context.at_ns, scene=context.scene)
-    card = context.user.card_fingerprint
-    usage = usage_for(
+def _campaigns_for(connection: sa.Connection, context: PaymentContext) -> list[Campaign]:
+    """The campaigns that can apply to the payment, by the index: the ones it leaves out would
+    be refused for the scene, the merchant or the city, so ``choose`` applies the same."""
+    return active_campaigns(
         connection,
-        campaign_ids=[c.id for c in campaigns],
+        at_ns=context.at_ns,
+        scene=context.scene,
+        merchant_id=context.merchant_id,
+        city=context.city,
+    )
+
+
+def _usage(connection: sa.Connection, context: PaymentContext, ids: list[int]) -> Usage:
+    card = context.user.card_fingerprint
+    return usage_for(
+        connection,
+        campaign_ids=ids,
         user_keys=context.user.keys(),
         card_fingerprints=[] if card is None else [card],
         day=context.day,
         at_ns=context.at_ns,
     )
+
+
+def quote(connection: sa.Connection, *, context: PaymentContext, draw_key: bytes) -> Choice:
+    """What ``context`` would get if paid now: ``choose`` over the same campaigns and usage."""
+    campaigns = _campaigns_for(connection, context)
+    usage = _usage(connection, context, [c.id for c in campaigns])
     return choose(context, campaigns, usage, draw_key=draw_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Left:
+    """What is left of one applied campaign before this payment: budget and the user's uses."""
+
+    campaign_id: int
+    money_left_minor: int | None
+    uses_left: int | None
+    user_uses_left_today: int | None
+    user_uses_left_total: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CardQuote:
+    choice: Choice
+    left: tuple[Left, ...]  # one per applied campaign, in the choice's order
+
+
+def quote_cards(
+    connection: sa.Connection, *, contexts: Sequence[PaymentContext], draw_key: bytes
+) -> list[CardQuote]:
+    """``quote`` for each context (one per card of the user, same merchant and amount), with
+    what is left of each applied campaign. The campaigns are read once (they do not depend on
+    the card); the usage per card, as the payment with that card would read it."""
+    if not contexts:
+        return []
+    campaigns = _campaigns_for(connection, contexts[0])
+    by_id = {c.id: c for c in campaigns}
+    quotes = []
+    for context in contexts[:CARDS_MAX]:
+        usage = _usage(connection, context, list(by_id))
+        choice = choose(context, campaigns, usage, draw_key=draw_key)
+        keys = context.user.keys()
+        left = []
+        for applied in choice.applied:
+            budget, caps = usage.budget(by_id[applied.campaign_id]), applied.caps
+            left.append(
+                Left(
+                    campaign_id=applied.campaign_id,
+                    money_left_minor=budget.money_left_minor,
+                    uses_left=budget.uses_left,
+                    user_uses_left_today=_left(
+                        caps.user_per_day, usage.most_today(applied.campaign_id, keys)
+                    ),
+                    user_uses_left_total=_left(
+                        caps.user_per_campaign, usage.most_total(applied.campaign_id, keys)
+                    ),
+                )
+            )
+        quotes.append(CardQuote(choice=choice, left=tuple(left)))
+    return quotes

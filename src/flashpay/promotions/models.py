@@ -117,3 +117,15 @@ promo_coupons = sa.Table(
     sa.UniqueConstraint("campaign_id", "owner_key", name="uq_promo_coupons_campaign_id"),
     sa.Index("ix_promo_coupons_owner_key", "owner_key", "state"),
 )
+
+# The inquiry's index (migration ``promotions_index_0001``, decision 0020): one row per campaign
+# and value of each indexed dimension (``scene``, ``merchant``, ``city``) that the campaign can
+# apply to, ``"*"`` when the dimension is not restricted. Written with the campaign, in the same
+# transaction; never updated (a definition never changes).
+promo_campaign_index = sa.Table(
+    "promo_campaign_index",
+    metadata,
+    sa.Column("dimension", sa.String(8), primary_key=True),
+    sa.Column("value", sa.String(40), primary_key=True),
+    sa.Column("campaign_id", sa.BigInteger, primary_key=True, autoincrement=False),
+)

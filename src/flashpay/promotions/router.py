@@ -86,6 +86,9 @@ def _owned(connection: sa.Connection, campaign_id: int, funder: Funder) -> Campa
     return campaign
 
 
+owned_campaign = _owned  # for the user-facing module's funder routes (coupon pushes)
+
+
 def _out(connection: sa.Connection, campaign: Campaign) -> CampaignOut:
     return CampaignOut.of(campaign, budgets(connection, campaign_ids=[campaign.id])[campaign.id])
 

@@ -9,6 +9,7 @@ beside the integer minor units.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -18,9 +19,10 @@ from flashpay.api.schemas import Strict, money_text
 from flashpay.clock import to_datetime
 from flashpay.promotions.campaigns import Campaign
 from flashpay.promotions.choose import Choice
-from flashpay.promotions.coupons import Coupon
+from flashpay.promotions.coupons import PUSH_USERS_MAX, Coupon
 from flashpay.promotions.definition import to_definition
-from flashpay.promotions.inquiry import Offer
+from flashpay.promotions.errors import PromotionRefusal
+from flashpay.promotions.inquiry import CardQuote, Left, Offer
 from flashpay.promotions.report import CampaignReport, ReportLine
 from flashpay.promotions.usage import BudgetState
 
@@ -141,9 +143,19 @@ class OfferOut(BaseModel):
     why_not: str | None
     discount: str | None = Field(description="On the amount asked about; null for a random one.")
     discount_minor: int | None
+    why_not_by_card: dict[str, str] = Field(
+        default_factory=dict, description="wallet card id → why it does not apply to that card"
+    )
 
     @classmethod
-    def of(cls, offer: Offer, card_ids: list[int]) -> OfferOut:
+    def of(
+        cls, offer: Offer, card_ids: list[int], id_of: Mapping[str, int] | None = None
+    ) -> OfferOut:
+        by_card = {str((id_of or {}).get(k, k)): r.value for k, r in offer.card_refusals}
+        return cls._of(offer, card_ids).model_copy(update={"why_not_by_card": by_card})
+
+    @classmethod
+    def _of(cls, offer: Offer, card_ids: list[int]) -> OfferOut:
         f = offer.funder
         return cls(campaign_id=offer.campaign_id, name=offer.name,
                    funder=FunderOut(kind=f.kind.value, id=f.id),
@@ -209,3 +221,68 @@ class CouponOut(BaseModel):
         return cls(id=c.id, campaign_id=c.campaign_id, campaign_name=c.campaign_name,
                    state=c.state, expires_at=to_datetime(c.expires_at_ns),
                    description_zh=c.description_zh, description_en=c.description_en)  # fmt: skip
+
+
+class LeftOut(BaseModel):
+    """What is left of an applied campaign before this payment; ``null``: no such limit."""
+
+    campaign_id: int
+    money_left: str | None
+    money_left_minor: int | None
+    uses_left: int | None
+    your_uses_left_today: int | None
+    your_uses_left_total: int | None
+
+    @classmethod
+    def of(cls, left: Left) -> LeftOut:
+        return cls(campaign_id=left.campaign_id, money_left=_text(left.money_left_minor),
+                   money_left_minor=left.money_left_minor, uses_left=left.uses_left,
+                   your_uses_left_today=left.user_uses_left_today,
+                   your_uses_left_total=left.user_uses_left_total)  # fmt: skip
+
+
+class CardQuoteOut(QuoteOut):
+    left: list[LeftOut]
+
+    @classmethod
+    def of_card(cls, quoted: CardQuote, card_id: int) -> CardQuoteOut:
+        base = QuoteOut.of(quoted.choice, card_id)
+        return cls(**base.model_dump(), left=[LeftOut.of(x) for x in quoted.left])
+
+
+class ScanQuoteOut(BaseModel):
+    """A scanned merchant code quoted for each of the user's active cards."""
+
+    merchant_id: int
+    merchant_name: str
+    scene: str
+    dynamic: bool
+    bill_number: str | None
+    amount: str
+    amount_minor: int
+    payment_ref: str
+    cards: list[CardQuoteOut]
+
+
+class CouponPushIn(Strict):
+    """The users to push a coupon to, by phone and/or wallet user id (at most
+    ``PUSH_USERS_MAX`` in all)."""
+
+    phones: list[str] = Field(default_factory=list, max_length=PUSH_USERS_MAX)
+    user_ids: list[int] = Field(default_factory=list, max_length=PUSH_USERS_MAX)
+
+
+class PushedOut(BaseModel):
+    user: str = Field(description='As given: "phone:…" or "user:…".')
+    outcome: str = Field(description='"issued", "held" (on a replay) or a refusal code.')
+    coupon_id: int | None
+
+    @classmethod
+    def of(cls, user: str, outcome: PromotionRefusal | str, coupon_id: int | None) -> PushedOut:
+        return cls(user=user, outcome=str(outcome), coupon_id=coupon_id)
+
+
+class CouponPushOut(BaseModel):
+    campaign_id: int
+    issued: int
+    users: list[PushedOut]

@@ -37,6 +37,7 @@ import json
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -53,10 +54,11 @@ from flashpay.promotions.campaigns import (
     Stacking,
 )
 from flashpay.promotions.choose import Applied, Choice
-from flashpay.promotions.definition import parse_campaign, to_definition
+from flashpay.promotions.definition import to_definition
 from flashpay.promotions.eligibility import could_clash
 from flashpay.promotions.errors import PromotionError
 from flashpay.promotions.errors import PromotionRefusal as R
+from flashpay.promotions.index import narrowed, record, spec_of
 from flashpay.promotions.models import (
     PAYMENT_REF_CHARS,
     TOTAL_DAY,
@@ -79,8 +81,8 @@ _EXHAUSTED = CampaignState.EXHAUSTED.value
 
 
 # -- campaigns ----------------------------------------------------------------------------------
-def _campaign(row: sa.Row[tuple[object, ...]]) -> Campaign:
-    spec = parse_campaign(json.loads(str(row.definition)))
+def _campaign(row: Any) -> Campaign:  # a row with id, state, definition
+    spec = spec_of(str(row.definition))  # parsed once per process: a definition never changes
     return Campaign(id=int(str(row.id)), state=CampaignState(row.state), spec=spec)
 
 
@@ -104,6 +106,7 @@ def create_campaign(connection: sa.Connection, *, spec: CampaignSpec, now_ns: in
         )
         .returning(promo_campaigns.c.id)
     ).scalar_one()
+    record(connection, campaign_id=int(campaign_id), spec=spec)
     connection.execute(
         promo_budgets.insert().values(
             campaign_id=campaign_id,
@@ -150,27 +153,40 @@ def active_campaigns(
     at_ns: int,
     scene: str | None = None,
     include_exhausted: bool = False,
+    merchant_id: int | None = None,
+    city: str | None = None,
 ) -> list[Campaign]:
-    """ACTIVE campaigns whose period contains ``at_ns`` (and that allow ``scene``, when given).
+    """ACTIVE campaigns whose period contains ``at_ns`` and that can apply to ``scene``,
+    ``merchant_id`` and ``city`` (each when given), by the index (``flashpay.promotions.index``).
 
-    ``include_exhausted`` adds the ones whose budget ran out, for the inquiry to say so.
+    The index only narrows: a campaign it leaves out could not apply (``eligibility.refusal``
+    would refuse it for that scene, merchant or city), so ``choose`` over the narrowed list
+    applies exactly what it would over all of them. ``include_exhausted`` adds the ones whose
+    budget ran out, for the inquiry to say so.
     """
     states = [_ACTIVE, _EXHAUSTED] if include_exhausted else [_ACTIVE]
+    c = promo_campaigns.c
     rows = connection.execute(
-        sa.select(promo_campaigns)
+        sa.select(c.id, c.state, c.definition)
         .where(
-            promo_campaigns.c.state.in_(states),
-            promo_campaigns.c.starts_at_ns <= at_ns,
-            promo_campaigns.c.ends_at_ns > at_ns,
+            c.state.in_(states),
+            c.starts_at_ns <= at_ns,
+            c.ends_at_ns > at_ns,
+            *narrowed(c.id, scene=scene, merchant_id=merchant_id, city=city),
         )
+        .order_by(c.id)
+    )
+    return [_campaign(row) for row in rows]
+
+
+def campaigns_by_id(connection: sa.Connection, *, campaign_ids: Collection[int]) -> list[Campaign]:
+    """The campaigns among ``campaign_ids`` that exist, in any state, by id."""
+    rows = connection.execute(
+        sa.select(promo_campaigns.c.id, promo_campaigns.c.state, promo_campaigns.c.definition)
+        .where(promo_campaigns.c.id.in_(sorted(set(campaign_ids))))
         .order_by(promo_campaigns.c.id)
     )
-    campaigns = [_campaign(row) for row in rows]
-    if scene is None:
-        return campaigns
-    return [
-        c for c in campaigns if not c.spec.eligibility.scenes or scene in c.spec.eligibility.scenes
-    ]
+    return [_campaign(row) for row in rows]
 
 
 def change_state(
