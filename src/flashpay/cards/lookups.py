@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterator
 import sqlalchemy as sa
 
 from flashpay.cards.models import cards
-from flashpay.cards.service import Card, card_from_mapping, card_from_row
+from flashpay.cards.records import Card, card_from_mapping, card_from_row
 
 _VIEW_PREFIX = "card_"
 
@@ -31,10 +31,7 @@ def card_view() -> sa.Subquery:
 
 def card_from_view(row: sa.Row[tuple[object, ...]]) -> Card:
     """The ``Card`` in a row that joined ``card_view()``."""
-    prefix = len(_VIEW_PREFIX)
-    return card_from_mapping(
-        {str(k)[prefix:]: v for k, v in row._mapping.items() if str(k).startswith(_VIEW_PREFIX)}
-    )
+    return card_from_mapping(row._mapping, prefix=_VIEW_PREFIX)
 
 
 def cards_by_fingerprint(
