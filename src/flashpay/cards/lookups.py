@@ -12,6 +12,7 @@ decides what a card row is; the other domain decides only what it joins it to.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 
 import sqlalchemy as sa
@@ -22,10 +23,12 @@ from flashpay.cards.records import Card, card_from_mapping, card_from_row
 _VIEW_PREFIX = "card_"
 
 
+@functools.cache
 def card_view() -> sa.Subquery:
     """The cards as another domain may join them in its own statement: a subquery of every
     column ``card_from_row`` reads, labelled ``card_<column>`` so that no name clashes with the
-    joining tables'; join on ``.c.card_id``."""
+    joining tables'; join on ``.c.card_id``. Built once (a subquery is an immutable construct
+    that any number of statements may join, as they join a table)."""
     return sa.select(*(c.label(_VIEW_PREFIX + c.name) for c in cards.c)).subquery("issued_cards")
 
 
