@@ -11,7 +11,16 @@ from typing import Any
 from psycopg import errors as pg_errors
 
 from flashpay.ledger.accounts import AccountStore
-from flashpay.ledger.engine import (
+from flashpay.ledger.engine import (  # the plain-int flag bits are the engine's
+    _BALANCING_CREDIT,
+    _BALANCING_DEBIT,
+    _C_LIMIT,
+    _CLOSING_CREDIT,
+    _CLOSING_DEBIT,
+    _D_LIMIT,
+    _HISTORY,
+    _POST,
+    _VOID,
     AccountState,
     PendingRecord,
     TransferBatch,
@@ -25,7 +34,6 @@ from flashpay.ledger.storage import (
 )
 from flashpay.ledger.types import (
     Account,
-    AccountFlags,
     CreateTransferResult,
     PendingState,
     Transfer,
@@ -35,15 +43,6 @@ from flashpay.ledger.types import (
 from flashpay.ledger.writes import Writes
 
 COMPACTION_EVERY_BATCHES = 512
-_POST = int(TransferFlags.POST_PENDING_TRANSFER)
-_VOID = int(TransferFlags.VOID_PENDING_TRANSFER)
-_BALANCING_DEBIT = int(TransferFlags.BALANCING_DEBIT)
-_BALANCING_CREDIT = int(TransferFlags.BALANCING_CREDIT)
-_CLOSING_DEBIT = int(TransferFlags.CLOSING_DEBIT)
-_CLOSING_CREDIT = int(TransferFlags.CLOSING_CREDIT)
-_DEBITS_MUST_NOT_EXCEED_CREDITS = int(AccountFlags.DEBITS_MUST_NOT_EXCEED_CREDITS)
-_CREDITS_MUST_NOT_EXCEED_DEBITS = int(AccountFlags.CREDITS_MUST_NOT_EXCEED_DEBITS)
-_HISTORY = int(AccountFlags.HISTORY)
 
 
 class Posting(AccountStore, Writes):
@@ -215,8 +214,8 @@ class Posting(AccountStore, Writes):
         exclusive: set[int] = set()
         flags_of = {aid: int(a.flags) for aid, a in static.items()}
         limited.update(aid for aid, f in flags_of.items() if f & _HISTORY)
-        debit_limited = {aid for aid, f in flags_of.items() if f & _DEBITS_MUST_NOT_EXCEED_CREDITS}
-        credit_limited = {aid for aid, f in flags_of.items() if f & _CREDITS_MUST_NOT_EXCEED_DEBITS}
+        debit_limited = {aid for aid, f in flags_of.items() if f & _D_LIMIT}
+        credit_limited = {aid for aid, f in flags_of.items() if f & _C_LIMIT}
         for t in transfers:
             flags = int(t.flags)
             if flags & (_POST | _VOID):
