@@ -69,7 +69,10 @@ class InvariantError(FlashpayError):
     """An internal invariant failed: a bug, never an expected outcome."""
 
 
-def invariant(condition: bool, message: str) -> None:
-    """Raise ``InvariantError`` unless ``condition`` (unlike ``assert``, survives ``-O``)."""
+def invariant(condition: bool, message: str, *args: object) -> None:
+    """Raise ``InvariantError`` unless ``condition`` (unlike ``assert``, survives ``-O``).
+
+    On a hot path, pass the message's values as ``args`` (``%s`` placeholders) rather than an
+    f-string: the message is then formatted only when the invariant fails, not on every call."""
     if not condition:
-        raise InvariantError(message)
+        raise InvariantError(message % args if args else message)

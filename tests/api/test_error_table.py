@@ -152,3 +152,15 @@ async def test_other_branches_are_mapped_by_type_without_internals(
 def test_invariant_error_is_a_flashpay_error() -> None:
     with pytest.raises(InvariantError, match="broken"):
         invariant(False, "broken")
+
+
+def test_invariant_formats_its_message_only_when_it_fails() -> None:
+    class Loud:
+        def __str__(self) -> str:
+            raise AssertionError("formatted although the invariant held")
+
+    invariant(True, "never %s", Loud())  # holds: the value is never turned into text
+    with pytest.raises(InvariantError, match=r"^a QR payment is in CNY, not USD$"):
+        invariant(False, "a QR payment is in CNY, not %s", "USD")
+    with pytest.raises(InvariantError, match=r"^100% sure$"):
+        invariant(False, "100% sure")  # no values: the message is taken as it is

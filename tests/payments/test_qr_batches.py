@@ -32,7 +32,7 @@ from flashpay.institutions.definition import default_definition
 from flashpay.institutions.service import get_institution, load_network
 from flashpay.keys import KeyRing
 from flashpay.ledger import Transfer, TransferFlags
-from flashpay.ledger import service as ledger_service
+from flashpay.ledger import storage as ledger_storage
 from flashpay.ledger.check import check
 from flashpay.merchants.models import qr_orders
 from flashpay.merchants.service import (
@@ -559,7 +559,7 @@ def _statements(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator
         counts["ledger"] += 1
 
     real_connection = platform.ledger._connection
-    real_in_transaction = ledger_service._in_transaction
+    real_in_transaction = ledger_storage._in_transaction
 
     @contextmanager
     def counted() -> Iterator[Any]:
@@ -573,7 +573,7 @@ def _statements(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> Iterator
     assert platform.ledger.engine is not platform.engine  # the ledger has its own: count both
     with monkeypatch.context() as patch:
         patch.setattr(platform.ledger, "_connection", counted)
-        patch.setattr(ledger_service, "_in_transaction", in_transaction)
+        patch.setattr(ledger_storage, "_in_transaction", in_transaction)
         sa.event.listen(platform.engine, "before_cursor_execute", on_engine)
         try:
             yield counts

@@ -20,7 +20,7 @@ from flashpay.api.errors import ApiError
 from flashpay.money import Money, MoneyError
 
 ID_MAX = 2**63 - 1  # BIGINT
-AMOUNT_MAX = 10**12  # minor units (¥10,000,000,000.00); as payments.attempts.AMOUNT_MAX
+AMOUNT_MAX = 10**12  # minor units (¥10,000,000,000.00); as payments.receipts.AMOUNT_MAX
 
 IdPath = Annotated[int, Path(ge=1, le=ID_MAX, description="A positive 63-bit id.")]
 IdQuery = Annotated[int | None, Query(ge=1, le=ID_MAX, description="A positive 63-bit id.")]

@@ -12,29 +12,29 @@ decides what a card row is; the other domain decides only what it joins it to.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator
 
 import sqlalchemy as sa
 
 from flashpay.cards.models import cards
-from flashpay.cards.service import Card, card_from_mapping, card_from_row
+from flashpay.cards.records import Card, card_from_mapping, card_from_row
 
 _VIEW_PREFIX = "card_"
 
 
+@functools.cache
 def card_view() -> sa.Subquery:
     """The cards as another domain may join them in its own statement: a subquery of every
     column ``card_from_row`` reads, labelled ``card_<column>`` so that no name clashes with the
-    joining tables'; join on ``.c.card_id``."""
+    joining tables'; join on ``.c.card_id``. Built once (a subquery is an immutable construct
+    that any number of statements may join, as they join a table)."""
     return sa.select(*(c.label(_VIEW_PREFIX + c.name) for c in cards.c)).subquery("issued_cards")
 
 
 def card_from_view(row: sa.Row[tuple[object, ...]]) -> Card:
     """The ``Card`` in a row that joined ``card_view()``."""
-    prefix = len(_VIEW_PREFIX)
-    return card_from_mapping(
-        {str(k)[prefix:]: v for k, v in row._mapping.items() if str(k).startswith(_VIEW_PREFIX)}
-    )
+    return card_from_mapping(row._mapping, prefix=_VIEW_PREFIX)
 
 
 def cards_by_fingerprint(

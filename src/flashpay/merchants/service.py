@@ -8,174 +8,83 @@ merchant ID in UnionPay's layout: the acquirer IIN's first 3 digits, the MCC, 8 
 A dynamic order (amount, bill number, expiry ≤ 15 minutes) is created by the merchant's POS and is
 payable once: the payment marks it ``paid`` with a conditional UPDATE, so two concurrent payers
 cannot both pay it.
+
+This module is the merchants domain's face: onboarding, merchants and terminals, read one by one
+or for a batch; it re-exports what the domain's other modules define so that callers import one
+place. The records and refusals are ``records``, the QR codes ``codes``, the dynamic orders
+``orders``, the payments' claims on orders ``order_claims``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Any
+from collections.abc import Collection
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
-from flashpay.errors import InvariantError, RefusedError
+from flashpay.errors import InvariantError
 from flashpay.idempotency import (
-    Effect,
-    EffectConflictError,
     IdempotencyTag,
-    bind_effects,
-    find_effects,
     once,
 )
 from flashpay.institutions.chart import LEDGER_CNY, AccountCode
 from flashpay.institutions.definition import InstitutionKind
-from flashpay.institutions.service import Institution, institution_iin
+from flashpay.institutions.service import Institution
 from flashpay.ledger import Account, CreateAccountResult
 from flashpay.ledger.ids import derive_id, new_id
-from flashpay.merchants.fees import FeeSplit
-from flashpay.merchants.models import merchants, qr_orders, terminals
-from flashpay.money import Money
+from flashpay.merchants.codes import order_payload, static_payload
+from flashpay.merchants.models import merchants, terminals
+from flashpay.merchants.orders import (
+    OrderRequest,
+    create_order,
+    create_orders,
+    get_order,
+    orders_by_bill,
+)
+from flashpay.merchants.records import (
+    CITY_MAX,
+    DISPLAY_NAME_MAX,
+    ORDER_SECONDS_MAX,
+    Merchant,
+    MerchantAndTerminal,
+    MerchantError,
+    MerchantRefusal,
+    Order,
+    Scene,
+    Terminal,
+    merchant_from_row,
+    parse_scene,
+)
 from flashpay.platform import Platform
-from flashpay.qr.merchant_codes import MerchantCodeFields, dynamic_code, static_code
 
-ORDER_SECONDS_MAX = 15 * 60
-DISPLAY_NAME_MAX = 25
-CITY_MAX = 15
-
-
-class Scene(StrEnum):
-    SUPERMARKET = "supermarket"
-    CONVENIENCE_STORE = "convenience_store"
-    CAMPUS = "campus"
-    CANTEEN = "canteen"
-    BUS = "bus"
-    SUBWAY = "subway"
-    FOOD_MARKET = "food_market"
-    PARKING = "parking"
-    HOSPITAL = "hospital"
-    VENDING = "vending"
-
-
-# The merchant discount rate and its split per scene, in millionths (FeeSplit): lower for
-# public transport, campuses and hospitals, as UnionPay's preferential rates are.
-SCENE_FEES: dict[Scene, FeeSplit] = {
-    Scene.SUPERMARKET: FeeSplit(6_000, 4_500, 650),
-    Scene.CONVENIENCE_STORE: FeeSplit(6_000, 4_500, 650),
-    Scene.FOOD_MARKET: FeeSplit(3_800, 2_800, 450),
-    Scene.CANTEEN: FeeSplit(3_800, 2_800, 450),
-    Scene.CAMPUS: FeeSplit(2_000, 1_400, 300),
-    Scene.BUS: FeeSplit(2_000, 1_400, 300),
-    Scene.SUBWAY: FeeSplit(2_000, 1_400, 300),
-    Scene.PARKING: FeeSplit(6_000, 4_500, 650),
-    Scene.HOSPITAL: FeeSplit(2_000, 1_400, 300),
-    Scene.VENDING: FeeSplit(6_000, 4_500, 650),
-}
-
-
-class MerchantRefusal(StrEnum):
-    """Why a merchant request is refused, in check order (values are the API error codes)."""
-
-    INVALID_SCENE = "invalid_scene"
-    FORBIDDEN = "forbidden"
-    INVALID_DISPLAY_NAME = "invalid_display_name"
-    INVALID_CITY = "invalid_city"
-    INVALID_MCC = "invalid_mcc"
-    INVALID_LEGAL_NAME = "invalid_legal_name"
-    INVALID_AMOUNT = "invalid_amount"
-    INVALID_EXPIRY = "invalid_expiry"
-    INVALID_BILL_NUMBER = "invalid_bill_number"
-    DUPLICATE_BILL_NUMBER = "duplicate_bill_number"
-
-
-class MerchantError(RefusedError, ValueError):
-    """A refused merchant request (nothing recorded). A ``ValueError`` too: the batch callers
-    and the simulator tell a refusal from an order by type."""
-
-    reason: MerchantRefusal
-
-
-def parse_scene(text: str) -> Scene:
-    """The scene named ``text``, or an ``invalid_scene`` refusal listing the ten."""
-    try:
-        return Scene(text)
-    except ValueError:
-        scenes = ", ".join(s.value for s in Scene)
-        raise MerchantError(MerchantRefusal.INVALID_SCENE, f"scene is one of {scenes}") from None
-
-
-@dataclass(frozen=True, slots=True)
-class Merchant:
-    id: int
-    acquirer_id: int
-    code: str
-    legal_name: str
-    display_name: str
-    city: str
-    mcc: str
-    scene: Scene
-    ledger_account_id: int
-    status: str
-
-    @property
-    def fees(self) -> FeeSplit:
-        return SCENE_FEES[self.scene]
-
-
-@dataclass(frozen=True, slots=True)
-class Terminal:
-    id: int
-    merchant_id: int
-    code: str
-
-
-@dataclass(frozen=True, slots=True)
-class Order:
-    id: int
-    merchant_id: int
-    terminal_id: int | None
-    bill_number: str
-    amount: int
-    currency: str
-    status: str
-    payment_id: int | None
-    created_at_ns: int
-    expires_at_ns: int
-
-
-def _merchant(row: sa.Row[tuple[object, ...]]) -> Merchant:
-    m = row._mapping
-    return Merchant(
-        id=int(m["id"]),
-        acquirer_id=int(m["acquirer_id"]),
-        code=str(m["code"]),
-        legal_name=str(m["legal_name"]),
-        display_name=str(m["display_name"]),
-        city=str(m["city"]),
-        mcc=str(m["mcc"]),
-        scene=Scene(m["scene"]),
-        ledger_account_id=int(m["ledger_account_id"]),
-        status=str(m["status"]),
-    )
-
-
-def _order(row: sa.Row[tuple[object, ...]] | Mapping[str, Any]) -> Order:
-    m = row if isinstance(row, Mapping) else row._mapping
-    return Order(
-        id=int(m["id"]),
-        merchant_id=int(m["merchant_id"]),
-        terminal_id=None if m["terminal_id"] is None else int(m["terminal_id"]),
-        bill_number=str(m["bill_number"]),
-        amount=int(m["amount"]),
-        currency=str(m["currency"]),
-        status=str(m["status"]),
-        payment_id=None if m["payment_id"] is None else int(m["payment_id"]),
-        created_at_ns=int(m["created_at_ns"]),
-        expires_at_ns=int(m["expires_at_ns"]),
-    )
+__all__ = [
+    "CITY_MAX",
+    "DISPLAY_NAME_MAX",
+    "ORDER_SECONDS_MAX",
+    "Merchant",
+    "MerchantAndTerminal",
+    "MerchantError",
+    "MerchantRefusal",
+    "Order",
+    "OrderRequest",
+    "Scene",
+    "Terminal",
+    "add_terminal",
+    "create_order",
+    "create_orders",
+    "get_merchant",
+    "get_merchants",
+    "get_order",
+    "list_merchants",
+    "list_terminals",
+    "merchant_terminals",
+    "onboard_merchant",
+    "order_payload",
+    "orders_by_bill",
+    "parse_scene",
+    "static_payload",
+    "terminal_by_code",
+]
 
 
 def onboard_merchant(
@@ -260,14 +169,11 @@ def get_merchants(*, platform: Platform, merchant_ids: Collection[int]) -> dict[
         rows = connection.execute(
             sa.select(merchants).where(merchants.c.id.in_(sorted(merchant_ids)))
         )
-        return {merchant.id: merchant for merchant in map(_merchant, rows)}
+        return {merchant.id: merchant for merchant in map(merchant_from_row, rows)}
 
 
 def get_merchant(*, platform: Platform, merchant_id: int) -> Merchant | None:
     return get_merchants(platform=platform, merchant_ids=[merchant_id]).get(merchant_id)
-
-
-MerchantAndTerminal = tuple[Merchant | None, Terminal | None]
 
 
 def merchant_terminals(
@@ -301,7 +207,7 @@ def merchant_terminals(
     found_terminals: dict[tuple[int, str], Terminal] = {}
     with autocommit(platform.engine) as connection:
         for row in connection.execute(query):
-            merchant = found.setdefault(int(row.id), _merchant(row))
+            merchant = found.setdefault(int(row.id), merchant_from_row(row))
             if row.terminal_id is not None:
                 key = (merchant.id, str(row.tcode))
                 found_terminals[key] = Terminal(int(row.terminal_id), merchant.id, str(row.tcode))
@@ -323,7 +229,7 @@ def list_merchants(*, platform: Platform, acquirer_id: int | None = None) -> lis
     if acquirer_id is not None:
         query = query.where(merchants.c.acquirer_id == acquirer_id)
     with autocommit(platform.engine) as connection:
-        return [_merchant(r) for r in connection.execute(query)]
+        return [merchant_from_row(r) for r in connection.execute(query)]
 
 
 def add_terminal(
@@ -372,201 +278,3 @@ def terminal_by_code(*, platform: Platform, merchant_id: int, code: str) -> Term
             )
         ).first()
     return None if row is None else Terminal(int(row.id), int(row.merchant_id), str(row.code))
-
-
-def _fields(platform: Platform, merchant: Merchant, terminal: Terminal) -> MerchantCodeFields:
-    return MerchantCodeFields(
-        merchant_id=merchant.code,
-        terminal_id=terminal.code,
-        name=merchant.display_name,
-        city=merchant.city,
-        mcc=merchant.mcc,
-        acquirer_iin=institution_iin(platform=platform, institution_id=merchant.acquirer_id),
-        forwarding_iin=institution_iin(platform=platform, institution_id=None),
-    )
-
-
-def static_payload(*, platform: Platform, merchant: Merchant, terminal: Terminal) -> str:
-    """The static code of a merchant's terminal (the payer types the amount)."""
-    return static_code(_fields(platform, merchant, terminal))
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRequest:
-    merchant: Merchant
-    terminal: Terminal
-    amount: int  # fen
-    bill_number: str
-    expires_in_seconds: int = ORDER_SECONDS_MAX
-    idempotency: IdempotencyTag | None = None  # the caller's key, bound to the order
-
-
-def _order_refusal(request: OrderRequest) -> MerchantError | None:
-    if request.amount <= 0:
-        return MerchantError(MerchantRefusal.INVALID_AMOUNT, "an order's amount is positive")
-    if not 1 <= request.expires_in_seconds <= ORDER_SECONDS_MAX:
-        return MerchantError(
-            MerchantRefusal.INVALID_EXPIRY, "an order expires within 1 s to 15 minutes"
-        )
-    bill = request.bill_number
-    if not (1 <= len(bill) <= 25 and bill.isprintable()):
-        return MerchantError(
-            MerchantRefusal.INVALID_BILL_NUMBER, "a bill number is 1–25 characters"
-        )
-    return None
-
-
-def create_orders(
-    *, platform: Platform, requests: Sequence[OrderRequest]
-) -> list[tuple[Order, str] | MerchantError]:
-    """Dynamic orders and their QR payloads for a batch of tills' requests, in one transaction
-    and one statement: each answer in its request's place, a refused request (a bad amount,
-    expiry or bill number, or a bill number the merchant has used — 409) as its
-    ``MerchantError`` while the others go on. A request whose Idempotency-Key is bound already
-    is answered with the order it created."""
-    for run in range(2):
-        try:
-            return _create_orders(platform, requests)
-        except EffectConflictError:
-            if run:
-                raise
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def _create_orders(
-    platform: Platform, requests: Sequence[OrderRequest]
-) -> list[tuple[Order, str] | MerchantError]:
-    tags = [r.idempotency for r in requests]
-    bound: dict[IdempotencyTag, Effect] = {}
-    if any(tags):
-        with autocommit(platform.engine) as connection:
-            bound = find_effects(connection, tags)
-    if bound:
-        fresh = [r for r in requests if r.idempotency not in bound]
-        rest = iter(_create_orders(platform, fresh)) if fresh else iter(())
-        with autocommit(platform.engine) as connection:
-            made = {o.id: o for o in map(_order, connection.execute(sa.select(qr_orders).where(
-                qr_orders.c.id.in_(sorted(e.effect_id for e in bound.values()))
-            )))}  # fmt: skip
-        out: list[tuple[Order, str] | MerchantError] = []
-        for r in requests:
-            if r.idempotency not in bound:
-                out.append(next(rest))
-                continue
-            order = made[bound[r.idempotency].effect_id]
-            out.append((order, order_payload(platform=platform, merchant=r.merchant,
-                                             order=order)))  # fmt: skip
-        return out
-    now = platform.clock.now_ns()
-    answers: list[tuple[Order, str] | MerchantError | None] = [None] * len(requests)
-    rows: dict[tuple[int, str], tuple[int, dict[str, object]]] = {}
-    for n, request in enumerate(requests):
-        key = (request.merchant.id, request.bill_number)
-        refusal = _order_refusal(request) or (_duplicate_bill() if key in rows else None)
-        if refusal is not None:
-            answers[n] = refusal
-            continue
-        rows[key] = (n, {
-            "merchant_id": request.merchant.id, "terminal_id": request.terminal.id,
-            "bill_number": request.bill_number, "amount": request.amount, "currency": "CNY",
-            "status": "open", "payment_id": None, "created_at_ns": now,
-            "expires_at_ns": now + request.expires_in_seconds * NS_PER_SECOND,
-        })  # fmt: skip
-    inserted: dict[tuple[int, str], int] = {}
-    if rows:
-        values = [row for _, row in rows.values()]
-        with platform.engine.begin() as connection:
-            insert = (postgresql if connection.dialect.name == "postgresql" else sqlite).insert
-            statement = (
-                insert(qr_orders)
-                .on_conflict_do_nothing()
-                .returning(qr_orders.c.id, qr_orders.c.merchant_id, qr_orders.c.bill_number)
-            )
-            # executemany of one cached statement (SQLAlchemy's insertmanyvalues): a multi-row
-            # VALUES would be compiled anew for every batch size.
-            for order_id, merchant_id, bill in connection.execute(statement, values):
-                inserted[(int(merchant_id), str(bill))] = int(order_id)
-            tagged = {
-                (n, tag): key
-                for key, (n, _) in rows.items()
-                if key in inserted and (tag := requests[n].idempotency) is not None
-            }
-            bind_effects(connection, {
-                tag: Effect("order", inserted[key]) for (_, tag), key in tagged.items()
-            }, now_ns=now)  # fmt: skip
-    for key, (n, row) in rows.items():
-        if key not in inserted:
-            answers[n] = _duplicate_bill()
-            continue
-        request = requests[n]
-        order = _order({**row, "id": inserted[key]})
-        payload = dynamic_code(
-            _fields(platform, request.merchant, request.terminal),
-            amount=Money.of(request.amount, "CNY"),
-            bill_number=request.bill_number,
-            reference=f"O{order.id}",
-        )
-        answers[n] = (order, payload)
-    return [answer for answer in answers if answer is not None]
-
-
-def _duplicate_bill() -> MerchantError:
-    return MerchantError(MerchantRefusal.DUPLICATE_BILL_NUMBER, "this bill number exists")
-
-
-def create_order(
-    *,
-    platform: Platform,
-    merchant: Merchant,
-    terminal: Terminal,
-    amount: int,
-    bill_number: str,
-    expires_in_seconds: int = ORDER_SECONDS_MAX,
-    idempotency: IdempotencyTag | None = None,
-) -> tuple[Order, str]:
-    """A dynamic order and its QR payload; the same bill number twice is a 409."""
-    request = OrderRequest(merchant, terminal, amount, bill_number, expires_in_seconds,
-                           idempotency)  # fmt: skip
-    [answer] = create_orders(platform=platform, requests=[request])
-    if isinstance(answer, MerchantError):
-        raise answer
-    return answer
-
-
-def get_order(*, platform: Platform, merchant_id: int, order_id: int) -> Order | None:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(qr_orders).where(
-                qr_orders.c.id == order_id, qr_orders.c.merchant_id == merchant_id
-            )
-        ).first()
-    return None if row is None else _order(row)
-
-
-def orders_by_bill(
-    *, platform: Platform, keys: Collection[tuple[int, str]]
-) -> dict[tuple[int, str], Order]:
-    """Orders by (merchant id, bill number), for a batch, in one query."""
-    if not keys:
-        return {}
-    with autocommit(platform.engine) as connection:
-        rows = connection.execute(
-            sa.select(qr_orders).where(
-                sa.tuple_(qr_orders.c.merchant_id, qr_orders.c.bill_number).in_(sorted(keys))
-            )
-        )
-        return {(order.merchant_id, order.bill_number): order for order in map(_order, rows)}
-
-
-def order_payload(*, platform: Platform, merchant: Merchant, order: Order) -> str:
-    with autocommit(platform.engine) as connection:
-        row = connection.execute(
-            sa.select(terminals).where(terminals.c.id == order.terminal_id)
-        ).one()
-    terminal = Terminal(int(row.id), int(row.merchant_id), str(row.code))
-    return dynamic_code(
-        _fields(platform, merchant, terminal),
-        amount=Money.of(order.amount, order.currency),
-        bill_number=order.bill_number,
-        reference=f"O{order.id}",
-    )

@@ -150,7 +150,7 @@ def fen(amount: Money) -> int:
     amount becomes the minor units the ledger legs and the rows are built from. The requests
     carry the ``Money`` the router parsed (always CNY: QR payments have no currency field), so
     another currency here is a caller's bug, not a refusal."""
-    invariant(amount.currency == CNY, f"a QR payment is in CNY, not {amount.currency.code}")
+    invariant(amount.currency == CNY, "a QR payment is in CNY, not %s", amount.currency.code)
     return amount.amount_minor
 
 

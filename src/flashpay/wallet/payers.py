@@ -66,21 +66,24 @@ def bound_cards(
         .join(issued, issued.c.card_id == wallet_cards.c.card_id)
         .where(wanted, wallet_cards.c.status != WalletCardStatus.UNBOUND.value)
     )
+    # Read by name through the row's mapping: a Row's attribute access costs several times a
+    # mapping look-up, and a batch reads thousands of payers (the demo's CPU per payment).
     return [
         BoundCard(
-            wallet_card_id=int(row.id),
-            user_id=int(row.user_id),
+            wallet_card_id=int(m["id"]),
+            user_id=int(m["user_id"]),
             card=card_from_view(row),
-            status=WalletCardStatus(row.status),
-            token=str(row.token),
+            status=WalletCardStatus(m["status"]),
+            token=str(m["token"]),
             pin=PinState(
-                int(row.user_id), row.pin_hash, int(row.pin_failures), row.pin_locked_until_ns
+                int(m["user_id"]), m["pin_hash"], int(m["pin_failures"]), m["pin_locked_until_ns"]
             ),
-            free_per_payment=int(row.free_per_payment),
-            qr_daily_limit=int(row.qr_daily_limit),
-            phone=str(row.user_phone),
+            free_per_payment=int(m["free_per_payment"]),
+            qr_daily_limit=int(m["qr_daily_limit"]),
+            phone=str(m["user_phone"]),
         )
         for row in rows
+        for m in (row._mapping,)
     ]
 
 
