@@ -12,7 +12,10 @@ twice.
   the money customers brought in: the counter-entry of opening deposits);
 - network: ``issuer_receivable[issuer]``, ``issuer_payable[issuer]``,
   ``acquirer_payable[acquirer]``, ``fee_income``;
-- acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``.
+- acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``;
+- every member, when the definition names a settlement bank: ``settlement_deposit`` (its money
+  at the bank), mirrored by the bank's ``settlement_account[member]``; the bank also has
+  ``settlement_clearing`` (see ``flashpay.settlement``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class AccountCode(IntEnum):
     NETWORK_RECEIVABLE = 104
     INTERCHANGE_INCOME = 105
     CASH = 106
+    SETTLEMENT_DEPOSIT = 107  # any member: its money at the settlement bank (debit-normal)
     ISSUER_RECEIVABLE = 201
     ISSUER_PAYABLE = 202
     ACQUIRER_PAYABLE = 203
@@ -39,6 +43,8 @@ class AccountCode(IntEnum):
     ACQUIRER_NETWORK_RECEIVABLE = 301
     MERCHANT_PAYABLE = 302
     MDR_INCOME = 303
+    SETTLEMENT_ACCOUNT = 401  # settlement bank: settlement_account[member] (credit-normal)
+    SETTLEMENT_CLEARING = 402  # settlement bank: the account net amounts pass through
 
 
 class TransferCode(IntEnum):
@@ -46,6 +52,7 @@ class TransferCode(IntEnum):
     PURCHASE = 10
     PURCHASE_HOLD = 11
     P2P = 20
+    SETTLEMENT = 60  # a window's settlement chain (flashpay.settlement)
     FENCE = 90  # recovery's claim on a record's ledger ids (flashpay.payments.fence)
 
 
