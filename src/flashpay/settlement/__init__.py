@@ -12,6 +12,6 @@ docs/decisions/0021-settlement.md.
 
 Modules: ``chart`` (which accounts clear), ``windows`` (cut-offs), ``positions`` (pure figures
 from the ledger's sums), ``clearing`` (the clearing files), ``camt053`` (the statement),
-``close`` and ``settle`` (the two state changes), ``queries``, ``reconcile``, ``payouts``,
-``cap`` (the switch's net debit cap stage).
+``close`` and ``settle`` (the two state changes), ``queries``, ``reconcile``, ``service``
+(schedule, directory, closing what is due), ``router``, ``cli``.
 """

@@ -6,8 +6,7 @@
 - ``settlement_positions``: per window and member, the figures of its settlement report;
 - ``settlement_moves``: per window and cleared account, its net debit in the window (what the
   settlement chain reverses);
-- ``settlement_files``: per window and member, each file written, with its SHA-256;
-- ``settlement_payouts``: per window and merchant, the payout and what was carried forward.
+- ``settlement_files``: per window and member, each file written, with its SHA-256.
 
 An open window has no row: it is the range after the last closed window's end.
 """
@@ -68,19 +67,4 @@ settlement_files = sa.Table(
     sa.Column("path", sa.String(1024), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("bytes", sa.BigInteger, nullable=False),
-)
-
-settlement_payouts = sa.Table(
-    "settlement_payouts",
-    metadata,
-    sa.Column("window_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("merchant_account_id", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("acquirer", sa.String(16), nullable=False),
-    sa.Column("sales_fen", sa.BigInteger, nullable=False),
-    sa.Column("refunds_fen", sa.BigInteger, nullable=False),
-    sa.Column("fees_fen", sa.BigInteger, nullable=False),
-    sa.Column("carried_in_fen", sa.BigInteger, nullable=False),
-    sa.Column("payout_fen", sa.BigInteger, nullable=False),
-    sa.Column("carried_out_fen", sa.BigInteger, nullable=False),
-    sa.Column("pay_on", sa.String(10), nullable=False),
 )

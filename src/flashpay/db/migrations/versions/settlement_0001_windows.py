@@ -1,4 +1,4 @@
-"""settlement: windows, positions, cleared account moves, member files, merchant payouts
+"""settlement: windows, positions, cleared account moves, member files
 (``flashpay.settlement.models``).
 
 Revision ID: settlement_0001
@@ -77,30 +77,10 @@ def upgrade() -> None:
         _fen("bytes"),
         sa.PrimaryKeyConstraint("window_id", "member", "kind", name="pk_settlement_files"),
     )
-    op.create_table(
-        "settlement_payouts",
-        sa.Column("window_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("merchant_account_id", sa.BigInteger(), autoincrement=False, nullable=False),
-        sa.Column("acquirer", sa.String(16), nullable=False),
-        *(
-            _fen(n)
-            for n in (
-                "sales_fen",
-                "refunds_fen",
-                "fees_fen",
-                "carried_in_fen",
-                "payout_fen",
-                "carried_out_fen",
-            )
-        ),
-        sa.Column("pay_on", sa.String(10), nullable=False),
-        sa.PrimaryKeyConstraint("window_id", "merchant_account_id", name="pk_settlement_payouts"),
-    )
 
 
 def downgrade() -> None:
     for table in (
-        "settlement_payouts",
         "settlement_files",
         "settlement_moves",
         "settlement_positions",
