@@ -69,7 +69,8 @@ def test_windows_close_settle_and_clear_the_mirrors(
     assert refused.value.code == "window_not_due"
     clock.set_ns(cut1 + 5 * NS_PER_SECOND)
     one = close_window(platform=platform, end_ns=cut1, schedule=SCHEDULE, directory=tmp_path)
-    assert one.created and one.window.state == "closed"
+    assert one.created
+    assert one.window.state == "closed"
     by = {p.member: p for p in one.positions}
     assert sum(p.net_fen for p in one.positions) == 0
     assert all(p.net_fen == p.books_net_fen for p in one.positions)
@@ -81,13 +82,15 @@ def test_windows_close_settle_and_clear_the_mirrors(
     assert one.window.transactions > 0
     # Idempotent: closing again returns the stored window.
     again = close_window(platform=platform, end_ns=cut1, schedule=SCHEDULE, directory=tmp_path)
-    assert not again.created and again.window == one.window
+    assert not again.created
+    assert again.window == one.window
     assert sorted(again.positions, key=lambda p: p.member) == sorted(
         one.positions, key=lambda p: p.member
     )
 
     settled = settle_window(platform=platform, window_id=one.window.id)
-    assert settled.state == "settled" and settled.settlement_chain_id is not None
+    assert settled.state == "settled"
+    assert settled.settlement_chain_id is not None
     assert settle_window(platform=platform, window_id=one.window.id) == settled
     # The deposits moved by the positions; the bank's accounts mirror them.
     for p in one.positions:
@@ -102,7 +105,8 @@ def test_windows_close_settle_and_clear_the_mirrors(
     assert two.window.start_ns == cut1
     by2 = {p.member: p for p in two.positions}
     assert 990 < by2["LKL"].owed_fen < 1_000  # the payment exactly at the cut-off
-    assert by2["UMS"].refunds_fen > 0 and by2["UMS"].net_fen < 0  # the refund, window 2
+    assert by2["UMS"].refunds_fen > 0  # the refund of a window-1 payment, in window 2
+    assert by2["UMS"].net_fen < 0
     assert sum(p.net_fen for p in two.positions) == 0
     settle_window(platform=platform, window_id=two.window.id)
     # Every mirror is back to zero once every window with postings is settled.

@@ -70,8 +70,15 @@ class World:
         p = self.platform
         inst = get_institution(platform=p, code=acquirer)
         assert inst is not None
-        merchant = onboard_merchant(platform=p, acquirer=inst, legal_name=f"{name} Co",
-                                    display_name=name, city="Beijing", mcc="5411", scene=scene)  # fmt: skip
+        merchant = onboard_merchant(
+            platform=p,
+            acquirer=inst,
+            legal_name=f"{name} Co",
+            display_name=name,
+            city="Beijing",
+            mcc="5411",
+            scene=scene,
+        )
         terminal = terminal_by_code(platform=p, merchant_id=merchant.id, code="T0001")
         assert terminal is not None
         payload = static_payload(platform=p, merchant=merchant, terminal=terminal)

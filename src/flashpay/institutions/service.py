@@ -88,10 +88,10 @@ def _accounts_of(
         ]
     if inst.kind is InstitutionKind.ISSUER:
         kinds = (c.NETWORK_PAYABLE, c.NETWORK_RECEIVABLE, c.INTERCHANGE_INCOME, c.CASH)
-        return [account(k) for k in kinds] + deposit
+        return [*(account(k) for k in kinds), *deposit]
     if inst.kind is InstitutionKind.ACQUIRER:
-        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME)] + deposit
-    out = [account(c.FEE_INCOME)] + deposit
+        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME), *deposit]
+    out = [account(c.FEE_INCOME), *deposit]
     for issuer in definition.issuers:
         out += [
             account(c.ISSUER_RECEIVABLE, issuer.code),

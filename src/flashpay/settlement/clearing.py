@@ -134,7 +134,7 @@ def write_clearing_files(
     ]
     outs = {code: _Out(directory, code, header) for code in members}
     for chain in _chains(connection, start_ns, end_ns, groups):
-        recv, pay, acq, ich, _fee = chain.accounts
+        recv, pay, acq, _ich, _fee = chain.accounts
         to_network, p2p_in, acq_net, ich_net, fee_net = chain.net_debits
         interchange, fee = -ich_net, -fee_net
         issuer = who.get(recv, "")

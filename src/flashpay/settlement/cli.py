@@ -1,4 +1,4 @@
-"""``flashpay settlement close|settle|report|reconcile|payout``."""
+"""``flashpay settlement close|settle|report|reconcile`` (``payout``: not built yet)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,7 @@ def close(
     try:
         schedule, directory = schedule_from_environment(), files_directory(data_dir)
         results = (
-            [
-                close_window(
-                    platform=platform, end_ns=end_ns, schedule=schedule, directory=directory
-                )
-            ]  # fmt: skip
+            [close_window(platform=platform, end_ns=end_ns, schedule=schedule, directory=directory)]
             if end_ns is not None
             else close_due(platform=platform, schedule=schedule, directory=directory)
         )
@@ -52,8 +48,11 @@ def close(
     finally:
         platform.close()
     for r in results:
-        console.print(f"window {r.window.id} [{r.window.start_ns}, {r.window.end_ns}) "
-                      f"{r.window.state}: {r.window.transactions} lines", highlight=False)  # fmt: skip
+        console.print(
+            f"window {r.window.id} [{r.window.start_ns}, {r.window.end_ns}) "
+            f"{r.window.state}: {r.window.transactions} lines",
+            highlight=False,
+        )
 
 
 @app.command("settle")
@@ -127,15 +126,11 @@ def reconcile(
     finally:
         platform.close()
     for b in breaks:
-        console.print(f"{b.kind.value} {b.transaction_id} {b.field or ''} "
-                      f"{b.flashpay_value or ''} {b.member_value or ''}".rstrip(), highlight=False)  # fmt: skip
+        console.print(
+            f"{b.kind.value} {b.transaction_id} {b.field or ''} "
+            f"{b.flashpay_value or ''} {b.member_value or ''}".rstrip(),
+            highlight=False,
+        )
     console.print(f"{len(breaks)} breaks", highlight=False)
     if breaks:
         raise typer.Exit(3)
-
-
-@app.command("payout")
-def payout() -> None:
-    """Merchant payouts per acquirer and window: not built yet (see docs/reference/settlement.md)."""
-    err_console.print("merchant payouts are not implemented yet (issue 18, item 5)")
-    raise typer.Exit(2)

@@ -164,8 +164,10 @@ def _check(chart: SettlementChart, figures: list[Position], file_nets: dict[str,
     for p in figures:
         invariant(p.net_fen == p.books_net_fen,
                   f"{p.member}: position {p.net_fen} != its books {p.books_net_fen}")  # fmt: skip
-        invariant(file_nets.get(p.member, 0) == p.net_fen,
-                  f"{p.member}: clearing file adds to {file_nets.get(p.member)}, not {p.net_fen}")  # fmt: skip
+        invariant(
+            file_nets.get(p.member, 0) == p.net_fen,
+            f"{p.member}: clearing file adds to {file_nets.get(p.member)}, not {p.net_fen}",
+        )
     invariant(len(figures) == len(chart.members), "a position per member")
 
 

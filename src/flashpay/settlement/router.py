@@ -20,6 +20,7 @@ from flashpay.api.errors import not_found
 from flashpay.api.security import Principal
 from flashpay.institutions.service import institution_code
 from flashpay.platform import Platform
+from flashpay.settlement.close import close_window
 from flashpay.settlement.errors import SettlementError, SettlementRefusal
 from flashpay.settlement.queries import (
     WINDOWS_PAGE_MAX,
@@ -39,7 +40,6 @@ from flashpay.settlement.schemas import (
     WindowOut,
 )
 from flashpay.settlement.service import files_directory, schedule_from_environment
-from flashpay.settlement.close import close_window
 from flashpay.settlement.settle import settle_window
 
 router = APIRouter(tags=["settlement"])
@@ -147,8 +147,12 @@ def reconcile(
 @router.post("/v1/settlement/close", response_model=WindowOut)
 def close(platform: ServicesDep, _admin: CurrentNetworkAdmin, body: CloseIn) -> WindowOut:
     """Close the window ending at the cut-off ``end_ns`` (idempotent)."""
-    result = close_window(platform=platform, end_ns=body.end_ns,
-                          schedule=schedule_from_environment(), directory=files_directory())  # fmt: skip
+    result = close_window(
+        platform=platform,
+        end_ns=body.end_ns,
+        schedule=schedule_from_environment(),
+        directory=files_directory(),
+    )
     return WindowOut(**dataclasses.asdict(result.window))
 
 
