@@ -63,7 +63,7 @@ def _generate(url: str, payments: int) -> None:
     FROM (
         SELECT i, 100 + (i * 7919) % 20000 AS amount, i % {len(issuers)} + 1 AS s,
                i % {len(acquirers)} + 1 AS q
-        FROM generate_series(1, {payments}) AS i
+        FROM generate_series(1::bigint, {payments}::bigint) AS i
     ) AS p0
     CROSS JOIN LATERAL (SELECT p0.*, (p0.amount * 45 + 5000) / 10000 AS ich,
                                (p0.amount * 65 + 50000) / 100000 AS fee,

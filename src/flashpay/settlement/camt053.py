@@ -97,7 +97,8 @@ def statement(
         _sub(entry, "BkTxCd/Prtry/Cd", code)
         _sub(entry, "AddtlNtryInf", f"window {window_id} {code.lower()}")
     ET.indent(root)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def _one(parent: ET.Element, path: str, where: str, problems: list[str]) -> ET.Element | None:

@@ -101,11 +101,11 @@ def settlement_chart(*, platform: Platform) -> SettlementChart:
             )
         )  # fmt: skip
     for a in acquirers:
-        side = (acct(n, c.ACQUIRER_PAYABLE, a.code),)
-        mirrors += side
+        payable: tuple[int, ...] = (acct(n, c.ACQUIRER_PAYABLE, a.code),)
+        mirrors += payable
         members.append(
             MemberAccounts(
-                a.code, a.kind, side, (acct(a.code, c.ACQUIRER_NETWORK_RECEIVABLE),),
+                a.code, a.kind, payable, (acct(a.code, c.ACQUIRER_NETWORK_RECEIVABLE),),
                 acct(a.code, c.MDR_INCOME), acct(a.code, c.SETTLEMENT_DEPOSIT),
                 acct(bank.code, c.SETTLEMENT_ACCOUNT, a.code),
             )
