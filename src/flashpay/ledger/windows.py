@@ -9,7 +9,8 @@ merchants) fold into key 0, so the answer's size depends on the institutions, no
 
 - ``window_pair_sums``: per (debit key, credit key, code) the sum and count of amounts;
 - ``window_chains``: per chain, each of the given account groups' net debit (debits minus
-  credits) and the group's account (the one of the group that the chain touched), in chain order.
+  credits) and the group's account (the one of the group that the chain touched), in chain order,
+  as plain rows (``ChainRow``).
 
 The account ids are ints the caller took from the chart of accounts; they are inlined as SQL
 literals (``int`` checked), which both SQLite and PostgreSQL plan as a constant set.
@@ -76,16 +77,11 @@ def window_pair_sums(
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class ChainNets:
-    """One chain of a window: its id, record (``user_data_64`` of its first transfer), code,
-    and per account group the group's account it touched (0: none) and its net debit."""
-
-    chain_id: int
-    record_id: int
-    code: int
-    accounts: tuple[int, ...]
-    net_debits: tuple[int, ...]
+ChainRow = Sequence[int]
+"""One chain of a window, as the row the database returns (no object per row: a window has
+millions): ``(chain_id, record_id, code, account_0, net_debit_0, account_1, net_debit_1, …)`` —
+the record is ``user_data_64`` of its transfers, and per account group the group's account the
+chain touched (0: none) and the chain's net debit on it."""
 
 
 def window_chains(
@@ -95,9 +91,9 @@ def window_chains(
     chain_id_max: int,
     groups: Sequence[Sequence[int]],
     exclude_codes: Sequence[int] = (),
-) -> Iterator[ChainNets]:
-    """Each chain of the range that touches an account of ``groups``, in chain order, with each
-    group's account and net debit (one ``GROUP BY chain_id``; rows stream from the cursor)."""
+) -> Iterator[ChainRow]:
+    """Each chain of the range that touches an account of ``groups``, in chain order (one
+    ``GROUP BY chain_id``; rows stream from a server-side cursor), as ``ChainRow``s."""
     columns: list[str] = []
     touched: list[str] = []
     for group in groups:
@@ -107,8 +103,8 @@ def window_chains(
             f"WHEN credit_account_id IN ({ids}) THEN credit_account_id ELSE 0 END)"
         )
         columns.append(
-            f"SUM(CASE WHEN debit_account_id IN ({ids}) THEN amount "
-            f"WHEN credit_account_id IN ({ids}) THEN -amount ELSE 0 END)"
+            f"CAST(SUM(CASE WHEN debit_account_id IN ({ids}) THEN amount "
+            f"WHEN credit_account_id IN ({ids}) THEN -amount ELSE 0 END) AS BIGINT)"
         )
         touched.append(f"debit_account_id IN ({ids}) OR credit_account_id IN ({ids})")
     sql = (
@@ -117,16 +113,9 @@ def window_chains(
         f"GROUP BY chain_id HAVING MAX(CASE WHEN {' OR '.join(touched)} THEN 1 ELSE 0 END) = 1 "
         "ORDER BY chain_id"
     )
-    n = len(groups)
     result = connection.execution_options(stream_results=True, yield_per=CHAINS_FETCH_ROWS)
-    for row in result.execute(sa.text(sql)):
-        yield ChainNets(
-            int(row[0]),
-            int(row[1]),
-            int(row[2]),
-            tuple(int(row[3 + 2 * g]) for g in range(n)),
-            tuple(int(row[4 + 2 * g]) for g in range(n)),
-        )
+    for partition in result.execute(sa.text(sql)).partitions():
+        yield from partition
 
 
 def chain_timestamps(

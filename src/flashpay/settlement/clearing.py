@@ -26,7 +26,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -58,42 +58,39 @@ class WrittenFile:
 
 
 class _Out:
-    """One member's two clearing files being written, with the running totals."""
+    """One member's lines being gathered (CSV and JSON forms), with the running totals."""
 
-    def __init__(self, directory: Path, member: str, header: dict[str, Any]) -> None:
+    def __init__(self, member: str) -> None:
         self.member = member
-        self.csv_path = directory / f"{member}.clearing.csv"
-        self.json_path = directory / f"{member}.clearing.json"
-        self.csv: IO[str] = open(self.csv_path.with_suffix(".tmp"), "w", encoding="utf-8")  # noqa: SIM115
-        self.json: IO[str] = open(self.json_path.with_suffix(".jtmp"), "w", encoding="utf-8")  # noqa: SIM115
-        self.csv.write(",".join(COLUMNS) + "\n")
-        head = json.dumps({**header, "member": member, "columns": list(COLUMNS)}, sort_keys=True)
-        self.json.write(head[:-1] + ', "transactions": [')
-        self.rows = 0
+        self.csv: list[str] = []
+        self.json: list[str] = []
         self.net = 0
 
-    def add(self, row: tuple[int, int, str, str, int, int, int, int]) -> None:
-        cid, rid, kind, counterparty, gross, interchange, fee, net = row
-        self.csv.write(f"{cid},{rid},{kind},{counterparty},{gross},{interchange},{fee},{net}\n")
-        # kind and counterparty are [a-z0-9_] / [A-Z0-9] (no JSON escaping needed)
-        self.json.write(
-            f'{"" if self.rows == 0 else ","}\n[{cid},{rid},"{kind}","{counterparty}",'
-            f"{gross},{interchange},{fee},{net}]"
-        )
-        self.rows += 1
-        self.net += row[7]
+    def add(self, cid: int, rid: int, kind: str, counterparty: str, gross: int,
+            interchange: int, fee: int, net: int) -> None:  # fmt: skip
+        values = f"{gross},{interchange},{fee},{net}"
+        self.csv.append(f"{cid},{rid},{kind},{counterparty},{values}")
+        # kind and counterparty are [a-z0-9_] / [A-Z0-9]: no JSON escaping needed
+        self.json.append(f'[{cid},{rid},"{kind}","{counterparty}",{values}]')
+        self.net += net
 
-    def finish(self) -> list[WrittenFile]:
-        self.csv.close()
-        self.json.write("\n]}\n")
-        self.json.close()
+    def finish(self, directory: Path, header: dict[str, Any]) -> list[WrittenFile]:
+        csv_path = directory / f"{self.member}.clearing.csv"
+        json_path = directory / f"{self.member}.clearing.json"
+        body = ",".join(COLUMNS) + "\n" + "".join(line + "\n" for line in self.csv)
+        head = json.dumps({**header, "member": self.member, "columns": list(COLUMNS)},
+                          sort_keys=True)  # fmt: skip
+        rows = ",\n".join(self.json)
+        document = head[:-1] + ', "transactions": [\n' + rows + "\n]}\n"
         out = []
-        for kind, path, tmp in (
-            ("clearing_csv", self.csv_path, self.csv_path.with_suffix(".tmp")),
-            ("clearing_json", self.json_path, self.json_path.with_suffix(".jtmp")),
-        ):
+        for kind, path, text in (("clearing_csv", csv_path, body),
+                                 ("clearing_json", json_path, document)):  # fmt: skip
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            data = text.encode()
+            tmp.write_bytes(data)
             os.replace(tmp, path)
-            out.append(file_record(self.member, kind, path))
+            out.append(WrittenFile(self.member, kind, path, hashlib.sha256(data).hexdigest(),
+                                   len(data)))  # fmt: skip
         return out
 
 
@@ -132,39 +129,38 @@ def write_clearing_files(
         [m.income for m in issuers],  # interchange_income
         [network.income],  # fee_income
     ]
-    outs = {code: _Out(directory, code, header) for code in members}
-    for chain in _chains(connection, start_ns, end_ns, groups):
-        recv, pay, acq, _ich, _fee = chain.accounts
-        to_network, p2p_in, acq_net, ich_net, fee_net = chain.net_debits
-        interchange, fee = -ich_net, -fee_net
+    outs = {code: _Out(code) for code in members}
+    purchase_codes = (int(TransferCode.PURCHASE), int(TransferCode.PURCHASE_HOLD))
+    p2p = int(TransferCode.P2P)
+    fee_out = outs[network.code]
+    for row in _chains(connection, start_ns, end_ns, groups):
+        cid, rid, code, recv, to_network, pay, p2p_in, acq, acq_net, _ich, ich_net = row[:11]
+        interchange, fee = -ich_net, -row[12]
         issuer = who.get(recv, "")
         receiver = who.get(pay, "")
         acquirer = who.get(acq, "")
         gross = to_network + interchange
-        if acq:
+        if code in purchase_codes and acq:
             kind = "purchase" if gross >= 0 else "refund"
-        elif pay:
+        elif code == p2p and pay:
             kind = "p2p_out"
         else:
             kind = "other"
-        if chain.code not in (TransferCode.PURCHASE, TransferCode.PURCHASE_HOLD, TransferCode.P2P):
-            kind = "other"
-        cid, rid = chain.chain_id, chain.record_id
         if issuer:
-            outs[issuer].add((cid, rid, kind, acquirer or receiver, gross, interchange, fee,
-                              -to_network))  # fmt: skip
+            outs[issuer].add(cid, rid, kind, acquirer or receiver, gross, interchange, fee,
+                             -to_network)  # fmt: skip
         if acquirer:
-            outs[acquirer].add((cid, rid, kind, issuer, gross, interchange, fee, -acq_net))
+            outs[acquirer].add(cid, rid, kind, issuer, gross, interchange, fee, -acq_net)
         if receiver:
-            outs[receiver].add((cid, rid, "p2p_in", issuer, -p2p_in, 0, 0, -p2p_in))
+            outs[receiver].add(cid, rid, "p2p_in", issuer, -p2p_in, 0, 0, -p2p_in)
         if fee:
-            outs[network.code].add((cid, rid, kind, issuer, gross, interchange, fee, fee))
+            fee_out.add(cid, rid, kind, issuer, gross, interchange, fee, fee)
     files: list[WrittenFile] = []
     counts: dict[str, int] = {}
     nets: dict[str, int] = {}
     for code, out in outs.items():
-        files += out.finish()
-        counts[code] = out.rows
+        files += out.finish(directory, header)
+        counts[code] = len(out.csv)
         nets[code] = out.net
     return files, counts, nets
 
