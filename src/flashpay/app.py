@@ -48,6 +48,7 @@ from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform, Runtime
 from flashpay.promotions_api import router as promotions_router
+from flashpay.settlement import router as settlement_router
 from flashpay.transit import router as transit_router
 from flashpay.wallet import enrolment_router
 from flashpay.wallet import router as wallet_router
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(webhooks_router.router)
     app.include_router(transit_router.router)
     app.include_router(web_router.router)
+    app.include_router(settlement_router.router)
     _declare_idempotency_key(app)
     return app
 

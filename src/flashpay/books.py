@@ -47,6 +47,15 @@ def check_books(*, platform: Platform) -> list[str]:
                 institution_account_id(network.code, c.ACQUIRER_PAYABLE, inst.code)
             )
     own[network.id].append(institution_account_id(network.code, c.FEE_INCOME))
+    # The settlement bank's books: a settlement account per member and its clearing account;
+    # each member's settlement deposit is in its own books (mirrored below).
+    bank = next((i for i in members if i.kind is InstitutionKind.SETTLEMENT_BANK), None)
+    settling = [i for i in members if i.kind is not InstitutionKind.SETTLEMENT_BANK]
+    if bank is not None:
+        own[bank.id].append(institution_account_id(bank.code, c.SETTLEMENT_CLEARING))
+        for inst in settling:
+            own[inst.id].append(institution_account_id(inst.code, c.SETTLEMENT_DEPOSIT))
+            own[bank.id].append(institution_account_id(bank.code, c.SETTLEMENT_ACCOUNT, inst.code))
     with platform.engine.connect() as connection:
         for issuer_id, account_id in card_accounts(connection):
             own.setdefault(issuer_id, []).append(account_id)
@@ -95,5 +104,13 @@ def check_books(*, platform: Platform) -> list[str]:
                     -net(institution_account_id(network.code, c.ACQUIRER_PAYABLE, inst.code)),
                 )
             ]
+        if bank is not None and inst.kind is not InstitutionKind.SETTLEMENT_BANK:
+            pairs.append(
+                (
+                    f"{inst.code} settlement_deposit / settlement_account",
+                    net(institution_account_id(inst.code, c.SETTLEMENT_DEPOSIT)),
+                    -net(institution_account_id(bank.code, c.SETTLEMENT_ACCOUNT, inst.code)),
+                )
+            )
         problems += [f"mirror {name}: {a} != {b}" for name, a, b in pairs if a != b]
     return problems

@@ -73,13 +73,14 @@ async def test_a_new_definition_adds_renames_and_routes_by_the_longest_prefix(wo
         "/v1/admin/network", json=changed_network(), headers=world.keys["admin"]
     )
     assert put.status_code == 200, put.text
-    # One institution created, the nine known ones updated in place; 11 + 3 BIN ranges; the
-    # new issuer's four accounts and the network's two mirrors of it.
+    # One institution created, the ten known ones (the settlement bank too) updated in place;
+    # 11 + 3 BIN ranges; the new issuer's four accounts, its promotion_expense and its settlement
+    # deposit, the network's two mirrors of it and the settlement bank's settlement account for it.
     assert put.json() == {
         "institutions_created": 1,
-        "institutions_updated": 9,
+        "institutions_updated": 10,
         "bin_ranges": 14,
-        "accounts_created": 6,
+        "accounts_created": 9,
     }
     after = (await world.client.get("/v1/institutions")).json()  # public: no credentials
     by_code = {i["code"]: i for i in after}
@@ -132,7 +133,7 @@ async def test_loading_the_same_definition_again_creates_nothing(world):
         )
         assert again.json() == {
             "institutions_created": 0,
-            "institutions_updated": 9,
+            "institutions_updated": 10,
             "bin_ranges": 11,
             "accounts_created": 0,
         }

@@ -149,7 +149,7 @@ def test_network_load_and_show(tmp_path: Path) -> None:
     first = flashpay("network", "load", "--data-dir", str(data))
     assert first.returncode == 0, first.stderr
     assert one_line(first.stdout) == (
-        "loaded: 9 institutions created, 0 updated, 11 BIN ranges, 49 ledger accounts opened"
+        "loaded: 10 institutions created, 0 updated, 11 BIN ranges, 68 ledger accounts opened"
     )
     assert (data / "flashpay.db").exists()
     assert (data / "keys.json").stat().st_mode & 0o777 == 0o600
@@ -163,10 +163,11 @@ def test_network_load_and_show(tmp_path: Path) -> None:
     definition.write_text(_toml(changed))
     second = flashpay("network", "load", str(definition), "--data-dir", str(data))
     assert second.returncode == 0, second.stderr
-    # The new issuer's four accounts, its promotion_expense and the network's two mirrors of it;
+    # The new issuer's four accounts, its promotion_expense and its settlement deposit, the
+    # network's two mirrors of it and the settlement bank's settlement account for it;
     # nothing twice.
     assert one_line(second.stdout) == (
-        "loaded: 1 institutions created, 9 updated, 12 BIN ranges, 7 ledger accounts opened"
+        "loaded: 1 institutions created, 10 updated, 12 BIN ranges, 9 ledger accounts opened"
     )
     shown = flashpay("network", "show", "--data-dir", str(data))
     assert shown.returncode == 0, shown.stderr
@@ -214,6 +215,9 @@ def _toml(data: dict[str, Any]) -> str:
     for kind in ("issuers", "acquirers"):
         for item in data[kind]:
             out += ["", f"[[{kind}]]", *(f"{k} = {value(v)}" for k, v in item.items())]
+    if "settlement_bank" in data:
+        bank = data["settlement_bank"]
+        out += ["", "[settlement_bank]", *(f"{k} = {value(v)}" for k, v in bank.items())]
     return "\n".join(out) + "\n"
 
 

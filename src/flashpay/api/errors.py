@@ -105,6 +105,12 @@ REFUSAL_STATUS: Mapping[str, int] = {
     # institutions
     "invalid_network_definition": 422,
     "network_conflict": 409,
+    # settlement
+    "no_settlement_bank": 409,
+    "window_not_due": 409,
+    "window_not_found": 404,
+    "settlement_refused": 409,
+    "invalid_record": 422,
     # chain
     "invalid_tree_size": 400,
     # merchants

@@ -20,6 +20,7 @@ from flashpay.notify import cli as dev_cli
 from flashpay.payments import cli as pay_cli
 from flashpay.promotions import cli as promo_cli
 from flashpay.qr import cli as qr_cli
+from flashpay.settlement import cli as settlement_cli
 from flashpay.sim import cli as sim_cli
 from flashpay.transit import cli as transit_cli
 from flashpay.wallet import issuer_cli
@@ -46,6 +47,7 @@ app.add_typer(dev_cli.app, name="dev")
 app.add_typer(promo_cli.app, name="promo")
 app.add_typer(webhooks_cli.app, name="webhooks")
 app.add_typer(transit_cli.app, name="transit")
+app.add_typer(settlement_cli.app, name="settlement")
 
 
 @app.command("version")

@@ -12,9 +12,12 @@ twice.
   the money customers brought in: the counter-entry of opening deposits);
 - network: ``issuer_receivable[issuer]``, ``issuer_payable[issuer]``,
   ``acquirer_payable[acquirer]``, ``fee_income``;
-- acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``.
-- every institution: ``promotion_expense`` (what its campaigns' discounts cost it; the legs are
-  ``flashpay.payments.legs.discount_legs``, decision 0019).
+- acquirer: ``network_receivable``, ``merchant_payable`` (one per merchant), ``mdr_income``;
+- every institution but the settlement bank: ``promotion_expense`` (what its campaigns' discounts
+  cost it; the legs are ``flashpay.payments.legs.discount_legs``, decision 0019);
+- every member, when the definition names a settlement bank: ``settlement_deposit`` (its money
+  at the bank), mirrored by the bank's ``settlement_account[member]``; the bank also has
+  ``settlement_clearing`` (see ``flashpay.settlement``).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ class AccountCode(IntEnum):
     INTERCHANGE_INCOME = 105
     CASH = 106
     PROMOTION_EXPENSE = 107  # any institution that funds campaigns, not only issuers
+    SETTLEMENT_DEPOSIT = 108  # any member: its money at the settlement bank (debit-normal)
     ISSUER_RECEIVABLE = 201
     ISSUER_PAYABLE = 202
     ACQUIRER_PAYABLE = 203
@@ -42,6 +46,8 @@ class AccountCode(IntEnum):
     ACQUIRER_NETWORK_RECEIVABLE = 301
     MERCHANT_PAYABLE = 302
     MDR_INCOME = 303
+    SETTLEMENT_ACCOUNT = 401  # settlement bank: settlement_account[member] (credit-normal)
+    SETTLEMENT_CLEARING = 402  # settlement bank: the account net amounts pass through
 
 
 class TransferCode(IntEnum):
@@ -51,6 +57,7 @@ class TransferCode(IntEnum):
     PROMOTION = 12  # a discount's leg to (a refund's: from) the card (decision 0019)
     PROMOTION_FUNDING = 13  # a discount's legs from its funder through the network
     P2P = 20
+    SETTLEMENT = 60  # a window's settlement chain (flashpay.settlement)
     FENCE = 90  # recovery's claim on a record's ledger ids (flashpay.payments.fence)
 
 

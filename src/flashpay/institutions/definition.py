@@ -28,6 +28,7 @@ class InstitutionKind(StrEnum):
     NETWORK = "network"
     ISSUER = "issuer"
     ACQUIRER = "acquirer"
+    SETTLEMENT_BANK = "settlement_bank"
 
 
 class CardType(StrEnum):
@@ -76,10 +77,17 @@ class NetworkDefinition:
     network: InstitutionDef
     issuers: tuple[InstitutionDef, ...]
     acquirers: tuple[InstitutionDef, ...]
+    settlement_bank: InstitutionDef | None = None  # where members settle (flashpay.settlement)
+
+    @property
+    def members(self) -> tuple[InstitutionDef, ...]:
+        """Those who clear and settle: the network, its issuers and acquirers."""
+        return (self.network, *self.issuers, *self.acquirers)
 
     @property
     def institutions(self) -> tuple[InstitutionDef, ...]:
-        return (self.network, *self.issuers, *self.acquirers)
+        bank = () if self.settlement_bank is None else (self.settlement_bank,)
+        return (*self.members, *bank)
 
 
 def _text(data: Mapping[str, Any], key: str, path: str, pattern: re.Pattern[str] | None) -> str:
@@ -139,12 +147,26 @@ def parse_definition(data: Mapping[str, Any]) -> NetworkDefinition:
         raise DefinitionError("issuers", "a network needs at least one issuer")
     if not acquirers:
         raise DefinitionError("acquirers", "a network needs at least one acquirer")
-    definition = NetworkDefinition(network, issuers, acquirers)
+    bank = (
+        None
+        if data.get("settlement_bank") is None
+        else _institution(
+            data["settlement_bank"], "settlement_bank", InstitutionKind.SETTLEMENT_BANK
+        )
+    )
+    definition = NetworkDefinition(network, issuers, acquirers, bank)
     seen = {network.code}
-    for kind, members in (("issuers", issuers), ("acquirers", acquirers)):
+    groups: list[tuple[str, tuple[InstitutionDef, ...]]] = [
+        ("issuers", issuers),
+        ("acquirers", acquirers),
+    ]
+    if bank is not None:
+        groups.append(("settlement_bank", (bank,)))
+    for kind, members in groups:
         for i, inst in enumerate(members):  # the path names the index within its own list
             if inst.code in seen:
-                raise DefinitionError(f"{kind}[{i}].code", f"{inst.code} is used twice")
+                where = f"{kind}.code" if kind == "settlement_bank" else f"{kind}[{i}].code"
+                raise DefinitionError(where, f"{inst.code} is used twice")
             seen.add(inst.code)
     prefixes: dict[str, str] = {network.token_bin or "": network.code}
     for i, issuer in enumerate(issuers):

@@ -81,12 +81,19 @@ def _accounts_of(
 
     # Every institution may fund campaigns: its discounts are debited to its promotion_expense.
     expense = account(c.PROMOTION_EXPENSE)
+    # With a settlement bank every member holds a settlement deposit there, which the bank
+    # mirrors as settlement_account[member] (flashpay.settlement settles through them).
+    deposit = [] if definition.settlement_bank is None else [account(c.SETTLEMENT_DEPOSIT)]
+    if inst.kind is InstitutionKind.SETTLEMENT_BANK:
+        return [account(c.SETTLEMENT_CLEARING)] + [
+            account(c.SETTLEMENT_ACCOUNT, member.code) for member in definition.members
+        ]
     if inst.kind is InstitutionKind.ISSUER:
         kinds = (c.NETWORK_PAYABLE, c.NETWORK_RECEIVABLE, c.INTERCHANGE_INCOME, c.CASH)
-        return [account(k) for k in kinds] + [expense]
+        return [*(account(k) for k in kinds), expense, *deposit]
     if inst.kind is InstitutionKind.ACQUIRER:
-        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME), expense]
-    out = [account(c.FEE_INCOME), expense]
+        return [account(c.ACQUIRER_NETWORK_RECEIVABLE), account(c.MDR_INCOME), expense, *deposit]
+    out = [account(c.FEE_INCOME), expense, *deposit]
     for issuer in definition.issuers:
         out += [
             account(c.ISSUER_RECEIVABLE, issuer.code),
@@ -311,7 +318,11 @@ def net_positions(*, platform: Platform) -> list[NetPosition]:
     ``acquirer_network_receivable``, and the network's fee income. In one ledger look-up."""
     c = AccountCode
     accounts: dict[str, tuple[int, int, int]] = {}  # code -> (owed, owes, income) accounts
-    members = list_institutions(platform=platform)
+    members = [
+        i
+        for i in list_institutions(platform=platform)
+        if i.kind is not InstitutionKind.SETTLEMENT_BANK
+    ]
     for inst in members:
         code = inst.code
         if inst.kind is InstitutionKind.ISSUER:
