@@ -93,7 +93,7 @@ class Metrics:
         # Under PROMETHEUS_MULTIPROC_DIR the values go to the mmap files whatever the registry.
         self.registry = CollectorRegistry()
         self._pools = dict(pools or {})
-        self._audit = audit
+        self.audit = audit
         self._pools_written = 0.0
         r = self.registry
         self.requests = Counter(
@@ -117,6 +117,11 @@ class Metrics:
             "flashpay_db_pool_connections", "Database pool connections, summed over workers.",
             ("pool", "state"), multiprocess_mode="livesum", registry=r,
         )  # fmt: skip
+        self.workers = Gauge(
+            "flashpay_workers", "Worker processes whose figures are in this exposition.",
+            multiprocess_mode="livesum", registry=r,
+        )  # fmt: skip
+        self.workers.set(1)
         self.audit_size = Gauge(
             "flashpay_audit_log_size", "Leaves in the audit log.",
             multiprocess_mode="mostrecent", registry=r,
@@ -126,6 +131,9 @@ class Metrics:
             "Committed ledger chains not yet appended to the audit log (the outbox).",
             multiprocess_mode="mostrecent", registry=r,
         )  # fmt: skip
+
+    def add_pool(self, name: str, pool: Pool) -> None:
+        self._pools[name] = pool
 
     # -- what the domains are handed -----------------------------------------------------------
     def batch_recorder(self, switch: str) -> Callable[[int], None]:
@@ -155,8 +163,8 @@ class Metrics:
     def exposition(self) -> bytes:
         """The text format over every worker (or this process alone without the directory)."""
         self.write_pools()
-        if self._audit is not None:
-            figures = self._audit()
+        if self.audit is not None:
+            figures = self.audit()
             self.audit_size.set(figures.size)
             self.audit_lag.set(figures.lag_chains)
         directory = multiprocess_dir()
