@@ -29,6 +29,7 @@ from flashpay.api import metrics as api_metrics
 from flashpay.api.body_limit import BodyLimitMiddleware
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
+from flashpay.api.idempotency_batch import BatchedIdempotencyStore
 from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX
 from flashpay.api.runtime import request_hash_key
 from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
@@ -93,6 +94,7 @@ def create_app(
         platform=platform,
         authenticator=authenticator,
         hash_key=request_hash_key,
+        store=BatchedIdempotencyStore(platform),  # claims and answers in batches (decision 0025)
     )
     app.add_middleware(BodyLimitMiddleware)  # outside idempotency, sees every request
     # added last: the outermost, so it times the others too (and serves GET /metrics)
