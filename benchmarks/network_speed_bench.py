@@ -131,6 +131,7 @@ def main() -> None:
             qr = _qr(base_url, data_dir, args.seconds, connections)
             rows.append({"kind": "qr_payments", "connections": connections, **qr})
             print(f"qr  c={connections:<4} {qr}", flush=True)
+            api_p2p_bench.WRK_THREADS = min(WRK_THREADS, connections)  # wrk: threads ≤ conns
             p2p = _wrk(base_url, "p2p", first_id=0, admin_key="", seconds=args.seconds,
                        concurrency=connections, members=members)  # fmt: skip
             row = {"kind": "p2p_transfers", "connections": connections, "requests": p2p.requests,

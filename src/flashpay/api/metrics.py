@@ -172,7 +172,7 @@ class Metrics:
             return generate_latest(self.registry)
         mark_dead_workers(directory)
         merged = CollectorRegistry()
-        multiprocess.MultiProcessCollector(merged, path=str(directory))
+        multiprocess.MultiProcessCollector(merged, path=str(directory))  # type: ignore[no-untyped-call]
         return generate_latest(merged)
 
 
@@ -187,7 +187,7 @@ def mark_dead_workers(directory: Path) -> None:
     pids = {int(m.group(1)) for p in directory.glob("*.db") if (m := _PID_FILE.search(p.name))}
     for pid in pids:
         if not _alive(pid):
-            multiprocess.mark_process_dead(pid, path=str(directory))
+            multiprocess.mark_process_dead(pid, path=str(directory))  # type: ignore[no-untyped-call]
 
 
 def _alive(pid: int) -> bool:
