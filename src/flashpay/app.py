@@ -25,9 +25,11 @@ from fastapi import FastAPI
 
 from flashpay import __version__, config
 from flashpay.api import health
+from flashpay.api import metrics as api_metrics
 from flashpay.api.body_limit import BodyLimitMiddleware
 from flashpay.api.errors import ErrorResponse, install_error_handlers
 from flashpay.api.idempotency import IdempotencyMiddleware
+from flashpay.api.idempotency_batch import BatchedIdempotencyStore
 from flashpay.api.models import IDEMPOTENCY_KEY_CHARS_MAX
 from flashpay.api.runtime import request_hash_key
 from flashpay.api.security import Authenticator, UserTokenVerifier, no_user_tokens
@@ -97,8 +99,11 @@ def create_app(
         platform=platform,
         authenticator=authenticator,
         hash_key=request_hash_key,
+        store=BatchedIdempotencyStore(platform),  # claims and answers in batches (decision 0025)
     )
-    app.add_middleware(BodyLimitMiddleware)  # added last: outside idempotency, sees every request
+    app.add_middleware(BodyLimitMiddleware)  # outside idempotency, sees every request
+    # added last: the outermost, so it times the others too (and serves GET /metrics)
+    api_metrics.install(app, api_metrics.Metrics(pools={"domain": platform.engine.pool}))
 
     app.include_router(health.router)
     app.include_router(auth_router.router)
@@ -167,9 +172,27 @@ def create_platform_app(
         return authenticate(platform=platform, token=token)
 
     app = create_app(platform, request_hash_key=request_hash_key, verify_user_token=verify)
-    app.state.payment_switch = payment_switch(platform)
-    app.state.transfer_switch = transfer_switch(platform)
-    chain_api.mount(app, chain_log or ChainLog.open(platform.database_url, clock=platform.clock))
+    metrics: api_metrics.Metrics = app.state.metrics
+
+    def declined(reason: str) -> None:
+        metrics.decline("declined", reason)
+
+    app.state.payment_switch = payment_switch(
+        platform, on_batch=metrics.batch_recorder("payments"), on_decline=declined
+    )
+    app.state.transfer_switch = transfer_switch(
+        platform, on_batch=metrics.batch_recorder("transfers"), on_decline=declined
+    )
+    log = chain_log or ChainLog.open(platform.database_url, clock=platform.clock)
+    chain_api.mount(app, log)
+
+    def audit() -> api_metrics.AuditSnapshot:
+        return api_metrics.AuditSnapshot(
+            size=log.size(), lag_chains=platform.ledger.outbox_backlog()
+        )
+
+    metrics.add_pool("ledger", platform.ledger.engine.pool)
+    metrics.audit = audit
     return app
 
 

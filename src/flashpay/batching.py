@@ -71,12 +71,14 @@ class GroupCommit(Generic[Request, Answer]):
         batch_max: int,
         in_flight_max: int,
         weight: Callable[[Request], int] | None = None,
+        on_batch: Callable[[int], None] | None = None,
     ) -> None:
         invariant(batch_max >= 1 and in_flight_max >= 1, "group commit limits must be ≥ 1")
         self._process = process
         self._batch_max = batch_max
         self._in_flight_max = in_flight_max
         self._weight = weight
+        self._on_batch = on_batch  # told each batch's size (the metrics' batch histogram)
         self._queue: deque[_Slot[Request, Answer]] = deque()
         self._running = 0
         self._changed = threading.Condition()
@@ -125,6 +127,8 @@ class GroupCommit(Generic[Request, Answer]):
 
     def _run(self, batch: list[_Slot[Request, Answer]]) -> None:
         """Process ``batch`` outside the lock, then hand every caller its outcome."""
+        if self._on_batch is not None:
+            self._on_batch(len(batch))
         try:
             outcomes = self._process([s.request for s in batch])
             invariant(

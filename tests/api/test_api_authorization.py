@@ -82,6 +82,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("GET", "/v1/health"):                                 _all(200),
     ("GET", "/v1/ready"):                                  _all(200),
     ("GET", "/v1/admin/api-keys"):                         _ADMIN,
+    ("GET", "/metrics"):                                   _ADMIN,
     ("POST", "/v1/admin/api-keys/{key_id}/revoke"):        _ADMIN,
     ("PUT", "/v1/admin/network"):                          _ADMIN,
     ("GET", "/v1/institutions"):                           _all(200),

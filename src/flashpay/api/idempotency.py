@@ -239,12 +239,14 @@ class IdempotencyMiddleware:
         hash_key: bytes,
         purge_every: int = PURGE_EVERY_COMPLETIONS,
         lease_seconds: int = IDEMPOTENCY_LEASE_SECONDS,
+        store: IdempotencyStore | None = None,
     ) -> None:
         self.app = app
         self._completed = 0
         self._purge_every = purge_every
         self._authenticator = authenticator
-        self._store = IdempotencyStore(platform, lease_seconds=lease_seconds)
+        # ``store``: e.g. ``idempotency_batch.BatchedIdempotencyStore`` (the app's, decision 0025)
+        self._store = store or IdempotencyStore(platform, lease_seconds=lease_seconds)
         self._hash_key = hash_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import tempfile
 from typing import Annotated
 
 import typer
@@ -23,6 +25,9 @@ from flashpay.keys import KeyRing
 from flashpay.notify.environment import check_notifier_settings
 
 WORKERS_MAX = 64
+# flashpay.api.metrics.MULTIPROC_ENV, named here without importing prometheus-client into this
+# process before the variable is set (the library picks its value store at import).
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(
@@ -51,6 +56,13 @@ def serve(
     if data_dir is not None:
         os.environ[config.DATA_DIR_ENV] = str(data_dir)
     KeyRing.load(data_dir)  # create the key file once, before the workers read it
+    # Prometheus' per-process value files (flashpay.api.metrics), for more than one worker: a
+    # fresh directory per serve, so counters start at zero and no earlier run's pids are merged.
+    # One worker runs in this process and keeps its values in memory.
+    metrics_dir = None
+    if workers > 1:
+        metrics_dir = tempfile.mkdtemp(prefix="flashpay-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
     err_console.print(f"flashpay API on http://{host}:{port} ({workers} worker(s), {env.value})")
     if env is config.Environment.DEVELOPMENT:
         err_console.print(
@@ -65,6 +77,14 @@ def serve(
                 "clients on 127.0.0.1",
                 highlight=False,
             )
+    try:
+        _run(host, port, workers, access_log)
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run(host: str, port: int, workers: int, access_log: bool) -> None:
     uvicorn.run(
         "flashpay.app:create_app_from_environment",
         factory=True,

@@ -26,6 +26,13 @@ from flashpay.ledger.types import (
 class Outbox(Storage):
     """Draining the outbox and reading chains."""
 
+    def outbox_backlog(self) -> int:
+        """How many committed chains wait in the outbox for the audit log (its lag, in chains)."""
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(sa.text("SELECT count(*) FROM ledger_outbox")).scalar_one()
+            )
+
     def drain_outbox(
         self,
         consume: Callable[[sa.Connection, Sequence[CommittedChain]], None],
