@@ -17,14 +17,30 @@ import tomllib
 from importlib import resources
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from world import PASSWORD, PIN, open_world
 
 from flashpay.app import create_platform_app
 from flashpay.auth import PrincipalKind, create_api_key
 from flashpay.cards.numbers import generate_card_number
 from flashpay.chain.service import ChainLog
+from flashpay.institutions.service import get_institution
 from flashpay.keys import KeyRing
+from flashpay.merchants.service import Scene, onboard_merchant
 from flashpay.platform import Platform
+from flashpay.settlement.close import close_window
+from flashpay.settlement.windows import Schedule
+from flashpay.transit import codes
+from flashpay.transit.codes import GateTrust
+from flashpay.transit.credentials import issue_credential, register_operator
+from flashpay.transit.definition import load_definition
+from flashpay.transit.denylist import gate_trust
+from flashpay.transit.fares import Network
+from flashpay.transit.settle import settle
+from flashpay.transit.trips import TapKind
+from flashpay.transit.uploads import UploadedTap, record_taps
+from flashpay.transit.views import rider_trips
+from flashpay.wallet.payers import bound_cards
 from flashpay.webhooks import EventType, event_id
 from flashpay.webhooks.derive import Deriver
 from flashpay.webhooks.endpoints import create_endpoint
@@ -73,6 +89,8 @@ def _funder(ok: int) -> tuple[int, ...]:
 
 
 _ACQUIRER = (401, 403, 403, 403, 403, 200, 403, 403, 403)
+_INSTITUTIONS = (401, 403, 403, 200, 200, 200, 200, 403, 403)
+_MEMBER = (401, 403, 403, 404, 200, 404, 200, 403, 403)  # BOC's: the issuer and the operator
 _RECORD_CARD = (401, 403, 403, 422, 403, 403, 201, 403, 403)  # another bank's BIN: 422
 _SIGN_MERCHANT = (401, 403, 403, 403, 403, 201, 403, 403, 403)
 
@@ -169,6 +187,26 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/webhooks/events/{event_id}/replay"):     _shop(201, 404),
     ("GET", "/v1/webhooks/deliveries"):                    _shop(200, 200),
     ("GET", "/v1/webhooks/deliveries/{delivery_id}"):      _shop(200, 404),
+    # Transit: the owner's card (another user's is a 404); ``shop`` is the subway's operator
+    # here, so another merchant, operating no network, is the wrong kind of caller (403).
+    ("POST", "/v1/transit/credentials"):                   _user(201, 404),
+    ("GET", "/v1/transit/gate-trust"):                     _shop(200, 403),
+    ("POST", "/v1/transit/gates/{gate_id}/taps"):          _shop(200, 403),
+    ("GET", "/v1/transit/trips"):                          _user(200, 404),
+    ("POST", "/v1/transit/trips/{trip_id}/dispute"):       _user(200, 404),
+    ("GET", "/v1/transit/operator/ridership"):             _shop(200, 403),
+    ("POST", "/v1/transit/settle"):                        _ADMIN,
+    # Settlement: every institution lists windows; a member's positions, files and
+    # reconciliation are that member's (BOC's here: another member gets 404) and the operator's;
+    # closing and settling are the operator's alone.
+    ("GET", "/v1/settlement/windows"):                     _INSTITUTIONS,
+    ("GET", "/v1/settlement/windows/{window_id}"):         _INSTITUTIONS,
+    ("GET", "/v1/settlement/windows/{window_id}/positions/{member}"): _MEMBER,
+    ("GET", "/v1/settlement/windows/{window_id}/files/{member}"):     _MEMBER,
+    ("GET", "/v1/settlement/windows/{window_id}/files/{member}/{kind}"): _MEMBER,
+    ("POST", "/v1/settlement/windows/{window_id}/reconciliation/{member}"): _MEMBER,
+    ("POST", "/v1/settlement/close"):                      _ADMIN,
+    ("POST", "/v1/settlement/windows/{window_id}/settle"): _ADMIN,
 }
 # fmt: on
 QUERIES = {
@@ -225,7 +263,17 @@ def _default_network_json() -> dict:
     return tomllib.loads(text)
 
 
-async def test_authorization_matrix(database_url, leak_guard):
+def _window(world, directory) -> int:
+    """A window closed just now (its postings: the route's own payments), for the routes on one."""
+    world.clock.advance(10)
+    schedule = Schedule(close_delay_seconds=5)
+    end_ns = world.clock.now_ns() - 6 * 1_000_000_000
+    return close_window(platform=world.platform, end_ns=end_ns, schedule=schedule,
+                        directory=directory).window.id  # fmt: skip
+
+
+async def test_authorization_matrix(database_url, leak_guard, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLASHPAY_DATA_DIR", str(tmp_path))  # where the close route writes files
     async with open_world(database_url, leak_guard) as world:
         other = await world.signup(world.person("Other"))
         headers = {
@@ -240,6 +288,7 @@ async def test_authorization_matrix(database_url, leak_guard):
         shop = await world.merchant("The Shop")
         headers["shop"] = shop["headers"]
         peer, _ = await world.member_with_card("Peer")
+        operator = _subway_operator(world)
         failures = []
         for (method, template), expected in MATRIX.items():
             # Fresh resources per route, owned by a fresh ``owner`` (cards issued by BOC).
@@ -274,6 +323,8 @@ async def test_authorization_matrix(database_url, leak_guard):
                        "order_payload": fresh_order["payload"], "code": fresh_code}  # fmt: skip
             campaign_id = await _campaign(world, active=template.endswith(("/pause", "/coupons")))
             hooks = _webhooks(world, shop, paid) if template.startswith("/v1/webhooks/") else {}
+            trip_id = _trip(world, card["id"]) if template.endswith("/dispute") else 0
+            window_id = _window(world, tmp_path) if "{window_id}" in template else 0
             path = template.format(
                 **hooks,
                 campaign_id=campaign_id,
@@ -284,8 +335,17 @@ async def test_authorization_matrix(database_url, leak_guard):
                 chain_id=1,
                 order_id=order["id"],
                 payment_id=payment_id,
+                gate_id="G-MATRIX",
+                trip_id=trip_id,
+                window_id=window_id,
+                member="BOC",
+                kind="clearing_csv",
             ) + QUERIES.get(template, "")
+            if template.startswith("/v1/transit/trips"):
+                path += f"?wallet_card_id={card['id']}"
             route_headers = dict(headers)
+            if template.startswith(("/v1/transit/gate", "/v1/transit/operator")):
+                route_headers["shop"] = operator
             if template == "/v1/sessions/current":  # logging out ends the token: use spare ones
                 for caller, person in (("other_user", other), ("owner", owner)):
                     spare_session = await world.client.post(
@@ -306,6 +366,7 @@ async def test_authorization_matrix(database_url, leak_guard):
 
 
 _counter = iter(range(10**6))
+NS = 1_000_000_000
 
 
 def _webhooks(world, shop, paid) -> dict[str, object]:
@@ -319,6 +380,45 @@ def _webhooks(world, shop, paid) -> dict[str, object]:
         platform=world.platform, merchant_id=shop["id"], event_id=evt, endpoint_id=endpoint.id
     )
     return {"endpoint_id": endpoint.id, "event_id": evt, "delivery_id": delivery.id}
+
+
+def _subway_operator(world) -> dict[str, str]:
+    """The API key of a merchant registered as the subway's operator (as transit tests make)."""
+    acquirer = get_institution(platform=world.platform, code="UMS")
+    assert acquirer is not None
+    metro = onboard_merchant(platform=world.platform, acquirer=acquirer, legal_name="City Metro Co",
+                             display_name="City Metro", city="Shanghai", mcc="4111",
+                             scene=Scene.SUBWAY)  # fmt: skip
+    register_operator(platform=world.platform, network=Network.SUBWAY, merchant_id=metro.id)
+    key = create_api_key(platform=world.platform, kind=PrincipalKind.MERCHANT,
+                         principal_id=metro.id)  # fmt: skip
+    return {"X-Api-Key": key.key}
+
+
+def _trip(world, wallet_card_id: int) -> int:
+    """A settled trip on the card without a tap-out (the one kind a rider may dispute)."""
+    with world.platform.engine.connect() as connection:
+        [bound] = bound_cards(connection, wallet_card_ids=[wallet_card_id])
+    device = Ed25519PrivateKey.generate()
+    issued = issue_credential(platform=world.platform, definition=load_definition(),
+                              token=bound.token, device_public_key=codes.public_bytes(
+                                  device.public_key()), ride_credit_limit_minor=5000,
+                              user_id=bound.user_id)  # fmt: skip
+    snap = gate_trust(platform=world.platform)
+    trust = GateTrust(snap.network_id, {k: Ed25519PublicKey.from_public_bytes(v)
+                                        for k, v in snap.network_keys.items()})  # fmt: skip
+    now_ns = world.clock.now_ns()
+    code = codes.make_code(issued.credential, device, at_s=now_ns // NS, counter=1)
+    verdict = codes.verify_code(trust, code, now_s=now_ns // NS)
+    assert isinstance(verdict, codes.Accepted)
+    tap = UploadedTap(1, verdict.token, "S01", TapKind.IN, now_ns, verdict.digest, 0)
+    record_taps(platform=world.platform, gate_id=f"G-T{next(_counter)}", gate_clock_ns=now_ns,
+                taps=[tap])  # fmt: skip
+    world.clock.advance(5 * 3600)  # past the longest trip: the batch closes it untapped-out
+    settle(platform=world.platform, definition=load_definition())
+    [trip] = rider_trips(platform=world.platform, tokens=[bound.token])
+    assert trip.status == "no_tap_out", trip
+    return trip.id
 
 
 def _body(world, method, template, owner, context):
@@ -368,6 +468,19 @@ def _body(world, method, template, owner, context):
         return {"enabled": True}
     if template.endswith("/top-ups"):
         return {"uses": 1}
+    if template == "/v1/settlement/close":
+        world.clock.advance(10)  # after the last window the routes before closed
+        return {"end_ns": world.clock.now_ns() - 6 * 1_000_000_000}
+    if template.endswith("/reconciliation/{member}"):
+        return {"record_csv": ""}
     if template.endswith("/coupon-pushes"):
         return {"phones": ["13600000001"]}
+    if template == "/v1/transit/credentials":
+        device = Ed25519PrivateKey.generate()
+        return {"wallet_card_id": context["card_id"], "ride_credit_limit_minor": 5000,
+                "device_public_key": codes.public_bytes(device.public_key()).hex()}  # fmt: skip
+    if template == "/v1/transit/gates/{gate_id}/taps":
+        return {"gate_clock_ns": world.clock.now_ns(), "taps": []}
+    if template.endswith("/dispute"):
+        return {"to_station": "S02"}
     return None

@@ -113,7 +113,9 @@ def test_leaf_encoding_is_canonical_and_checked() -> None:
     decoded = leaf_codec.decode(data)
     assert decoded.transfers == chain.transfers
     assert decoded.commitment == bytes(range(32))
-    with pytest.raises(leaf_codec.LeafError, match="version"):
+    with pytest.raises(leaf_codec.LeafError, match="version"):  # 2 is the discount leaf's now
+        leaf_codec.decode(b"\x03" + data[1:])
+    with pytest.raises(leaf_codec.LeafError, match="count says"):  # a v2 leaf lacks its discount
         leaf_codec.decode(b"\x02" + data[1:])
     with pytest.raises(leaf_codec.LeafError):
         leaf_codec.decode(data[:-1])

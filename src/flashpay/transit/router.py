@@ -134,6 +134,8 @@ def my_trips(
     tokens = views.tokens_of_user(
         platform=platform, user_id=caller.id, wallet_card_ids=[wallet_card_id]
     )
+    if not tokens:  # someone else's card is a 404, as at /credentials (not an empty list)
+        raise TransitError(TransitRefusal.UNKNOWN_TOKEN, "no such card of yours")
     return [_trip_out(v) for v in views.rider_trips(platform=platform, tokens=tokens, limit=limit)]
 
 
