@@ -44,6 +44,7 @@ settlement_positions = sa.Table(
     sa.Column("network_fee_fen", sa.BigInteger, nullable=False),
     sa.Column("mdr_fen", sa.BigInteger, nullable=False),
     sa.Column("other_fen", sa.BigInteger, nullable=False),
+    sa.Column("promotion_fen", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("net_fen", sa.BigInteger, nullable=False),
     sa.Column("books_net_fen", sa.BigInteger, nullable=False),
     sa.Column("transactions", sa.BigInteger, nullable=False),

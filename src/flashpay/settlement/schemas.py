@@ -27,6 +27,7 @@ class PositionOut(BaseModel):
     network_fee_fen: int
     mdr_fen: int
     other_fen: int
+    promotion_fen: int
     net_fen: int
     books_net_fen: int
     transactions: int
