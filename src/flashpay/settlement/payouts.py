@@ -177,13 +177,33 @@ def compute_payouts(*, platform: Platform, window_id: int) -> list[Payout]:
 
 
 def payouts(*, platform: Platform, window_id: int) -> list[Payout]:
-    """``compute_payouts``, safe against a rival run: the primary key refuses the second
-    writer's rows (its transaction rolls back whole), which then returns the first's."""
-    try:
-        return compute_payouts(platform=platform, window_id=window_id)
-    except sa.exc.IntegrityError:
-        with platform.engine.connect() as connection:
-            return window_payouts(connection, window_id)
+    """A settled window's payouts, the earlier windows' first (oldest first, so each carries
+    the right amount forward; refused while an earlier window is unsettled). Safe against a
+    rival run: the primary key refuses the second writer's rows (its transaction rolls back
+    whole), which then reads the first's."""
+    with platform.engine.connect() as connection:
+        target = window_by_id(connection, window_id)
+        if target is None:
+            raise SettlementError(SettlementRefusal.WINDOW_NOT_FOUND, f"no window {window_id}")
+        earlier = connection.execute(
+            sa.select(w.c.id, w.c.state)
+            .where(w.c.end_ns < target.end_ns)
+            .where(~sa.exists().where(settlement_payouts.c.window_id == w.c.id))
+            .order_by(w.c.end_ns)
+        ).all()
+    for row in earlier:
+        if row.state != "settled":
+            raise SettlementError(
+                SettlementRefusal.WINDOW_NOT_SETTLED,
+                f"an earlier window {row.id} is not settled yet: its payouts come first",
+            )
+    for wid in [int(r.id) for r in earlier] + [window_id]:
+        try:
+            found = compute_payouts(platform=platform, window_id=wid)
+        except sa.exc.IntegrityError:
+            with platform.engine.connect() as connection:
+                found = window_payouts(connection, wid)
+    return found
 
 
 def _as_dict(p: Payout) -> dict[str, object]:
