@@ -75,8 +75,8 @@ def value_date(end_ns: int) -> str:
 
 
 def _row(m: sa.RowMapping) -> Payout:
-    return Payout(**{k: (str(v) if k in ("acquirer", "value_date") else int(v))
-                     for k, v in m.items()})  # fmt: skip
+    fields = {k: int(v) for k, v in m.items() if k not in ("acquirer", "value_date")}
+    return Payout(acquirer=str(m["acquirer"]), value_date=str(m["value_date"]), **fields)
 
 
 def window_payouts(
