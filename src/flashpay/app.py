@@ -50,6 +50,7 @@ from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.payments.transfer_queries import recover_transfers
 from flashpay.platform import Platform, Runtime
 from flashpay.promotions_api import router as promotions_router
+from flashpay.settlement import payout_router as settlement_payout_router
 from flashpay.settlement import router as settlement_router
 from flashpay.transit import router as transit_router
 from flashpay.wallet import enrolment_router
@@ -119,6 +120,7 @@ def create_app(
     app.include_router(transit_router.router)
     app.include_router(web_router.router)
     app.include_router(settlement_router.router)
+    app.include_router(settlement_payout_router.router)
     _declare_idempotency_key(app)
     return app
 

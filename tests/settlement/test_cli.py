@@ -1,4 +1,4 @@
-"""``flashpay settlement close|settle|report|reconcile`` as a user runs them (real processes,
+"""``flashpay settlement close|settle|report|reconcile|payout`` as a user runs them (real processes,
 SQLite and PostgreSQL; the system clock, so the first window ends at the latest cut-off)."""
 
 from __future__ import annotations
@@ -50,3 +50,14 @@ def test_close_settle_report_reconcile(service_platform: Platform, tmp_path: Pat
     broken = flashpay("reconcile", str(window["window"]), "UMS", str(changed), *where)
     assert broken.returncode == 3
     assert "amount_mismatch" in broken.stdout
+    # Merchant payouts of the settled window: T+1, net of the MDR; a rerun pays nothing twice.
+    paid = flashpay("payout", "--json", *where)
+    assert paid.returncode == 0, paid.stderr
+    [payout] = json.loads(paid.stdout)
+    mdr = 8_800 - w.shops["Wumart"][0].fees.split(8_800)[3]
+    assert (payout["acquirer"], payout["payments_fen"], payout["fees_fen"]) == ("UMS", 8_800, mdr)
+    assert payout["payout_fen"] == 8_800 - mdr
+    assert json.loads(flashpay("payout", "--json", *where).stdout) == [payout]
+    table = flashpay("payout", "--window", str(window["window"]), *where)
+    assert table.returncode == 0
+    assert str(8_800 - mdr) in table.stdout

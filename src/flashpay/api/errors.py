@@ -109,6 +109,7 @@ REFUSAL_STATUS: Mapping[str, int] = {
     "no_settlement_bank": 409,
     "window_not_due": 409,
     "window_not_found": 404,
+    "window_not_settled": 409,
     "settlement_refused": 409,
     "invalid_record": 422,
     # chain

@@ -12,7 +12,8 @@ structure documented below (``check_statement``), the subset of the message flas
     ``Dt/DtTm``): the window's settlement sub-ledger opens at zero and closes at the net
     position,
     one ``Ntry`` per non-zero figure (gross owed, gross owed by it, interchange, network fee,
-    MDR, other): ``Amt``, ``CdtDbtInd``, ``Sts/Cd`` ``BOOK``, ``BookgDt/DtTm``, ``ValDt/DtTm``,
+    MDR, promotion funding, other): ``Amt``, ``CdtDbtInd``, ``Sts/Cd`` ``BOOK``,
+    ``BookgDt/DtTm``, ``ValDt/DtTm``,
     ``BkTxCd/Prtry/Cd`` (the figure's name), ``AddtlNtryInf``.
 
 Amounts are yuan with two decimals, formatted from the integer fen (never a float).
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from flashpay.settlement.positions import Position
 
 NAMESPACE = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
-ENTRY_CODES = ("OWED", "OWES", "INTERCHANGE", "NETWORK_FEE", "MDR", "OTHER")
+ENTRY_CODES = ("OWED", "OWES", "INTERCHANGE", "NETWORK_FEE", "MDR", "PROMOTION", "OTHER")
 
 
 def _yuan(fen: int) -> str:
@@ -81,6 +82,7 @@ def statement(
         ("INTERCHANGE", p.interchange_fen, "CRDT"),
         ("NETWORK_FEE", p.network_fee_fen, "CRDT"),
         ("MDR", p.mdr_fen, "CRDT"),
+        ("PROMOTION", p.promotion_fen, "CRDT"),
         ("OTHER", p.other_fen, "CRDT"),
     )
     for code, fen, side in figures:

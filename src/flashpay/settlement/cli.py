@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,7 @@ from flashpay.cli.common import DataDirOption, DbOption, console, err_console, r
 from flashpay.errors import RefusedError
 from flashpay.platform import Platform
 from flashpay.settlement.close import close_window
+from flashpay.settlement.payouts import payouts
 from flashpay.settlement.queries import list_windows, window_positions
 from flashpay.settlement.reconcile import reconcile_window
 from flashpay.settlement.service import close_due, files_directory, schedule_from_environment
@@ -134,3 +136,40 @@ def reconcile(
     console.print(f"{len(breaks)} breaks", highlight=False)
     if breaks:
         raise typer.Exit(3)
+
+
+@app.command("payout")
+def payout(
+    db: DbOption = None,
+    data_dir: DataDirOption = None,
+    window: Annotated[
+        int | None, typer.Option(help="A window id (default: every settled).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON instead of tables.")] = False,
+) -> None:
+    """Merchant payouts of the settled windows (or one, and the earlier ones first); idempotent."""
+    platform = _open(db, data_dir)
+    try:
+        with platform.engine.connect() as connection:
+            ids = [window] if window is not None else [
+                w.id for w in sorted(list_windows(connection), key=lambda w: w.end_ns)
+                if w.state == "settled"
+            ]  # fmt: skip
+        done = [(wid, payouts(platform=platform, window_id=wid)) for wid in ids]
+    except RefusedError as exc:
+        err_console.print(f"{exc.code}: {exc.message}", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        platform.close()
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(p) for _, ps in done for p in ps], indent=1))
+        return
+    for wid, ps in done:
+        columns = ("merchant", "acquirer", "value date", "payments", "refunds", "fees",
+                   "carried in", "payout", "carried out")  # fmt: skip
+        table = Table(*columns, title=f"window {wid} payouts")
+        for p in ps:
+            table.add_row(str(p.merchant_id), p.acquirer, p.value_date, str(p.payments_fen),
+                          str(p.refunds_fen), str(p.fees_fen), str(p.carried_in_fen),
+                          str(p.payout_fen), str(p.carried_out_fen))  # fmt: skip
+        console.print(table)

@@ -44,6 +44,7 @@ settlement_positions = sa.Table(
     sa.Column("network_fee_fen", sa.BigInteger, nullable=False),
     sa.Column("mdr_fen", sa.BigInteger, nullable=False),
     sa.Column("other_fen", sa.BigInteger, nullable=False),
+    sa.Column("promotion_fen", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("net_fen", sa.BigInteger, nullable=False),
     sa.Column("books_net_fen", sa.BigInteger, nullable=False),
     sa.Column("transactions", sa.BigInteger, nullable=False),
@@ -67,4 +68,23 @@ settlement_files = sa.Table(
     sa.Column("path", sa.String(1024), nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("bytes", sa.BigInteger, nullable=False),
+)
+
+# Per settled window and merchant: its statement and payout (migration ``settlement_0003``).
+settlement_payouts = sa.Table(
+    "settlement_payouts",
+    metadata,
+    sa.Column("window_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("merchant_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("acquirer", sa.String(16), nullable=False),
+    sa.Column("value_date", sa.String(10), nullable=False),
+    sa.Column("payments", sa.BigInteger, nullable=False),
+    sa.Column("payments_fen", sa.BigInteger, nullable=False),
+    sa.Column("refunds", sa.BigInteger, nullable=False),
+    sa.Column("refunds_fen", sa.BigInteger, nullable=False),
+    sa.Column("fees_fen", sa.BigInteger, nullable=False),
+    sa.Column("net_fen", sa.BigInteger, nullable=False),
+    sa.Column("carried_in_fen", sa.BigInteger, nullable=False),
+    sa.Column("payout_fen", sa.BigInteger, nullable=False),
+    sa.Column("carried_out_fen", sa.BigInteger, nullable=False),
 )

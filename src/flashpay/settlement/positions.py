@@ -1,9 +1,10 @@
 """A window's figures from the ledger's pair sums: pure functions, no I/O.
 
 ``positions(chart, sums)`` gives, per member: what it owes and is owed gross, the refunds in
-that, interchange, network fees and MDR, anything else (adjustments, codes settlement does not
-know), and the multilateral net position (positive: it receives). ``moves`` gives each cleared
-account's net debit: the settlement chain reverses exactly these.
+that, interchange, network fees and MDR, the promotion funding (a discount's legs, transfer codes
+12 and 13), anything else (adjustments, codes settlement does not know), and the multilateral net
+position (positive: it receives). ``moves`` gives each cleared account's net debit: the
+settlement chain reverses exactly these.
 
 The net position comes from the network's books (credits less debits on the network's mirror of
 the member); ``books_net_fen`` is the same figure from the member's own books (debits less
@@ -23,6 +24,8 @@ from flashpay.ledger.windows import PairSum
 from flashpay.settlement.chart import SettlementChart
 
 _KNOWN_CODES = {int(TransferCode.PURCHASE), int(TransferCode.PURCHASE_HOLD), int(TransferCode.P2P)}
+# A discount's legs (decision 0019): the card's credit and the funder's legs through the network.
+_PROMOTION_CODES = {int(TransferCode.PROMOTION), int(TransferCode.PROMOTION_FUNDING)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,7 @@ class Position:
     net_fen: int
     books_net_fen: int
     transactions: int = 0
+    promotion_fen: int = 0  # the discount legs on the member's side (positive: it is paid)
 
 
 def net_debits(sums: Sequence[PairSum]) -> dict[int, int]:
@@ -66,6 +70,7 @@ def positions(
     credits: dict[int, int] = defaultdict(int)
     refunds: dict[int, int] = defaultdict(int)
     other: dict[int, int] = defaultdict(int)
+    promotion: dict[int, int] = defaultdict(int)
     acquirer_side = {a for m in chart.members if m.kind is InstitutionKind.ACQUIRER
                      for a in m.network_side}  # fmt: skip
     issuer_receivable = {m.network_side[0] for m in chart.members
@@ -75,7 +80,10 @@ def positions(
     for s in sums:
         debits[s.debit_key] += s.amount
         credits[s.credit_key] += s.amount
-        if s.code not in _KNOWN_CODES:
+        if s.code in _PROMOTION_CODES:
+            promotion[s.debit_key] -= s.amount
+            promotion[s.credit_key] += s.amount
+        elif s.code not in _KNOWN_CODES:
             other[s.debit_key] -= s.amount
             other[s.credit_key] += s.amount
         # A refund reverses a purchase: acquirer_payable[Y] is debited, issuer_receivable[X]
@@ -117,6 +125,9 @@ def positions(
                 net_fen=net,
                 books_net_fen=books,
                 transactions=transactions.get(m.code, 0),
+                # The network's sign follows its net (debits on its mirrors: it receives).
+                promotion_fen=(-1 if m.kind is InstitutionKind.NETWORK else 1)
+                * sum(promotion[a] for a in side),
             )
         )
     return out

@@ -27,6 +27,7 @@ class PositionOut(BaseModel):
     network_fee_fen: int
     mdr_fen: int
     other_fen: int
+    promotion_fen: int
     net_fen: int
     books_net_fen: int
     transactions: int
@@ -59,3 +60,21 @@ class ReconciliationOut(BaseModel):
     window_id: int
     member: str
     breaks: list[BreakOut]
+
+
+class PayoutOut(BaseModel):
+    """A merchant's statement and payout for a settled window (docs/reference/settlement.md)."""
+
+    window_id: int
+    merchant_id: int
+    acquirer: str
+    value_date: str
+    payments: int
+    payments_fen: int
+    refunds: int
+    refunds_fen: int
+    fees_fen: int
+    net_fen: int
+    carried_in_fen: int
+    payout_fen: int
+    carried_out_fen: int
