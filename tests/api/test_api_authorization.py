@@ -29,6 +29,9 @@ from flashpay.keys import KeyRing
 from flashpay.merchants.service import Scene, onboard_merchant
 from flashpay.platform import Platform
 from flashpay.settlement.close import close_window
+from flashpay.settlement.payouts import payouts
+from flashpay.settlement.queries import list_windows
+from flashpay.settlement.settle import settle_window
 from flashpay.settlement.windows import Schedule
 from flashpay.transit import codes
 from flashpay.transit.codes import GateTrust
@@ -90,6 +93,7 @@ def _funder(ok: int) -> tuple[int, ...]:
 
 _ACQUIRER = (401, 403, 403, 403, 403, 200, 403, 403, 403)
 _INSTITUTIONS = (401, 403, 403, 200, 200, 200, 200, 403, 403)
+_UMS_PAYOUTS = (401, 403, 403, 404, 200, 200, 404, 403, 403)
 _MEMBER = (401, 403, 403, 404, 200, 404, 200, 403, 403)  # BOC's: the issuer and the operator
 _RECORD_CARD = (401, 403, 403, 422, 403, 403, 201, 403, 403)  # another bank's BIN: 422
 _SIGN_MERCHANT = (401, 403, 403, 403, 403, 201, 403, 403, 403)
@@ -207,6 +211,11 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST", "/v1/settlement/windows/{window_id}/reconciliation/{member}"): _MEMBER,
     ("POST", "/v1/settlement/close"):                      _ADMIN,
     ("POST", "/v1/settlement/windows/{window_id}/settle"): _ADMIN,
+    # Payouts: computed by the operator for a settled window; an acquirer (UMS here) reads its
+    # merchants' (another member 404); a merchant reads its own statement (another merchant 404).
+    ("POST", "/v1/settlement/windows/{window_id}/payouts"): _ADMIN,
+    ("GET", "/v1/settlement/windows/{window_id}/payouts/{acquirer}"): _UMS_PAYOUTS,
+    ("GET", "/v1/settlement/windows/{window_id}/statement"): _shop(200, 404),
 }
 # fmt: on
 QUERIES = {
@@ -263,13 +272,24 @@ def _default_network_json() -> dict:
     return tomllib.loads(text)
 
 
-def _window(world, directory) -> int:
-    """A window closed just now (its postings: the route's own payments), for the routes on one."""
+def _window(world, directory, template: str) -> int:
+    """A window closed just now (its postings: the route's own payments), for the routes on one;
+    for the payout routes every window settled (payouts go oldest first) and, for a merchant's
+    statement, its payouts computed."""
     world.clock.advance(10)
     schedule = Schedule(close_delay_seconds=5)
     end_ns = world.clock.now_ns() - 6 * 1_000_000_000
-    return close_window(platform=world.platform, end_ns=end_ns, schedule=schedule,
-                        directory=directory).window.id  # fmt: skip
+    window_id = close_window(platform=world.platform, end_ns=end_ns, schedule=schedule,
+                             directory=directory).window.id  # fmt: skip
+    if template.endswith(("/payouts", "/statement")):
+        with world.platform.engine.connect() as connection:
+            every = list_windows(connection)
+        for window in sorted(every, key=lambda w: w.end_ns):
+            settle_window(platform=world.platform, window_id=window.id)
+    if template.endswith("/statement"):
+        for window in sorted(every, key=lambda w: w.end_ns):
+            payouts(platform=world.platform, window_id=window.id)
+    return window_id
 
 
 async def test_authorization_matrix(database_url, leak_guard, tmp_path, monkeypatch):
@@ -324,7 +344,7 @@ async def test_authorization_matrix(database_url, leak_guard, tmp_path, monkeypa
             campaign_id = await _campaign(world, active=template.endswith(("/pause", "/coupons")))
             hooks = _webhooks(world, shop, paid) if template.startswith("/v1/webhooks/") else {}
             trip_id = _trip(world, card["id"]) if template.endswith("/dispute") else 0
-            window_id = _window(world, tmp_path) if "{window_id}" in template else 0
+            window_id = _window(world, tmp_path, template) if "{window_id}" in template else 0
             path = template.format(
                 **hooks,
                 campaign_id=campaign_id,
@@ -339,6 +359,7 @@ async def test_authorization_matrix(database_url, leak_guard, tmp_path, monkeypa
                 trip_id=trip_id,
                 window_id=window_id,
                 member="BOC",
+                acquirer="UMS",
                 kind="clearing_csv",
             ) + QUERIES.get(template, "")
             if template.startswith("/v1/transit/trips"):
