@@ -39,7 +39,7 @@ def _payer(
     *, wallet: WalletCardStatus = WalletCardStatus.ACTIVE, card: Card | None = None
 ) -> Payer:
     return Payer(
-        user_id=3, wallet_card_id=5, wallet_status=wallet, card=card or _card(),
+        user_id=3, wallet_card_id=5, status=wallet, card=card or _card(),
         pin=PinState(user_id=3, pin_hash="h", pin_failures=0, pin_locked_until_ns=None),
         free_per_payment=FREE, qr_daily_limit=5_000_00, token="tok",
     )  # fmt: skip

@@ -10,7 +10,7 @@ front ends need in a constant number of queries, one per owner.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -18,8 +18,10 @@ from flashpay.cards.service import cards_by_id
 from flashpay.clock import NS_PER_SECOND
 from flashpay.db import autocommit
 from flashpay.merchants.service import (
+    Merchant,
     MerchantAndTerminal,
     Order,
+    Terminal,
     merchant_terminals,
     orders_by_bill,
 )
@@ -123,41 +125,63 @@ class Lookups:
 
 
 def scan(platform: Platform, lookups: Lookups, request: ScanRequest) -> Attempt:
+    """The attempt of a scanned merchant code, built once from the batch's look-ups (a decline
+    builds its own): the attempt is frozen, and a copy per finding cost more than the rest."""
     payer = lookups.by_card.get(request.wallet_card_id)
     if payer is None or payer.user_id != request.user_id:
         raise PaymentError(PaymentRefusal.NOT_FOUND, "no such card in this wallet")
     amount = None if request.amount is None else fen(request.amount)
     if amount is not None and not 0 < amount <= AMOUNT_MAX:
         raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
-    attempt = Attempt(
-        kind=PaymentKind.MPM_STATIC, amount=amount or 0, payer=payer, pin=request.pin,
-        idempotency=request.idempotency,
-    )  # fmt: skip
     code = lookups.scanned[request.payload]
     if isinstance(code, DeclineReason):
-        return replace(attempt, reason=code)
+        return _declined(PaymentKind.MPM_STATIC, amount, payer, request, code)
     merchant, terminal = lookups.by_code[(code.merchant_id, code.terminal_id)]
     if merchant is None or terminal is None or merchant.status != "active":
-        return replace(attempt, reason=DeclineReason.MERCHANT_NOT_FOUND)
-    attempt = replace(attempt, merchant=merchant, terminal=terminal)
+        return _declined(
+            PaymentKind.MPM_STATIC, amount, payer, request, DeclineReason.MERCHANT_NOT_FOUND
+        )
     if code.dynamic:
-        attempt = replace(attempt, kind=PaymentKind.MPM_DYNAMIC)
         order = lookups.orders.get((merchant.id, code.bill_number)) if code.bill_number else None
         if order is None or code.amount is None or code.amount.amount_minor != order.amount:
-            return replace(attempt, reason=DeclineReason.ORDER_NOT_FOUND)
+            return Attempt(
+                kind=PaymentKind.MPM_DYNAMIC, amount=amount or 0, payer=payer,
+                merchant=merchant, terminal=terminal, pin=request.pin,
+                idempotency=request.idempotency, reason=DeclineReason.ORDER_NOT_FOUND,
+            )  # fmt: skip
         if amount is not None and amount != order.amount:
             raise PaymentError(
                 PaymentRefusal.AMOUNT_MISMATCH, "a dynamic code carries its own amount"
             )
         expired = order.expires_at_ns <= platform.clock.now_ns()
-        return replace(
-            attempt, amount=order.amount, order_id=order.id, bill_number=order.bill_number,
-            order_expires_at_ns=order.expires_at_ns,
-            reason=DeclineReason.ORDER_EXPIRED if expired else None,
+        return Attempt(
+            kind=PaymentKind.MPM_DYNAMIC, amount=order.amount, payer=payer, merchant=merchant,
+            terminal=terminal, order_id=order.id, order_expires_at_ns=order.expires_at_ns,
+            pin=request.pin, reason=DeclineReason.ORDER_EXPIRED if expired else None,
+            bill_number=order.bill_number, idempotency=request.idempotency,
         )  # fmt: skip
     if amount is None:
         raise PaymentError(PaymentRefusal.AMOUNT_REQUIRED, "a static code needs the amount to pay")
-    return attempt
+    return Attempt(
+        kind=PaymentKind.MPM_STATIC, amount=amount, payer=payer, merchant=merchant,
+        terminal=terminal, pin=request.pin, idempotency=request.idempotency,
+    )  # fmt: skip
+
+
+def _declined(
+    kind: PaymentKind, amount: int | None, payer: Payer, request: ScanRequest, reason: DeclineReason
+) -> Attempt:
+    """A scan declined before its merchant is known: what the answer and the record carry."""
+    return Attempt(
+        kind=kind, amount=amount or 0, payer=payer, pin=request.pin,
+        idempotency=request.idempotency, reason=reason,
+    )  # fmt: skip
+
+
+_CHECK_DECLINE = {  # a payment code's check, as the payment's decline
+    codes.CodeDecline.EXPIRED: DeclineReason.CODE_EXPIRED,
+    codes.CodeDecline.NOT_YET_VALID: DeclineReason.CODE_INVALID,
+}
 
 
 def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> Attempt:
@@ -171,10 +195,6 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
         raise PaymentError(PaymentRefusal.INVALID_AMOUNT, "the amount is a positive number of fen")
     if not 60 <= request.hold_seconds <= HOLD_SECONDS_MAX:
         raise PaymentError(PaymentRefusal.INVALID_HOLD, "a hold lasts 60 s to 7 days")
-    attempt = Attempt(kind=PaymentKind.CPM, amount=amount, merchant=merchant,
-                       terminal=terminal, two_phase=not request.capture,
-                       hold_seconds=request.hold_seconds,
-                       idempotency=request.idempotency)  # fmt: skip
     text = request.code.strip()
     now_s = platform.clock.now_ns() // NS_PER_SECOND
     master = platform.keys.payment_code_master
@@ -183,7 +203,7 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
             digits = codes.parse_numeric_code(text)
             presented = lookups.recorded.get(digits)
             if presented is None:
-                return replace(attempt, reason=DeclineReason.CODE_INVALID)
+                return _collected(request, amount, merchant, terminal, DeclineReason.CODE_INVALID)
             check = codes.verify_numeric_code(
                 digits, presented, key=codes.token_key(master, presented.token),
                 lookup_key=platform.keys.payment_code_lookup, now_s=now_s, used=(),
@@ -197,22 +217,33 @@ def collect(platform: Platform, lookups: Lookups, request: CollectRequest) -> At
                 presented, key=codes.token_key(master, presented.token), now_s=now_s, used=()
             )
     except codes.PaymentCodeError as exc:
-        return replace(
-            attempt,
-            reason=DeclineReason.FOREIGN_CODE
-            if exc.reason is codes.CodeDecline.FOREIGN
-            else DeclineReason.INVALID_CODE,
-        )
-    reason = None
-    if check is not None:
-        reason = {
-            codes.CodeDecline.EXPIRED: DeclineReason.CODE_EXPIRED,
-            codes.CodeDecline.NOT_YET_VALID: DeclineReason.CODE_INVALID,
-        }.get(check, DeclineReason.CODE_INVALID)
+        foreign = exc.reason is codes.CodeDecline.FOREIGN
+        declined = DeclineReason.FOREIGN_CODE if foreign else DeclineReason.INVALID_CODE
+        return _collected(request, amount, merchant, terminal, declined)
+    reason = None if check is None else _CHECK_DECLINE.get(check, DeclineReason.CODE_INVALID)
     payer = lookups.by_token.get(presented.token)
     if payer is None and reason is None:
         reason = DeclineReason.CODE_INVALID  # the card was unbound since
-    return replace(attempt, payer=payer, reason=reason, code_key=(presented.token, presented.atc))
+    return _collected(
+        request, amount, merchant, terminal, reason, payer, (presented.token, presented.atc)
+    )
+
+
+def _collected(
+    request: CollectRequest,
+    amount: int,
+    merchant: Merchant,
+    terminal: Terminal,
+    reason: DeclineReason | None,
+    payer: Payer | None = None,
+    code_key: tuple[str, int] | None = None,
+) -> Attempt:
+    """The one attempt of a collected payment code (built once, declined or not)."""
+    return Attempt(
+        kind=PaymentKind.CPM, amount=amount, payer=payer, merchant=merchant, terminal=terminal,
+        code_key=code_key, two_phase=not request.capture, hold_seconds=request.hold_seconds,
+        reason=reason, idempotency=request.idempotency,
+    )  # fmt: skip
 
 
 def recorded_codes(platform: Platform, numerics: Collection[str]) -> dict[str, codes.PaymentCode]:

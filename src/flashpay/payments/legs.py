@@ -289,9 +289,17 @@ def post_chains(
     return results
 
 
+_HELD = (CreateTransferResult.OK, CreateTransferResult.EXISTS)  # the ledger holds the transfer
+
+
 def chain_refusal(results: Sequence[CreateTransferResult]) -> CreateTransferResult | None:
     """The ledger's answer that refused a chain (its first result that is not the echo of a
     linked event's failure), ``None`` when the ledger holds the chain (posted now or before)."""
-    if all(r in (CreateTransferResult.OK, CreateTransferResult.EXISTS) for r in results):
-        return None
-    return next(r for r in results if r is not CreateTransferResult.LINKED_EVENT_FAILED)
+    # one pass, no generators: this runs for every chain of every payment
+    linked = None
+    for r in results:
+        if r is CreateTransferResult.LINKED_EVENT_FAILED:
+            linked = r
+        elif r not in _HELD:
+            return r
+    return linked  # only echoes (a ledger always names the cause, so not seen): still refused

@@ -5,27 +5,14 @@ state and QR limits and the issuer's card record, read for a batch in one statem
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 
-from flashpay.cards.service import Card
 from flashpay.db import autocommit
 from flashpay.platform import Platform
-from flashpay.wallet.cards import WalletCardStatus
-from flashpay.wallet.payers import bound_cards
-from flashpay.wallet.pin import PinState
+from flashpay.wallet.payers import BoundCard, bound_cards
 
-
-@dataclass(frozen=True, slots=True)
-class Payer:
-    user_id: int
-    wallet_card_id: int
-    wallet_status: WalletCardStatus
-    card: Card
-    pin: PinState
-    free_per_payment: int
-    qr_daily_limit: int
-    token: str  # the network token the card is bound under
-    phone: str = ""  # the user's wallet phone
+Payer = BoundCard
+"""The paying card: the wallet's own bound-card row, carried as it is (one object per row, no
+copy into a look-alike class of ours)."""
 
 
 def payers(
@@ -36,18 +23,4 @@ def payers(
         return {}, {}
     with autocommit(platform.engine) as connection:
         bound = bound_cards(connection, wallet_card_ids=wallet_card_ids, tokens=tokens)
-    found = [
-        Payer(
-            user_id=b.user_id,
-            wallet_card_id=b.wallet_card_id,
-            wallet_status=b.status,
-            card=b.card,
-            pin=b.pin,
-            free_per_payment=b.free_per_payment,
-            qr_daily_limit=b.qr_daily_limit,
-            token=b.token,
-            phone=b.phone,
-        )
-        for b in bound
-    ]
-    return {p.wallet_card_id: p for p in found}, {p.token: p for p in found}
+    return {b.wallet_card_id: b for b in bound}, {b.token: b for b in bound}

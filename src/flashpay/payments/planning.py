@@ -30,7 +30,7 @@ def _card_decline(payer: Payer, now_ns: int) -> str | None:
     """The issuer's checks shared by every kind: the value of ``card_frozen``,
     ``card_closed`` or ``card_expired`` (both kinds spell them alike), else ``None``."""
     card = payer.card
-    if payer.wallet_status is WalletCardStatus.FROZEN or card.status is CardStatus.FROZEN:
+    if payer.status is WalletCardStatus.FROZEN or card.status is CardStatus.FROZEN:
         return "card_frozen"
     if card.status is CardStatus.CLOSED:
         return "card_closed"

@@ -123,7 +123,10 @@ def run_payments(platform: Platform, attempts: list[Attempt]) -> list[Payment]:
             next(checked) if a.payer is not None and a.pin is not None else (None, None)
         )
         if a.payer is not None:
-            a = replace(a, reason=planning.payment_decline(a, verdict, now))
+            # most attempts keep their reason (none): copy the attempt only when it changes
+            reason = planning.payment_decline(a, verdict, now)
+            if reason is not a.reason:
+                a = replace(a, reason=reason)
         planned.append(a)
         before.append(state)
         verdicts.append(verdict)
