@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flashpay.db import create_engine
 from flashpay.sim.live import LiveOptions, run_live
 
-SMALL = LiveOptions(seed=5, users=25, merchants=20)
+SMALL = LiveOptions(seed=5, users=25, merchants=20, transit=False)  # transit: its own test
 
 
 def test_live_demo_summary_matches_the_records(database_url, tmp_path):

@@ -250,6 +250,10 @@ def test_rider_view_dispute_and_operator_ridership(world: TransitWorld) -> None:
     assert sum(r.trips for r in rows) == 2
     assert sum(r.revenue_minor for r in rows) == 700
     assert {(r.line, r.station) for r in rows} == {("L1", "S01")}
+    # grouped in SQL by the China hour of each trip's start (5 h apart: two rows)
+    china_hours = sorted(((t.started_at_ns // NS + 8 * 3600) // 3600) % 24 for t in trips)
+    assert sorted(r.hour for r in rows) == china_hours
+    assert len(rows) == 2
 
 
 def test_a_replay_uploaded_after_the_settle_is_not_charged(world: TransitWorld) -> None:

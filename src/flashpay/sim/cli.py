@@ -40,6 +40,9 @@ def demo(
     promotions: Annotated[
         bool, typer.Option("--promotions/--no-promotions", help="Run the theme month.")
     ] = True,
+    transit: Annotated[
+        bool, typer.Option("--transit/--no-transit", help="Run the transit day.")
+    ] = True,
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Where to write the JSON summary.")
     ] = None,
@@ -59,6 +62,7 @@ def demo(
         merchants=LIVE_FAST.merchants if fast else merchants,
         days=days,
         promotions=promotions,
+        transit=transit,
     )
     console.print(
         f"[bold]flashpay demo[/bold]: {options.users:,} users, {options.merchants:,} merchants, "
@@ -187,6 +191,19 @@ def _print_live(s: dict[str, Any], timing: dict[str, float]) -> None:
             _table("theme month: promotions", ("campaign", "budget", "spent", "uses", "state"),
                    [(c["name"], _budget(c), _yuan(c["spent_fen"]), f"{c['uses']:,}",
                      "exhausted" if c["exhausted"] else c["state"]) for c in s["promotions"]])
+        )  # fmt: skip
+    if s.get("transit"):
+        t = s["transit"]
+        console.print(
+            _table("transit day: subway and buses", ("", "figure"),
+                   [("riders", f"{t['riders']:,}"), ("taps", f"{t['taps']:,}"),
+                    ("taps refused", ", ".join(f"{k} {n}" for k, n in t["taps_refused"].items())
+                     or "0"),
+                    ("trips", ", ".join(f"{k} {n}" for k, n in t["by_status"].items())),
+                    ("fares", _yuan(t["fares_fen"])),
+                    ("caps applied", _yuan(t["caps_applied_fen"])),
+                    ("unpaid debits", f"{t['unpaid']} ({_yuan(t['unpaid_fen'])})"),
+                    ("deny-listed tokens", f"{t['deny_listed']}")])
         )  # fmt: skip
     console.print(
         f"P2P transfers: {s['transfers']}; refunds: {s['refunds']['count']:,} "

@@ -104,6 +104,7 @@ from flashpay.sim.audit import AuditSummary, Witnesses
 from flashpay.sim.network import ACQUIRERS, ISSUERS, SCENES, DemoNetwork, build_network
 from flashpay.sim.theme import start_theme_month, theme_summary
 from flashpay.sim.traffic import DAY_START_NS, PARKING_HOLD_FEN, Event, day_of_traffic
+from flashpay.sim.transit import run_transit_day
 from flashpay.wallet.binding import confirm_binding, start_binding
 from flashpay.wallet.enrolment import ENROL_BATCH_MAX, enrol_cards
 from flashpay.wallet.pin import set_pin
@@ -135,6 +136,7 @@ class LiveOptions:
     merchants: int = 300
     days: int = 1
     promotions: bool = True  # the theme month's campaigns (off: no promotion stage at all)
+    transit: bool = True  # a day of subway and bus rides after the payments (sim.transit)
 
 
 @dataclass
@@ -757,6 +759,15 @@ def run_live(
         clock.set_ns(clock.now_ns() + 5 * 3600 * NS_PER_SECOND)  # unreleased holds expire
         platform.ledger.expire_pending_transfers()
         timing["traffic_seconds"] = time.perf_counter() - traffic_started
+        transit: dict[str, Any] | None = None
+        if options.transit:
+            transit_started = time.perf_counter()
+            phones = dict(zip(world.user_ids, world.phones, strict=True))
+            transit = run_transit_day(
+                platform, clock, world.merchants, sorted(world.wallet_cards.values()),
+                seed=options.seed, pin=PIN, phones=phones,
+            )  # fmt: skip
+            timing["transit_seconds"] = time.perf_counter() - transit_started
         # The ledger check recomputes every balance from every transfer: it runs on the other
         # core, in its own process (a read-only reader of the database), while this one appends
         # the day to the audit log and has it co-signed.
@@ -822,5 +833,6 @@ def run_live(
         "books_balance": not books,
         "book_problems": books[:20],
         "promotions": promotions,
+        "transit": transit,
     }
     return LiveResult(summary, timing, audit_summary)

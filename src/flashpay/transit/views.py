@@ -188,23 +188,26 @@ class RidershipRow:
 def operator_report(
     *, platform: Platform, definition: TransitDefinition, network: Network
 ) -> list[RidershipRow]:
-    """Trips and fares by the line and station they started at, and the hour (China time)."""
-    offset = CHINA_OFFSET_SECONDS * NS
-    buckets: dict[tuple[str, str, int], list[int]] = defaultdict(lambda: [0, 0])
+    """Trips and fares by the line and station they started at, and the hour (China time).
+
+    The database groups (one row per station and hour, however many trips); only the line, a
+    property of the station in the fare definition, is looked up here."""
+    station = sa.func.coalesce(transit_trips.c.from_station, transit_trips.c.to_station)
+    hour = ((transit_trips.c.started_at_ns + CHINA_OFFSET_SECONDS * NS) // (3600 * NS)) % 24
+    buckets: dict[tuple[str, str, int], list[int]] = {}
     with platform.engine.connect() as connection:
         rows = connection.execute(
             sa.select(
-                transit_trips.c.from_station,
-                transit_trips.c.to_station,
-                transit_trips.c.started_at_ns,
-                transit_trips.c.fare_minor,
-            ).where(transit_trips.c.network == network.value)
+                station.label("station"),
+                hour.label("hour"),
+                sa.func.count(),
+                sa.func.sum(transit_trips.c.fare_minor),
+            )
+            .where(transit_trips.c.network == network.value)
+            .group_by(station, hour)
         )
-        for from_station, to_station, started, fare in rows:
-            station = str(from_station or to_station)
-            line = definition.stations[station].line if station in definition.stations else "?"
-            hour = ((int(started) + offset) // NS // 3600) % 24
-            bucket = buckets[(line, station, hour)]
-            bucket[0] += 1
-            bucket[1] += int(fare)
+        for name, at_hour, trips, revenue in rows:
+            key = str(name)
+            line = definition.stations[key].line if key in definition.stations else "?"
+            buckets[(line, key, int(at_hour))] = [int(trips), int(revenue or 0)]
     return [RidershipRow(k[0], k[1], k[2], v[0], v[1]) for k, v in sorted(buckets.items())]
