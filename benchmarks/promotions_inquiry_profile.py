@@ -31,11 +31,10 @@ from api_p2p_bench import ADMIN_URL_DEFAULT, _drop_database, _fresh_database
 from flashpay import promotions_api
 from flashpay.api import security
 from flashpay.app import create_platform_app
-from flashpay.promotions import inquiry, schemas, storage
 from flashpay.notify import RecordingNotifier
 from flashpay.platform import Platform
+from flashpay.promotions import inquiry, schemas, storage
 from promotions_inquiry_bench import _prepare
-
 
 STEPS: dict[str, list[float]] = {}
 
@@ -122,9 +121,8 @@ def main() -> None:
         _drop_database(args.admin_url or ADMIN_URL_DEFAULT, url)
     print(f"{args.campaigns} campaigns, {args.requests} requests, "
           f"{offers / args.requests:.1f} offers a request")  # fmt: skip
-    print(
-        f"statements a request: {per:.1f} ({', '.join(f'{k} {v / args.requests:.1f}' for k, v in sorted(kinds.items()))}); rows: {rows:.1f}"
-    )  # noqa: E501
+    by_kind = ", ".join(f"{k} {v / args.requests:.1f}" for k, v in sorted(kinds.items()))
+    print(f"statements a request: {per:.1f} ({by_kind}); rows: {rows:.1f}")
     print(f"in-process time a request: {took_ms:.2f} ms")
     for label, (seconds, calls) in STEPS.items():
         print(f"{label:<48}{seconds * 1000 / args.requests:>8.2f} ms{calls / args.requests:>6.1f}×")

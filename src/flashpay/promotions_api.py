@@ -30,7 +30,8 @@ from __future__ import annotations
 from typing import Annotated, Protocol
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
@@ -82,6 +83,7 @@ router.include_router(management.router)
 
 DRAW_KEY_PURPOSE = "promotion_draw"
 TextQuery = Annotated[str | None, Query(max_length=20)]
+OFFERS_JSON = TypeAdapter(list[OfferOut])
 AmountQuery = Annotated[str | None, Query(max_length=24, description='Decimal text, "12.34".')]
 
 
@@ -169,7 +171,7 @@ def discounts(
     merchant_id: IdQuery = None,
     amount: AmountQuery = None,
     campaign_id: Annotated[list[int] | None, Query()] = None,
-) -> list[OfferOut]:
+) -> Response:
     """Every campaign running now that can apply here (the scene, or the merchant: its scene,
     city and acquirer), whether it applies to each of your cards and, when it does not, why not.
     With ``campaign_id`` (repeatable, at most 50): exactly those campaigns, in any state — why
@@ -201,7 +203,10 @@ def discounts(
             scene=scene if merchant is None else merchant.scene.value,
             campaign_ids=ids,
         )
-    return [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints], by_key) for o in offers]
+    # Serialized once, here: returned as the model list, FastAPI would validate every offer
+    # again against ``response_model`` (which stays, for the OpenAPI schema) — issue 15.
+    out = [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints], by_key) for o in offers]
+    return Response(content=OFFERS_JSON.dump_json(out), media_type="application/json")
 
 
 def _scan_context(
