@@ -45,6 +45,7 @@ from flashpay.notify.environment import check_notifier_settings, notifier_from_e
 from flashpay.notify.gateway import HttpSmsGateway
 from flashpay.payments import qr_router as qr_payments_router
 from flashpay.payments import router as payments_router
+from flashpay.payments.history import new_user_facts
 from flashpay.payments.recovery import recover_payments
 from flashpay.payments.switch import payment_switch, transfer_switch
 from flashpay.payments.transfer_queries import recover_transfers
@@ -185,6 +186,9 @@ def create_platform_app(
     app.state.transfer_switch = transfer_switch(
         platform, on_batch=metrics.batch_recorder("transfers"), on_decline=declined
     )
+    # The quote's new-user facts, read as the payment stage reads them (promotions_api may not
+    # import payments: a sibling layer).
+    app.state.new_user_facts = new_user_facts
     log = chain_log or ChainLog.open(platform.database_url, clock=platform.clock)
     chain_api.mount(app, log)
 

@@ -27,10 +27,11 @@ between, the payment draws what the quote showed.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Protocol
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import TypeAdapter
 
 from flashpay.api.deps import CurrentUser, IdempotencyDep, ServicesDep
 from flashpay.api.errors import ApiError, not_found
@@ -82,7 +83,44 @@ router.include_router(management.router)
 
 DRAW_KEY_PURPOSE = "promotion_draw"
 TextQuery = Annotated[str | None, Query(max_length=20)]
+OFFERS_JSON = TypeAdapter(list[OfferOut])
 AmountQuery = Annotated[str | None, Query(max_length=24, description='Decimal text, "12.34".')]
+
+
+class NewUserFacts(Protocol):
+    first_payment_ever: bool
+    first_in_scene: bool
+
+
+class NewUserReader(Protocol):
+    """``flashpay.payments.history.new_user_facts``, handed over by the composition root."""
+
+    def __call__(
+        self, platform: Platform, connection: sa.Connection, *, user_id: int, scene: str
+    ) -> NewUserFacts: ...
+
+
+async def _new_user_reader(request: Request) -> NewUserReader | None:
+    found = getattr(request.app.state, "new_user_facts", None)
+    return found if callable(found) else None
+
+
+NewUserDep = Annotated[NewUserReader | None, Depends(_new_user_reader)]
+
+
+def _new_user(
+    reader: NewUserReader | None,
+    platform: Platform,
+    connection: sa.Connection,
+    user_id: int,
+    scene: str,
+) -> tuple[bool, bool]:
+    """(first payment ever, first in the scene) as the payment stage decides them; without the
+    payments in this app (no reader) a user counts as not new, which never promises too much."""
+    if reader is None:
+        return False, False
+    facts = reader(platform, connection, user_id=user_id, scene=scene)
+    return facts.first_payment_ever, facts.first_in_scene
 
 
 def draw_key(platform: Platform) -> bytes:
@@ -133,7 +171,7 @@ def discounts(
     merchant_id: IdQuery = None,
     amount: AmountQuery = None,
     campaign_id: Annotated[list[int] | None, Query()] = None,
-) -> list[OfferOut]:
+) -> Response:
     """Every campaign running now that can apply here (the scene, or the merchant: its scene,
     city and acquirer), whether it applies to each of your cards and, when it does not, why not.
     With ``campaign_id`` (repeatable, at most 50): exactly those campaigns, in any state — why
@@ -165,7 +203,10 @@ def discounts(
             scene=scene if merchant is None else merchant.scene.value,
             campaign_ids=ids,
         )
-    return [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints], by_key) for o in offers]
+    # Serialized once, here: returned as the model list, FastAPI would validate every offer
+    # again against ``response_model`` (which stays, for the OpenAPI schema) — issue 15.
+    out = [OfferOut.of(o, [by_key[f] for f in o.card_fingerprints], by_key) for o in offers]
+    return Response(content=OFFERS_JSON.dump_json(out), media_type="application/json")
 
 
 def _scan_context(
@@ -175,6 +216,7 @@ def _scan_context(
     card: WalletCard,
     keys: UserKeys,
     at_ns: int,
+    new_user: tuple[bool, bool] = (False, False),
 ) -> PaymentContext:
     """A scan-to-pay with ``card`` at ``merchant``, keyed as the payment keys it."""
     return PaymentContext(
@@ -194,6 +236,8 @@ def _scan_context(
         user=UserKeys(phone=keys.phone, id_fingerprint=card.card.holder_id_fingerprint.hex(),
                       card_fingerprint=card_key(card)),
         at_ns=at_ns,
+        first_payment_ever=new_user[0],
+        first_in_scene=new_user[1],
     )  # fmt: skip
 
 
@@ -201,6 +245,7 @@ def _scan_context(
 def quote_(
     user: CurrentUser,
     platform: ServicesDep,
+    new_user_reader: NewUserDep,
     merchant_id: Annotated[int, Query(ge=1, le=ID_MAX)],
     amount: Annotated[str, Query(max_length=24)],
     card_id: IdQuery = None,
@@ -217,10 +262,12 @@ def quote_(
         raise not_found("card")
     merchant = _merchant(platform, merchant_id)
     keys = _user_keys(platform, user.id, cards)
-    context = _scan_context(
-        payment_ref, amount_minor(amount), merchant, card, keys, platform.clock.now_ns()
-    )
     with platform.engine.connect() as connection:
+        new_user = _new_user(new_user_reader, platform, connection, user.id, merchant.scene.value)
+        context = _scan_context(
+            payment_ref, amount_minor(amount), merchant, card, keys, platform.clock.now_ns(),
+            new_user,
+        )  # fmt: skip
         choice = quote(connection, context=context, draw_key=draw_key(platform))
     return QuoteOut.of(choice, card.id)
 
@@ -266,6 +313,7 @@ def _scanned(
 def scan_quote(
     user: CurrentUser,
     platform: ServicesDep,
+    new_user_reader: NewUserDep,
     payload: Annotated[str, Query(min_length=1, max_length=PAYLOAD_CHARS_MAX)],
     amount: AmountQuery = None,
     payment_ref: Annotated[str, Query(min_length=1, max_length=64)] = "quote",
@@ -277,8 +325,12 @@ def scan_quote(
     cards = _active_cards(platform, user.id)
     keys = _user_keys(platform, user.id, cards)
     now_ns = platform.clock.now_ns()
-    contexts = [_scan_context(payment_ref, amount_due, merchant, c, keys, now_ns) for c in cards]
     with platform.engine.connect() as connection:
+        new_user = _new_user(new_user_reader, platform, connection, user.id, merchant.scene.value)
+        contexts = [
+            _scan_context(payment_ref, amount_due, merchant, c, keys, now_ns, new_user)
+            for c in cards
+        ]
         quoted = quote_cards(connection, contexts=contexts, draw_key=draw_key(platform))
     return ScanQuoteOut(
         merchant_id=merchant.id, merchant_name=merchant.display_name, scene=merchant.scene.value,

@@ -298,3 +298,50 @@ async def test_the_quote_equals_the_applied_discount_over_drawn_campaigns_and_pa
             f"/v1/promotions/campaigns/{campaign_id}/end", headers=world.keys["BOC"]
         )
         assert ended.status_code == 200, ended.text
+
+
+async def _quoted(world, user, shop, code, amount: str) -> tuple[str, str, list[str]]:
+    """The quote by merchant and the scan-quote of the code: (discount, pay) each (equal)."""
+    by_merchant = await world.client.get(
+        f"/v1/promotions/quote?merchant_id={shop['id']}&amount={amount}", headers=user.headers
+    )
+    assert by_merchant.status_code == 200, by_merchant.text
+    scanned = await world.client.get(
+        "/v1/promotions/scan-quote", params={"payload": code, "amount": amount},
+        headers=user.headers,
+    )  # fmt: skip
+    assert scanned.status_code == 200, scanned.text
+    (card_quote,) = scanned.json()["cards"]
+    q = by_merchant.json()
+    assert (card_quote["discount"], card_quote["pay"]) == (q["discount"], q["pay"])
+    return q["discount"], q["pay"], [a["campaign_id"] for a in q["applied"]]
+
+
+async def test_a_new_users_quote_for_a_first_payment_campaign_equals_what_the_payment_applies(
+    world,
+):
+    subway = await world.merchant("Line 4", scene="subway", mcc="4111")
+    cafe = await world.merchant("Cafe", scene="canteen", mcc="5812")
+    await campaign(world, subway["headers"], "ride",
+                   funder={"kind": "merchant", "id": subway["id"]},
+                   eligibility={"new_user": "first_ever", "merchant_ids": [subway["id"]]},
+                   benefit={"kind": "fixed_price", "price_minor": 100})  # fmt: skip
+    await campaign(world, world.keys["admin"], "canteen-first",
+                   eligibility={"new_user": "first_in_scene", "scenes": ["canteen"]},
+                   benefit={"kind": "amount_off", "threshold_minor": 0,
+                            "off_minor": 200})  # fmt: skip
+    erin, card = await world.member_with_card("Erin")
+    ride, lunch = await world.static_code(subway), await world.static_code(cafe)
+    # New: the quote promises the ¥1 ride, and the payment applies exactly that.
+    assert (await _quoted(world, erin, subway, ride, "4.00"))[:2] == ("3.00", "1.00")
+    first = (await world.pay(erin, ride, card, amount="4.00")).json()
+    assert (first["discount"], first["paid"]) == ("3.00", "1.00")
+    # No longer new: neither the quote nor the payment gives it again.
+    assert (await _quoted(world, erin, subway, ride, "4.00"))[:2] == ("0.00", "4.00")
+    second = (await world.pay(erin, ride, card, amount="4.00")).json()
+    assert (second["discount"], second["paid"]) == ("0.00", "4.00")
+    # Paid before, but never in a canteen: the first-in-scene campaign is quoted and applied.
+    assert (await _quoted(world, erin, cafe, lunch, "20.00"))[:2] == ("2.00", "18.00")
+    meal = (await world.pay(erin, lunch, card, amount="20.00")).json()
+    assert (meal["discount"], meal["paid"]) == ("2.00", "18.00")
+    assert (await _quoted(world, erin, cafe, lunch, "20.00"))[:2] == ("0.00", "20.00")

@@ -29,8 +29,7 @@ from dataclasses import replace
 import sqlalchemy as sa
 
 from flashpay.errors import invariant
-from flashpay.merchants.service import get_merchants
-from flashpay.payments.models import payments
+from flashpay.payments.history import paid_before
 from flashpay.payments.plans import Adjustment, Plan, Share
 from flashpay.platform import Platform
 from flashpay.promotions import (
@@ -52,7 +51,6 @@ from flashpay.promotions.storage import REFS_MAX
 
 STAGE_NAME = "promotions"
 DRAW_KEY_PURPOSE = "promotion_draw"  # the same derivation as flashpay.promotions_api.draw_key
-_PAID = ("completed", "partially_refunded", "refunded", "authorized", "created")
 
 
 def draw_key(platform: Platform) -> bytes:
@@ -94,29 +92,6 @@ def _context(plan: Plan, first_ever: bool, first_in_scene: bool) -> PaymentConte
         first_payment_ever=first_ever,
         first_in_scene=first_in_scene,
     )
-
-
-def _history(
-    platform: Platform, connection: sa.Connection, user_ids: Sequence[int], scenes: bool
-) -> tuple[set[int], dict[int, set[str]]]:
-    """The users (of ``user_ids``) with a payment before, and (when ``scenes``) the scenes they
-    paid in — read only when a running campaign is for new users."""
-    rows = connection.execute(
-        sa.select(payments.c.user_id, payments.c.merchant_id)
-        .where(payments.c.user_id.in_(sorted(set(user_ids))), payments.c.status.in_(_PAID))
-        .distinct()
-    ).all()
-    paid = {int(r.user_id) for r in rows}
-    if not scenes:
-        return paid, {}
-    shops = get_merchants(
-        platform=platform, merchant_ids={int(r.merchant_id) for r in rows if r.merchant_id}
-    )
-    seen: dict[int, set[str]] = {}
-    for r in rows:
-        if r.merchant_id is not None and int(r.merchant_id) in shops:
-            seen.setdefault(int(r.user_id), set()).add(shops[int(r.merchant_id)].scene.value)
-    return paid, seen
 
 
 def _for_scene(campaigns: Sequence[Campaign], scene: str) -> list[Campaign]:
@@ -164,7 +139,7 @@ class PromotionStage:
         paid: set[int] = set()
         seen: dict[int, set[str]] = {}
         if new_user - {None}:
-            paid, seen = _history(
+            paid, seen = paid_before(
                 platform, connection, [p.user_id for p, _ in wanted if p.user_id is not None],
                 NewUser.FIRST_IN_SCENE in new_user,
             )  # fmt: skip

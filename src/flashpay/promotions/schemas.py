@@ -152,10 +152,6 @@ class OfferOut(BaseModel):
         cls, offer: Offer, card_ids: list[int], id_of: Mapping[str, int] | None = None
     ) -> OfferOut:
         by_card = {str((id_of or {}).get(k, k)): r.value for k, r in offer.card_refusals}
-        return cls._of(offer, card_ids).model_copy(update={"why_not_by_card": by_card})
-
-    @classmethod
-    def _of(cls, offer: Offer, card_ids: list[int]) -> OfferOut:
         f = offer.funder
         return cls(campaign_id=offer.campaign_id, name=offer.name,
                    funder=FunderOut(kind=f.kind.value, id=f.id),
@@ -165,7 +161,7 @@ class OfferOut(BaseModel):
                    your_uses_left_total=offer.user_uses_left_total, card_ids=card_ids,
                    why_not=None if offer.why_not is None else offer.why_not.value,
                    discount=_text(offer.discount_minor),
-                   discount_minor=offer.discount_minor)  # fmt: skip
+                   discount_minor=offer.discount_minor, why_not_by_card=by_card)  # fmt: skip
 
 
 class AppliedOut(BaseModel):

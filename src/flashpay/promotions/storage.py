@@ -297,6 +297,10 @@ def budgets(connection: sa.Connection, *, campaign_ids: Iterable[int]) -> dict[i
     }
 
 
+def _nulls(*types: type[sa.types.TypeEngine[Any]]) -> list[sa.ColumnElement[Any]]:
+    return [sa.cast(sa.null(), t) for t in types]
+
+
 def usage_for(
     connection: sa.Connection,
     *,
@@ -306,46 +310,64 @@ def usage_for(
     day: str,
     at_ns: int,
 ) -> Usage:
-    """The counts ``choose`` and the inquiry check caps against: one query per table."""
+    """The counts ``choose`` and the inquiry check caps against, and the budgets: one statement
+    (a UNION ALL of the four tables' reads, one round trip instead of four — issue 15).
+
+    Every branch returns ``(kind, campaign_id, text_a, text_b, n1, n2, n3, n4)``: ``u`` a user
+    usage row (key, day, uses), ``c`` a card's (fingerprint, uses), ``k`` a usable coupon (id,
+    expiry; the one that expires soonest is the one offered, then the lowest id), ``b`` a budget
+    (money, uses max, spent, uses)."""
     if not campaign_ids:
         return Usage()
-    ids, keys = list(campaign_ids), list(user_keys)
-    u, c, k = promo_user_usage.c, promo_card_usage.c, promo_coupons.c
+    ids, keys, cards_in = list(campaign_ids), list(user_keys), list(card_fingerprints)
+    u, c, k, b = promo_user_usage.c, promo_card_usage.c, promo_coupons.c, promo_budgets.c
+    text, big = sa.String, sa.BigInteger
+    branches = [
+        sa.select(sa.literal("u", text), u.campaign_id, sa.cast(u.user_key, text),
+                  sa.cast(u.day, text), sa.cast(u.uses, big), *_nulls(big, big, big))
+        .where(u.campaign_id.in_(ids), u.user_key.in_(keys), u.day.in_([day, TOTAL_DAY])),
+        sa.select(sa.literal("k", text), k.campaign_id, *_nulls(text, text),
+                  sa.cast(k.id, big), k.expires_at_ns, *_nulls(big, big))
+        .where(k.campaign_id.in_(ids), k.owner_key.in_(keys), k.state == "issued",
+               k.expires_at_ns > at_ns),
+        sa.select(sa.literal("b", text), b.campaign_id, *_nulls(text, text),
+                  b.money_minor, b.uses_max, b.spent_minor, b.uses)
+        .where(b.campaign_id.in_(ids)),
+    ]  # fmt: skip
+    if cards_in:
+        branches.append(
+            sa.select(sa.literal("c", text), c.campaign_id, sa.cast(c.card_fingerprint, text),
+                      *_nulls(text), sa.cast(c.uses, big), *_nulls(big, big, big))
+            .where(c.campaign_id.in_(ids), c.card_fingerprint.in_(cards_in))
+        )  # fmt: skip
     today: dict[tuple[int, str], int] = {}
     total: dict[tuple[int, str], int] = {}
-    for row in connection.execute(
-        sa.select(u.campaign_id, u.user_key, u.day, u.uses).where(
-            u.campaign_id.in_(ids), u.user_key.in_(keys), u.day.in_([day, TOTAL_DAY])
-        )
-    ):
-        target = total if row.day == TOTAL_DAY else today
-        target[(int(row.campaign_id), str(row.user_key))] = int(row.uses)
-    cards = {
-        (int(row.campaign_id), str(row.card_fingerprint)): int(row.uses)
-        for row in connection.execute(
-            sa.select(c.campaign_id, c.card_fingerprint, c.uses).where(
-                c.campaign_id.in_(ids), c.card_fingerprint.in_(list(card_fingerprints))
+    cards: dict[tuple[int, str], int] = {}
+    soonest: dict[int, tuple[int, int]] = {}  # campaign -> (expires, coupon id)
+    found: dict[int, BudgetState] = {}
+    for kind, cid, a, d, n1, n2, n3, n4 in connection.execute(sa.union_all(*branches)):
+        cid = int(cid)
+        if kind == "u":
+            (total if d == TOTAL_DAY else today)[(cid, str(a))] = int(n1)
+        elif kind == "c":
+            cards[(cid, str(a))] = int(n1)
+        elif kind == "k":
+            candidate = (int(n2), int(n1))
+            if cid not in soonest or candidate < soonest[cid]:
+                soonest[cid] = candidate
+        else:
+            found[cid] = BudgetState(
+                money_minor=None if n1 is None else int(n1),
+                uses_max=None if n2 is None else int(n2),
+                spent_minor=int(n3),
+                uses=int(n4),
             )
-        )
-    }
-    coupons: dict[int, int] = {}
-    for coupon in connection.execute(
-        sa.select(k.id, k.campaign_id)
-        .where(
-            k.campaign_id.in_(ids),
-            k.owner_key.in_(keys),
-            k.state == "issued",
-            k.expires_at_ns > at_ns,
-        )
-        .order_by(k.expires_at_ns.desc(), k.id.desc())  # the last one written wins: soonest
-    ):
-        coupons[int(coupon.campaign_id)] = int(coupon.id)
     return Usage(
-        budgets=budgets(connection, campaign_ids=ids),
+        budgets=found,
         user_today=today,
         user_total=total,
         card_total=cards,
-        coupons=coupons,
+        coupons={cid: coupon_id for cid, (_, coupon_id) in soonest.items()},
     )
 
 
