@@ -182,6 +182,7 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
         "#receipt-audit"
     )
     assert "Verified in the audit log" in wallet.inner_text("#receipt-audit")
+    assert wallet.get_attribute("#receipt-audit", "data-discount-minor") == "500"  # signed leaf
     fields = wallet.inner_text("#receipt-fields")
     for shown in ("Original amount", "¥23.50", "−¥5.00", "You paid", "¥18.50",
                   "Wumart ¥5 off ¥20 −¥5.00, funded by the merchant"):  # fmt: skip

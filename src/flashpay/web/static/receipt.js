@@ -36,6 +36,8 @@
     audit.className = "audit ok";
     audit.textContent = `${t("verified")} · ${t("size")} ${verified.treeSize} · ${verified.cosigners.join(", ") || t("none")}`;
     audit.dataset.verified = "1";
+    // A discounted chain's leaf signs its discount: the page shows it agrees with the receipt's.
+    if (verified.discount !== null) audit.dataset.discountMinor = String(verified.discount);
   } catch (error) {
     audit.className = "audit bad";
     audit.textContent = `${t("verify_failed")}: ${error.message}`;
