@@ -29,7 +29,7 @@ from promo_kit import (
 
 from flashpay.chain import leaf
 from flashpay.institutions.chart import TransferCode
-from flashpay.merchants.service import SCENE_FEES, Scene
+from flashpay.merchants.records import SCENE_FEES, Scene
 from flashpay.payments.legs import ledger_ids
 
 pytestmark = pytest.mark.anyio
