@@ -150,6 +150,16 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
     wallet.click("#scan-pay button[type=submit]")
     wallet.wait_for_selector("#scan-result.ok")
     paid_at = time.monotonic()
+    # The payment applied the discount it was quoted: the result shows what the customer paid,
+    # the original amount, the discount, the campaign and who funded it.
+    quoted = wallet.get_attribute("#scan-discount", "data-discount")
+    assert quoted == "5.00"
+    assert wallet.get_attribute("#scan-result", "data-discount") == quoted
+    result = wallet.inner_text("#scan-result")
+    assert "¥18.50 · Wumart" in result, result
+    assert "Original amount ¥23.50" in result, result
+    assert "Discount −¥5.00" in result, result
+    assert "Wumart ¥5 off ¥20 −¥5.00, funded by the merchant" in result, result
     pos.wait_for_selector("#order-status[data-paid='1']", timeout=5_000)  # no reload
     network.timings["pos sees the order paid"] = round((time.monotonic() - paid_at) * 1000, 1)
     assert network.timings["pos sees the order paid"] <= LIVE_MS_MAX
@@ -172,6 +182,11 @@ def test_the_issue_scenario(browser: Any, network: Network, screens: Path) -> No
         "#receipt-audit"
     )
     assert "Verified in the audit log" in wallet.inner_text("#receipt-audit")
+    assert wallet.get_attribute("#receipt-audit", "data-discount-minor") == "500"  # signed leaf
+    fields = wallet.inner_text("#receipt-fields")
+    for shown in ("Original amount", "¥23.50", "−¥5.00", "You paid", "¥18.50",
+                  "Wumart ¥5 off ¥20 −¥5.00, funded by the merchant"):  # fmt: skip
+        assert shown in fields, fields
     assert "witness.bank-a.example" in wallet.inner_text("#receipt-audit")
     _accessible(wallet, "receipt")
     _shot(wallet, screens, "wallet-receipt")

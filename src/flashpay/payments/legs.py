@@ -205,7 +205,10 @@ def chain_id(platform: Platform, payment: Payment) -> int | None:
     """The ledger chain that paid the merchant (the audit log's key: the timestamp of the
     chain's first transfer), ``None`` before anything was posted."""
     what = "void" if payment.two_phase else "purchase"
-    return chain_timestamp(platform, ledger_ids(payment.id, what))
+    # A discounted chain opens with its discount legs (``priced_chain``): their ids count too,
+    # or the key would be a later leg's timestamp and the receipt never find its checkpoint.
+    count = 6 + DISCOUNT_SLOTS * len(payment.promotions)
+    return chain_timestamp(platform, ledger_ids(payment.id, what, count))
 
 
 def transfer_chain(

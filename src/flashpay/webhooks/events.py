@@ -36,7 +36,7 @@ from typing import Any
 
 from flashpay.institutions.chart import TransferCode
 from flashpay.ledger.ids import derive_id
-from flashpay.ledger.types import CommittedChain
+from flashpay.ledger.types import CommittedChain, Transfer
 from flashpay.money import Money
 from flashpay.payments.attempts import Payment
 from flashpay.payments.feeds import RefundLine
@@ -84,19 +84,32 @@ class Fact:
 def chain_payment_id(chain: CommittedChain) -> int | None:
     """The payment a chain belongs to, ``None`` for a chain that is not a payment's (a P2P
     transfer, an opening deposit, a recovery fence)."""
+    lead = _lead(chain)
+    return None if lead is None else (lead.user_data_64 or None)
+
+
+def _lead(chain: CommittedChain) -> Transfer | None:
+    """The chain's first purchase (or hold) leg, which names it. A discounted purchase opens
+    with its ``PROMOTION`` legs (the card is credited the discount first, decision 0019), so
+    the chain's very first transfer is not always a purchase leg."""
     if not chain.transfers:
         return None
-    first = chain.transfers[0]
-    if first.code not in (TransferCode.PURCHASE, TransferCode.PURCHASE_HOLD):
-        return None
-    return first.user_data_64 or None
+    for transfer in chain.transfers:
+        if transfer.code in (TransferCode.PURCHASE, TransferCode.PURCHASE_HOLD):
+            return transfer
+        if transfer.code not in (TransferCode.PROMOTION, TransferCode.PROMOTION_FUNDING):
+            return None  # another domain's chain
+    return None
 
 
 def names_its_payment(chain: CommittedChain, payment_id: int) -> bool:
     """Whether the chain's first transfer is a payment's purchase, hold or void leg (ids derived
     from ``payment_id``): a chain of another domain's (a transit debit) that merely carries a
     number in ``user_data_64`` is not. A refund needs its record to be told; see ``classify``."""
-    first = chain.transfers[0].id
+    lead = _lead(chain)
+    if lead is None:
+        return False
+    first = lead.id
     return (
         first in ledger_ids(payment_id, "purchase")
         or first in ledger_ids(payment_id, "hold")
@@ -116,9 +129,10 @@ def _card_amount(chain: CommittedChain, ids: Sequence[int]) -> int:
 def classify(chain: CommittedChain, refunds: Sequence[RefundLine]) -> Fact | None:
     """The fact ``chain`` records, ``None`` when it is none a merchant is told of."""
     payment_id = chain_payment_id(chain)
-    if payment_id is None:
+    lead = _lead(chain)
+    if payment_id is None or lead is None:
         return None
-    first = chain.transfers[0].id
+    first = lead.id
     at = chain.chain_id
 
     def fact(kind: EventType, ids: Sequence[int], n: int = 0) -> Fact:

@@ -75,6 +75,11 @@ const FP = (() => {
       } catch (error) { showError(form, error); }
     });
   }
+  // A payment's (or receipt's) campaigns as the cardholder reads them: "Name −¥5.00, funded by
+  // the card's bank". One wording for the result and the receipt, so they cannot disagree.
+  const promotionsText = (promotions) => (promotions || [])
+    .map((p) => `${p.name} −¥${p.discount}, ${t("funded_by")} ${t(`funder_${p.funder_kind}`)}`)
+    .join("; ");
   async function logout() { await api("POST", "/web/logout"); location.reload(); }
-  return { t, api, ApiError, onUnauthorized, $, $$, el, formData, showError, toast, svgUrl, ready, keyLogin, logout };
+  return { t, api, ApiError, onUnauthorized, $, $$, el, formData, showError, toast, svgUrl, ready, keyLogin, logout, promotionsText };
 })();

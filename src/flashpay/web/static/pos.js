@@ -1,10 +1,10 @@
-// The merchant POS: a dynamic order's QR, seen paid live (short polling, ≤ 1 s), refunds, the
+// The merchant POS: a dynamic order's QR, seen paid live (the merchant's event feed, ≤ 1 s), refunds, the
 // day's payments and totals by terminal, and collecting with the customer's payment code.
 "use strict";
 (() => {
   const { t, api, $, el, formData, showError } = FP;
-  const ORDER_POLL_MS = 300;
-  let orderTimer = null;
+  let currentOrder = null;  // {bill}: the order whose QR is on screen
+  let unfollow = null;
 
   const beijingDay = () => new Date(Date.now() + 8 * 3600_000).toISOString().slice(0, 10);
   async function start() {
@@ -13,7 +13,20 @@
     const list = terminals.items || terminals;
     $("#terminal").replaceChildren(...list.map((x) => el("option", { value: x.code, text: x.code })));
     $("#pos").hidden = false;
+    if (!unfollow) unfollow = FPEvents.follow(onEvent);
     await loadDay();
+  }
+  // One feed for the page: the order on screen turns paid on its payment.completed; any payment
+  // or refund refreshes the day's list and totals.
+  async function onEvent(event) {
+    const data = event.data || {};
+    if (event.type === "payment.completed" && currentOrder && data.bill_number === currentOrder.bill) {
+      const status = $("#order-status");
+      status.textContent = `${t("order_paid")} ¥${data.amount}`; status.className = "result ok";
+      status.dataset.paid = "1"; status.dataset.event = event.id; window.fpOrderPaidAt = Date.now();
+      currentOrder = null;
+    }
+    if (event.type.startsWith("payment.")) await loadDay();
   }
   async function loadDay() {
     const page = await api("GET", `/v1/merchant/payments?day=${beijingDay()}&limit=100`);
@@ -43,7 +56,7 @@
 
   $("#order-form").addEventListener("submit", async (event) => {
     event.preventDefault(); const form = event.target; showError(form, null);
-    clearInterval(orderTimer);
+    currentOrder = null;
     const f = formData(form);
     try {
       const bill = `W${Date.now()}`;
@@ -53,19 +66,7 @@
       $("#order-amount").textContent = `¥${order.amount}`;
       const status = $("#order-status");
       status.textContent = t("waiting"); status.className = ""; delete status.dataset.paid;
-      let busy = false;
-      orderTimer = setInterval(async () => {
-        if (busy) return; busy = true;
-        try {
-          const now = await api("GET", `/v1/merchant/orders/${order.id}`);
-          if (now.status === "paid") {
-            clearInterval(orderTimer);
-            status.textContent = `${t("order_paid")} ¥${now.amount}`; status.className = "result ok";
-            status.dataset.paid = "1"; window.fpOrderPaidAt = Date.now();
-            await loadDay();
-          }
-        } finally { busy = false; }
-      }, ORDER_POLL_MS);
+      currentOrder = { bill };  // matched on our bill number: the order id is 63-bit, a JS number rounds it
     } catch (error) { showError(form, error); }
   });
 
@@ -86,7 +87,7 @@
   });
   $("#logout").addEventListener("click", FP.logout);
 
-  FP.onUnauthorized(() => { $("#pos").hidden = true; $("#key-form").hidden = false; });
+  FP.onUnauthorized(() => { if (unfollow) { unfollow(); unfollow = null; } $("#pos").hidden = true; $("#key-form").hidden = false; });
   FP.keyLogin($("#key-form"), () => start());
   (async () => {
     try { await api("GET", "/v1/merchant", undefined, { quiet401: true }); await start(); }

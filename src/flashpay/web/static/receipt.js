@@ -17,7 +17,14 @@
   const fields = $("#receipt-fields");
   const row = (k, v) => fields.append(el("dt", { text: k }), el("dd", { text: v }));
   row(t("voucher"), receipt.voucher); row(t("merchant"), receipt.recipient);
-  row(t("amount"), `¥${receipt.amount}`); row(t("cards"), receipt.from_card);
+  if (receipt.discount && receipt.discount !== "0.00") {
+    // A discounted QR payment: what was sold, what the campaigns took off and who paid for it.
+    row(t("original_amount"), `¥${receipt.original_amount || receipt.amount}`);
+    row(t("discount"), `−¥${receipt.discount}`);
+    row(t("campaign"), FP.promotionsText(receipt.promotions));
+    row(t("you_paid"), `¥${receipt.paid}`);
+  } else row(t("amount"), `¥${receipt.amount}`);
+  row(t("cards"), receipt.from_card);
   row(t("status"), receipt.status); row("", new Date(receipt.completed_at).toLocaleString());
   if (!receipt.audit) { audit.textContent = t("not_yet_logged"); FP.ready(); return; }
   const chain = text.match(/"chain_id"\s*:\s*(\d+)/);
@@ -29,6 +36,8 @@
     audit.className = "audit ok";
     audit.textContent = `${t("verified")} · ${t("size")} ${verified.treeSize} · ${verified.cosigners.join(", ") || t("none")}`;
     audit.dataset.verified = "1";
+    // A discounted chain's leaf signs its discount: the page shows it agrees with the receipt's.
+    if (verified.discount !== null) audit.dataset.discountMinor = String(verified.discount);
   } catch (error) {
     audit.className = "audit bad";
     audit.textContent = `${t("verify_failed")}: ${error.message}`;

@@ -105,7 +105,8 @@ const FPVerify = (() => {
     const checkpoint = await verifyNote(receipt.checkpoint, keys);
     if (checkpoint.size !== receipt.tree_size) fail("the receipt's tree size is not the checkpoint's");
     const leaf = b64(receipt.leaf);
-    if (leaf[0] !== 1) fail(`unknown leaf version ${leaf[0]}`);
+    // Version 2 (decision 0019): version 1 plus the chain's discount after the transfers.
+    if (leaf[0] !== 1 && leaf[0] !== 2) fail(`unknown leaf version ${leaf[0]}`);
     if (u64(leaf, 1) !== BigInt(receipt.leaf_index)) fail("the leaf is for another index");
     if (u64(leaf, 9) !== BigInt(receipt.chain_id)) fail("the leaf is for another chain");
     const leafHash = await sha256(concat(Uint8Array.of(0), leaf));
@@ -114,7 +115,8 @@ const FPVerify = (() => {
     const amounts = [];
     const count = new DataView(leaf.buffer).getUint16(50);
     for (let k = 0; k < count; k++) amounts.push(u64(leaf, 52 + 92 * k + 24));
-    return { treeSize: checkpoint.size, cosigners: [...checkpoint.cosigners.keys()], amounts };
+    const discount = leaf[0] === 2 ? u64(leaf, 52 + 92 * count) : null;  // minor units, signed in the leaf
+    return { treeSize: checkpoint.size, cosigners: [...checkpoint.cosigners.keys()], amounts, discount };
   }
   return { verifyReceipt, parseKeys, rootFromProof, VerifyError };
 })();

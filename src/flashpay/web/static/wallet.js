@@ -163,6 +163,7 @@
     try {
       const q = await api("GET", `/v1/promotions/quote?merchant_id=${scanned.merchant_id}&amount=${encodeURIComponent(amount)}&card_id=${form.card.value}`);
       const names = (q.applied || []).map((a) => a.name || a.campaign_name || "").filter(Boolean).join(", ");
+      $("#scan-discount").dataset.discount = q.discount || "0.00";
       $("#scan-discount").textContent = q.discount && q.discount !== "0.00" ? `−¥${q.discount}${names ? ` (${names})` : ""}` : t("no_discount");
       $("#scan-topay").textContent = `¥${q.pay}`;
     } catch (error) { $("#scan-discount").textContent = t("no_discount"); $("#scan-topay").textContent = `¥${amount}`; }
@@ -208,7 +209,11 @@
       form.pin.value = "";
       if (p.status === "declined") { result.className = "result bad"; result.textContent = `${t("declined")}: ${p.decline_reason}`; return; }
       result.className = "result ok";
-      result.replaceChildren(`${t("result_ok")} ¥${p.amount} · ${p.merchant} · `, el("a", { href: `/wallet/receipts/${p.id}`, text: t("receipt") }));
+      // What was applied, from the payment itself (not the quote): original, discount, campaigns.
+      result.dataset.discount = p.discount;
+      const parts = [`${t("result_ok")} ¥${p.paid} · ${p.merchant}`];
+      if (p.discount_minor > 0) parts.push(`${t("original_amount")} ¥${p.amount} · ${t("discount")} −¥${p.discount} · ${FP.promotionsText(p.promotions)}`);
+      result.replaceChildren(el("span", { class: "result-text", text: `${parts.join(" · ")} · ` }), el("a", { href: `/wallet/receipts/${p.id}`, text: t("receipt") }));
       form.hidden = true; scanned = null;
     } catch (error) { result.className = "result bad"; result.textContent = `${t("declined")}: ${error.code}`; }
   });
