@@ -38,3 +38,17 @@ def test_flashpay_demo_fast_command(tmp_path):
         timeout=300,
     )
     assert check.returncode == 0, check.stderr
+
+    # Run again in the same directory, smaller: the demo deletes its database and starts a new,
+    # shorter log; its witnesses are new identities and co-sign it instead of refusing it as a
+    # roll-back of the first run's log (their state files are from the first run).
+    again = subprocess.run(
+        [sys.executable, "-m", "flashpay.cli", "demo", "--fast", "--no-transit", "--no-promotions",
+         "--users", "20", "--seed", "3", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout + again.stderr
+    second = json.loads((tmp_path / "demo-summary.json").read_text())["audit_log"]
+    assert second["leaves"] < audit_log["leaves"]
+    assert second["final"] is True
+    assert len(second["cosigned_by"]) == 3

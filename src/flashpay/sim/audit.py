@@ -55,10 +55,15 @@ def _start(
     key_file = directory / f"{member}.key"
     key_file.write_text(skey + "\n")
     key_file.chmod(0o600)
+    # A new key is a new witness: the state a previous demo run left in this directory belongs to
+    # another identity that witnessed another (now deleted) log, and would make this one refuse
+    # the fresh log's first checkpoint as a roll-back.
+    state_file = directory / f"{member}-state.json"
+    state_file.unlink(missing_ok=True)
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "flashpay.cli", "witness", "serve", "--key", str(key_file),
-         "--log-key", log_vkey, "--state", str(directory / f"{member}-state.json"),
+         "--log-key", log_vkey, "--state", str(state_file),
          "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=(directory / f"{member}.log").open("wb"),
